@@ -1,0 +1,1 @@
+"""Slim-style network definitions that accept L2-CAF attention filters."""
