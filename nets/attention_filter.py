@@ -16,6 +16,11 @@ import collections
 
 from nets.tf_slim_compat import tf
 
+# The gate is a tf.cond. Gradients to the filter are built after the graph has already run
+# (the checkpoint is restored first), which a cond only allows when it exports its
+# intermediate values.
+tf.compat.v1.experimental.output_all_intermediates(True)
+
 FILTER_TYPES = ("l2norm", "softmax", "gauss")
 FILTER_COLLECTION = "l2caf_attention_filters"
 

@@ -13,6 +13,7 @@ below happen once, before tf-slim is imported anywhere:
 import importlib
 import os
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -57,6 +58,9 @@ def _alias_tf_keras_legacy_layers():
 _alias_tf_keras_legacy_layers()
 
 import tf_slim as slim  # noqa: E402
+
+# tf-slim builds tf.compat.v1.layers with `layer.apply`, which warns on every layer.
+warnings.filterwarnings("ignore", message="`layer.apply` is deprecated")
 
 tf.compat.v1.disable_eager_execution()
 

@@ -1,0 +1,110 @@
+"""Maps a network name to everything the project needs to know about it."""
+import collections
+
+from nets import densenet, inception_v1, resnet_v2
+from nets.tf_slim_compat import slim, tf
+
+NetworkSpec = collections.namedtuple("NetworkSpec", [
+    "name", "network_fn", "arg_scope_fn", "preprocessing", "image_size", "num_classes",
+    "label_offset", "last_conv_end_point", "default_attention_points", "checkpoint_file",
+    "download_url", "linear_head_scope"])
+NetworkSpec.__doc__ = """What the project knows about one network.
+
+network_fn(inputs, num_classes, attention) -> (logits, end_points), inside arg_scope_fn().
+preprocessing: name of the input normalisation (see `preprocess`). num_classes: network
+outputs (None: from the label list). label_offset: output index of class id 0 (1 for the
+1001-class slim checkpoints, whose output 0 is background). linear_head_scope: scope of the
+1x1 logits conv when the head after `last_conv_end_point` is a global mean followed by that
+linear layer (its logits are then linear in the filter), else None."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess(images, preprocessing):
+    """RGB images, float 0..255, [N, H, W, 3] -> the network's input."""
+    scaled = images / 255.0
+    if preprocessing == "inception":
+        return (scaled - 0.5) * 2.0
+    if preprocessing == "imagenet_mean_std":
+        return (scaled - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    raise ValueError("unknown preprocessing %r" % (preprocessing,))
+
+
+# The demo model: a narrow, shallow DenseNet trained on the synthetic shapes data set.
+# Three dense blocks give a stride of 16: a 13x13 last conv map at 208x208 input (odd, so
+# the gauss filter works there too).
+DEMO_IMAGE_SIZE = 208
+DEMO_DENSENET = dict(reduction=0.5, growth_rate=12, num_filters=24, num_layers=(3, 3, 3))
+
+
+def _network_fn(builder, **structure):
+    """The uniform network_fn(inputs, num_classes, attention) of a builder."""
+    def network_fn(inputs, num_classes, attention=None):
+        return builder(inputs, num_classes=num_classes, attention=attention, **structure)
+    return network_fn
+
+
+_SLIM_CHECKPOINTS = "http://download.tensorflow.org/models/"
+# pudae/tensorflow-densenet's archives live on Google Drive (tf-densenet<depth>.tar.gz).
+_GOOGLE_DRIVE = "https://drive.google.com/file/d/%s/view"
+
+NETWORKS = collections.OrderedDict((spec.name, spec) for spec in [
+    NetworkSpec("inception_v1", _network_fn(inception_v1.inception_v1),
+                inception_v1.inception_v1_arg_scope, "inception", 224, 1001, 1,
+                inception_v1.LAST_CONV_END_POINT, inception_v1.DEFAULT_ATTENTION_POINTS,
+                "inception_v1.ckpt", _SLIM_CHECKPOINTS + "inception_v1_2016_08_28.tar.gz",
+                "Logits/Conv2d_0c_1x1"),
+    NetworkSpec("resnet_v2_50", _network_fn(resnet_v2.resnet_v2_50), resnet_v2.resnet_arg_scope,
+                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
+                "resnet_v2_50.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_50_2017_04_14.tar.gz",
+                "logits"),
+    NetworkSpec("resnet_v2_101", _network_fn(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope,
+                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
+                "resnet_v2_101.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_101_2017_04_14.tar.gz",
+                "logits"),
+    NetworkSpec("resnet_v2_152", _network_fn(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope,
+                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
+                "resnet_v2_152.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_152_2017_04_14.tar.gz",
+                "logits"),
+] + [
+    NetworkSpec(name, _network_fn(builder), densenet.densenet_arg_scope, "imagenet_mean_std", 224,
+                1000, 0, densenet.last_conv_end_point(layers),
+                densenet.default_attention_points(layers), checkpoint, url, None)
+    for name, builder, layers, checkpoint, url in [
+        ("densenet121", densenet.densenet121, densenet.DENSENET121_LAYERS,
+         "tf-densenet121.ckpt", _GOOGLE_DRIVE % "0B_fUSpodN0t0eW1sVk1aeWREaDA"),
+        ("densenet161", densenet.densenet161, densenet.DENSENET161_LAYERS,
+         "tf-densenet161.ckpt", _GOOGLE_DRIVE % "0B_fUSpodN0t0NmZvTnZZa2plaHc"),
+        ("densenet169", densenet.densenet169, densenet.DENSENET169_LAYERS,
+         "tf-densenet169.ckpt", _GOOGLE_DRIVE % "0B_fUSpodN0t0TDB5Ti1PeTZMM2c"),
+    ]
+] + [
+    NetworkSpec("demo_densenet",
+                _network_fn(densenet.densenet, scope="demo_densenet",
+                             **DEMO_DENSENET),
+                densenet.densenet_arg_scope, "imagenet_mean_std", DEMO_IMAGE_SIZE, None, 0,
+                densenet.last_conv_end_point(DEMO_DENSENET["num_layers"]),
+                densenet.default_attention_points(DEMO_DENSENET["num_layers"]),
+                "demo_densenet.ckpt", "", None),
+])
+
+
+class UnknownNetworkError(ValueError):
+    pass
+
+
+def get_network(name):
+    """The NetworkSpec of `name`; an unknown name is an error listing the known ones."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise UnknownNetworkError("unknown network %r; known networks: %s"
+                                  % (name, ", ".join(NETWORKS))) from None
+
+
+def build(spec, images, num_classes, attention=None):
+    """Builds `spec`'s network on RGB `images` (float 0..255) for inference."""
+    with slim.arg_scope(spec.arg_scope_fn()):
+        return spec.network_fn(preprocess(images, spec.preprocessing), num_classes,
+                               attention=attention)
