@@ -70,6 +70,31 @@ COMMON_OPTIONS = collections.OrderedDict([
     ("overlay_alpha", _option("float", 0.6, "heatmap opacity in overlays")),
 ])
 
+# Keys of the fast, batched visualiser (scripts/visualize_attention_fast.py): the common keys,
+# with the released fast script's tolerance and no overlays by default, plus the sweep keys.
+FAST_OPTIONS = collections.OrderedDict(COMMON_OPTIONS)
+FAST_OPTIONS.update([
+    ("tolerance", COMMON_OPTIONS["tolerance"]._replace(default=1e-4)),
+    ("save_overlays", COMMON_OPTIONS["save_overlays"]._replace(default=False)),
+    ("annotations", _option("str", "",
+                            "folder of bounding-box XMLs, one per image named after it "
+                            "(ILSVRC layout); gives the ground truth (empty: none, except "
+                            "ImageNet's validation labels for ILSVRC2012_val_* names)")),
+    ("explain_gt", _option("bool", False,
+                           "also explain the ground-truth classes, when known (cls_specific; "
+                           "for GT-known localisation)")),
+    ("batch_size", _option("int", 64, "images optimised together (filter rows: batch_size "
+                                      "times the classes per image)")),
+    ("heatmap_format", _option("str", "npz", "npz: one compressed file per batch, the "
+                                             "results' heatmap field is FILE.npz:KEY; npy: one "
+                                             "file per heatmap", ("npz", "npy"))),
+    ("workers", _option("int", 4, "threads decoding and resizing the next batch's images")),
+    ("limit", _option("int", 0, "only the first N images, in sorted order (0: all)")),
+    ("shard", _option("str", "0/1", "INDEX/COUNT: this run takes every COUNT-th image from "
+                                    "the INDEX-th (0/4 ... 3/4); its output files name the "
+                                    "shard; join them with --merge")),
+])
+
 
 class Config(collections.OrderedDict):
     """Effective configuration: attribute access to the keys."""
@@ -85,16 +110,17 @@ class Config(collections.OrderedDict):
             yaml.safe_dump(dict(self), stream, sort_keys=False)
 
 
-def _convert(options, key, value, source):
+def _convert(options, key, value, source, shown_key=None):
     option = options[key]
+    shown_key = shown_key or key
     try:
         converted = _PARSERS[option.type](value)
     except (TypeError, ValueError):
         raise ConfigError("%s: %s must be %s, got %r"
-                          % (source, key, _TYPE_WORDS[option.type], value)) from None
+                          % (source, shown_key, _TYPE_WORDS[option.type], value)) from None
     if option.choices and converted not in option.choices:
         raise ConfigError("%s: %s must be one of %s, got %r"
-                          % (source, key, ", ".join(option.choices), value))
+                          % (source, shown_key, ", ".join(option.choices), value))
     return converted
 
 
@@ -140,7 +166,7 @@ def from_arguments(args, options):
     for key in options:
         given = getattr(args, key)
         if given is not None:
-            values[key] = _convert(options, key, given, "--" + key)
+            values[key] = _convert(options, key, given, "command line", "--" + key)
     return Config(values)
 
 

@@ -52,7 +52,7 @@ class FilterOptimizer(object):
         self.model = model
         variable = model.filter.variable
         rows = int(variable.shape[0])
-        with model.graph.as_default(), tf.compat.v1.variable_scope("l2caf_adam"):
+        with model.graph.as_default(), tf.compat.v1.variable_scope(None, "l2caf_adam"):
             outputs = model.outputs
             self.targets = tf.compat.v1.placeholder(tf.float32, outputs.shape, "targets")
             if caf_variant == "cls_specific":

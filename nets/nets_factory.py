@@ -10,7 +10,8 @@ NetworkSpec = collections.namedtuple("NetworkSpec", [
     "download_url", "linear_head_scope"])
 NetworkSpec.__doc__ = """What the project knows about one network.
 
-network_fn(inputs, num_classes, attention) -> (logits, end_points), inside arg_scope_fn().
+network_fn(inputs, num_classes, attention, is_training) -> (logits, end_points), inside
+arg_scope_fn().
 preprocessing: name of the input normalisation (see `preprocess`). num_classes: network
 outputs (None: from the label list). label_offset: output index of class id 0 (1 for the
 1001-class slim checkpoints, whose output 0 is background). linear_head_scope: scope of the
@@ -32,16 +33,18 @@ def preprocess(images, preprocessing):
 
 
 # The demo model: a narrow, shallow DenseNet trained on the synthetic shapes data set.
-# Three dense blocks give a stride of 16: a 13x13 last conv map at 208x208 input (odd, so
-# the gauss filter works there too).
-DEMO_IMAGE_SIZE = 208
-DEMO_DENSENET = dict(reduction=0.5, growth_rate=12, num_filters=24, num_layers=(3, 3, 3))
+# Two dense blocks give a stride of 8: a 21x21 last conv map at 168x168 input (fine enough
+# for tight boxes, and odd, so the gauss filter works there too), small enough to train on
+# a CPU in minutes.
+DEMO_IMAGE_SIZE = 168
+DEMO_DENSENET = dict(reduction=0.5, growth_rate=12, num_filters=24, num_layers=(4, 4))
 
 
 def _network_fn(builder, **structure):
-    """The uniform network_fn(inputs, num_classes, attention) of a builder."""
-    def network_fn(inputs, num_classes, attention=None):
-        return builder(inputs, num_classes=num_classes, attention=attention, **structure)
+    """The uniform network_fn(inputs, num_classes, attention, is_training) of a builder."""
+    def network_fn(inputs, num_classes, attention=None, is_training=False):
+        return builder(inputs, num_classes=num_classes, attention=attention,
+                       is_training=is_training, **structure)
     return network_fn
 
 
@@ -103,8 +106,8 @@ def get_network(name):
                                   % (name, ", ".join(NETWORKS))) from None
 
 
-def build(spec, images, num_classes, attention=None):
-    """Builds `spec`'s network on RGB `images` (float 0..255) for inference."""
+def build(spec, images, num_classes, attention=None, is_training=False):
+    """Builds `spec`'s network on RGB `images` (float 0..255), for inference by default."""
     with slim.arg_scope(spec.arg_scope_fn()):
         return spec.network_fn(preprocess(images, spec.preprocessing), num_classes,
-                               attention=attention)
+                               attention=attention, is_training=is_training)

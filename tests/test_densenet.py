@@ -1,0 +1,171 @@
+"""DenseNet: the checkpoint's variables, end points, and attention filters in the network."""
+import os
+
+import numpy as np
+import pytest
+
+from nets import densenet
+from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
+from nets.tf_slim_compat import slim, tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DENSENET161_VARIABLES = os.path.join(
+    REPO_ROOT, "..", "shared", "reference", "densenet161_variables.tsv")
+
+TINY_LAYERS = (2, 2)
+TINY_CLASSES = 10
+TINY_LAST_CONV = "dense_block2/conv_block2"
+
+
+def read_variable_list(path):
+    """{name: shape} from a file of `name TAB comma-separated shape` lines."""
+    variables = {}
+    with open(path) as lines:
+        for line in lines:
+            name, shape = line.rstrip("\n").split("\t")
+            variables[name] = tuple(int(size) for size in shape.split(","))
+    return variables
+
+
+def model_variables_by_name():
+    """{name: shape} of the graph's variables, the attention filters' aside."""
+    filters = set(tf.compat.v1.get_collection(FILTER_COLLECTION))
+    return {variable.op.name: tuple(variable.shape.as_list())
+            for variable in tf.compat.v1.global_variables() if variable not in filters}
+
+
+def build_tiny(images, attention=None, reuse=None):
+    with slim.arg_scope(densenet.densenet_arg_scope()):
+        return densenet.densenet(images, num_classes=TINY_CLASSES, growth_rate=4,
+                                 num_filters=8, num_layers=TINY_LAYERS, reuse=reuse,
+                                 scope="tiny", attention=attention)
+
+
+def random_images(batch=2, size=32):
+    return np.random.RandomState(0).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+
+
+def test_densenet161_variables_equal_the_checkpoint():
+    with tf.Graph().as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, 224, 224, 3])
+        attention = AttentionFilters()
+        with slim.arg_scope(densenet.densenet_arg_scope()):
+            logits, end_points = densenet.densenet161(images, attention=attention)
+
+        assert model_variables_by_name() == read_variable_list(DENSENET161_VARIABLES)
+        assert list(attention.filters) == densenet.default_attention_points(
+            densenet.DENSENET161_LAYERS)
+        # A raw filter and a gate per conv block, none of them among the model variables.
+        assert len(tf.compat.v1.get_collection(FILTER_COLLECTION)) == 2 * sum(
+            densenet.DENSENET161_LAYERS)
+        last_conv = densenet.last_conv_end_point(densenet.DENSENET161_LAYERS)
+        assert last_conv == "dense_block4/conv_block24"
+        assert end_points[last_conv].shape.as_list() == [1, 7, 7, 2208]
+        assert logits.shape.as_list() == [1, 1000]
+
+
+@pytest.mark.parametrize("network, scope, num_layers, channels", [
+    (densenet.densenet121, "densenet121", densenet.DENSENET121_LAYERS, 1024),
+    (densenet.densenet169, "densenet169", densenet.DENSENET169_LAYERS, 1664),
+])
+def test_densenet121_and_169_build_their_conv_blocks(network, scope, num_layers, channels):
+    with tf.Graph().as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, 224, 224, 3])
+        with slim.arg_scope(densenet.densenet_arg_scope()):
+            _, end_points = network(images)
+        conv_blocks = [name for name in end_points if "/conv_block" in name]
+        assert conv_blocks == densenet.default_attention_points(num_layers)
+        assert len(conv_blocks) == sum(num_layers)
+        assert end_points["PreLogits"].shape.as_list() == [1, channels]
+        weights = model_variables_by_name()
+        assert weights[scope + "/logits/weights"] == (1, 1, channels, 1000)
+    assert network.default_image_size == 224
+
+
+def test_tiny_densenet_end_point_shapes():
+    with tf.Graph().as_default():
+        _, end_points = build_tiny(tf.compat.v1.placeholder(tf.float32, [2, 32, 32, 3]))
+        shapes = {name: tensor.shape.as_list() for name, tensor in end_points.items()}
+    assert shapes == {
+        "conv1": [2, 16, 16, 8],
+        "pool1": [2, 8, 8, 8],
+        "dense_block1/conv_block1": [2, 8, 8, 12],
+        "dense_block1/conv_block2": [2, 8, 8, 16],
+        "dense_block1": [2, 8, 8, 16],
+        "transition_block1": [2, 4, 4, 8],
+        "dense_block2/conv_block1": [2, 4, 4, 12],
+        "dense_block2/conv_block2": [2, 4, 4, 16],
+        "dense_block2": [2, 4, 4, 16],
+        "final_block": [2, 4, 4, 16],
+        "global_pool": [2, 1, 1, 16],
+        "PreLogits": [2, 16],
+        "Logits": [2, TINY_CLASSES],
+        "Predictions": [2, TINY_CLASSES],
+    }
+
+
+def test_tiny_densenet_without_classes_returns_pre_logits():
+    with tf.Graph().as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [2, 32, 32, 3])
+        with slim.arg_scope(densenet.densenet_arg_scope()):
+            features, end_points = densenet.densenet(
+                images, num_classes=None, growth_rate=4, num_filters=8, num_layers=TINY_LAYERS)
+        assert features is end_points["PreLogits"]
+        assert "Logits" not in end_points
+        assert not [v for v in tf.compat.v1.global_variables() if "logits" in v.op.name]
+
+
+def test_closed_gates_leave_the_network_bit_identical():
+    with tf.Graph().as_default():
+        images = tf.constant(random_images())
+        plain_logits, _ = build_tiny(images)
+        attention = AttentionFilters()
+        # The same weights, with a filter (gate closed) after every conv block.
+        logits, _ = build_tiny(images, attention=attention, reuse=tf.compat.v1.AUTO_REUSE)
+        assert list(attention.filters) == densenet.default_attention_points(TINY_LAYERS)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            plain, filtered = session.run([plain_logits, logits])
+    np.testing.assert_array_equal(filtered, plain)
+
+
+@pytest.mark.parametrize("filter_type", ["l2norm", "softmax"])
+def test_open_gate_at_last_conv_block_filters_before_final_batch_norm(filter_type):
+    with tf.Graph().as_default():
+        attention = AttentionFilters([TINY_LAST_CONV], filter_type=filter_type, rows=2)
+        logits, end_points = build_tiny(tf.constant(random_images()), attention=attention)
+        last_conv = attention.filters[TINY_LAST_CONV]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            closed_logits = session.run(logits)
+            session.run(last_conv.gate.assign(True))
+            raw, activation, output, final_block, open_logits = session.run(
+                [last_conv.variable, last_conv.activation, last_conv.output,
+                 end_points["final_block"], logits])
+
+    flat = raw.reshape(len(raw), -1)
+    if filter_type == "l2norm":
+        expected_filter = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    else:
+        expected_filter = np.exp(flat) / np.exp(flat).sum(axis=1, keepdims=True)
+    expected = activation * expected_filter.reshape(raw.shape)[..., None]
+    np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-6)
+    # Freshly initialised batch norm (mean 0, variance 1, gamma 1, beta 0) only rescales,
+    # so final_block must be ReLU of the filtered map: the filter comes before its BN.
+    np.testing.assert_allclose(final_block, np.maximum(expected, 0) / np.sqrt(1 + 1.1e-5),
+                               rtol=1e-5, atol=1e-6)
+    assert np.abs(open_logits - closed_logits).max() > 1e-4
+
+
+def test_gauss_filter_at_an_even_sized_map_is_refused():
+    with tf.Graph().as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3])
+        with pytest.raises(AttentionFilterError, match="odd"):
+            build_tiny(images, attention=AttentionFilters([TINY_LAST_CONV], filter_type="gauss"))
+
+
+def test_unknown_attention_point_is_refused():
+    with tf.Graph().as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3])
+        with pytest.raises(AttentionFilterError, match="dense_block9/conv_block1"):
+            build_tiny(images, attention=AttentionFilters(["dense_block9/conv_block1"]))

@@ -1,0 +1,132 @@
+"""The optimisation loop: Adam as TF's, per-row independence, the cached path, convergence."""
+import collections
+
+import numpy as np
+import pytest
+
+from l2caf.methods import L2CAF
+from l2caf.model import Model
+from l2caf.optimize import FilterOptimizer, learning_rate_at
+from nets import nets_factory
+from nets.tf_slim_compat import tf
+from tests.helpers import random_demo_checkpoint
+
+Settings = collections.namedtuple("Settings", ["learning_rate", "end_learning_rate", "max_iters",
+                                               "tolerance", "check_every", "seed"])
+SIZE = nets_factory.get_network("demo_densenet").image_size
+
+
+def settings(**changes):
+    values = dict(learning_rate=0.5, end_learning_rate=0.0, max_iters=30, tolerance=0.0,
+                  check_every=10, seed=3)
+    values.update(changes)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return random_demo_checkpoint(tmp_path_factory.mktemp("demo"), num_classes=4)[0]
+
+
+@pytest.fixture
+def demo_model(checkpoint):
+    """Builds demo_densenet models that share one set of random weights."""
+    def build(rows=1, filter_type="l2norm", layer=""):
+        model = Model(nets_factory.get_network("demo_densenet"), 4, layer, filter_type, rows=rows)
+        model.restore(checkpoint)
+        return model
+    return build
+
+
+def random_images(count, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def test_learning_rate_is_linear_decay():
+    assert learning_rate_at(0, 0.5, 0.0, 1000) == 0.5
+    assert learning_rate_at(500, 0.5, 0.0, 1000) == pytest.approx(0.25)
+    assert learning_rate_at(1000, 0.5, 0.1, 1000) == pytest.approx(0.1)
+
+
+def test_our_adam_follows_tensorflows_adam_with_polynomial_decay(demo_model):
+    model = demo_model()
+    optimizer = FilterOptimizer(model, "cls_oblivious")
+    image = random_images(1)
+    variable = model.filter.variable
+    with model.graph.as_default():
+        existing = set(tf.compat.v1.global_variables())
+        step = tf.compat.v1.Variable(0, trainable=False, dtype=tf.int64)
+        rate = tf.compat.v1.train.polynomial_decay(0.5, step, 30, 0.0, power=1.0)
+        reference = tf.compat.v1.train.AdamOptimizer(rate).minimize(
+            tf.reduce_sum(optimizer.row_losses), var_list=[variable], global_step=step)
+        model.session.run(tf.compat.v1.variables_initializer(
+            [v for v in tf.compat.v1.global_variables() if v not in existing]))
+    targets = model.session.run(model.outputs, {model.images: image}) + 1.0
+    initial = np.random.default_rng(1).standard_normal(variable.shape).astype(np.float32)
+    result = optimizer.run({model.images: image}, initial, targets, settings())
+    ours = model.session.run(variable)
+    variable.load(initial, model.session)
+    model.set_gate(True)
+    for _ in range(30):
+        model.session.run(reference, {model.images: image, optimizer.targets: targets})
+    np.testing.assert_allclose(ours, model.session.run(variable), rtol=1e-4, atol=1e-5)
+    assert result.iterations.tolist() == [30]
+
+
+@pytest.mark.parametrize("filter_type", ["l2norm", "softmax", "gauss"])
+def test_cached_activation_equals_the_naive_path(filter_type, demo_model):
+    model = demo_model(filter_type=filter_type)
+    images = random_images(1)
+    keys = ["a.jpg"]
+    cached = L2CAF(model, "cls_specific", settings(), cache_activation=True)(images, keys, [[2]])
+    naive = L2CAF(model, "cls_specific", settings(), cache_activation=False)(images, keys, [[2]])
+    np.testing.assert_allclose(cached[0].heatmap, naive[0].heatmap, rtol=1e-4, atol=1e-6)
+    assert cached[0].loss == pytest.approx(naive[0].loss, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["cls_specific", "cls_oblivious"])
+def test_rows_are_independent_and_seeded_per_image_and_class(variant, demo_model):
+    images, keys = random_images(3, seed=5), ["x.png", "y.png", "z.png"]
+    classes = [[0, 3], [1], [2, 0]] if variant == "cls_specific" else None
+    batched = L2CAF(demo_model(rows=6), variant, settings())(images, keys, classes)
+    single = L2CAF(demo_model(rows=1), variant, settings())
+    for explanation in batched:
+        index = explanation.image_index
+        [alone] = single(images[index:index + 1], keys[index:index + 1],
+                         None if classes is None else [[explanation.class_id]])
+        np.testing.assert_allclose(explanation.heatmap, alone.heatmap, rtol=1e-4, atol=1e-6)
+    assert len(batched) == (5 if variant == "cls_specific" else 3)
+
+
+def test_a_settled_row_stops_while_others_go_on(demo_model):
+    model = demo_model(rows=2)
+    optimizer = FilterOptimizer(model, "cls_specific")
+    images = random_images(2)
+    targets = np.ones((2, 4), np.float32)
+    targets[:, 1] = -1
+    initial = np.random.default_rng(0).standard_normal(model.filter.variable.shape)
+    # Row 0 has a zero learning signal (all-zero class weights): its loss never moves.
+    targets[0] = 0.0
+    result = optimizer.run({model.images: images}, initial.astype(np.float32), targets,
+                           settings(max_iters=60, tolerance=1e-9))
+    assert result.iterations[0] == 20  # stopped at the second check: no change since the first
+    assert result.iterations[1] == 60
+    np.testing.assert_allclose(model.session.run(model.filter.variable)[0], initial[0],
+                               rtol=1e-6)
+
+
+def test_class_specific_raises_the_class_logit(demo_model):
+    model = demo_model()
+    explainer = L2CAF(model, "cls_specific", settings(max_iters=50))
+    images = random_images(1)
+    before = explainer.predict(images).outputs[0]
+    target = int(np.argmin(before))
+    [explanation] = explainer(images, ["a"], [[target]])
+    model.set_gate(True)
+    after = model.session.run(model.outputs, {model.images: images})[0]
+    model.set_gate(False)
+    assert after[target] - np.delete(after, target).mean() > \
+        before[target] - np.delete(before, target).mean()
+    assert explanation.heatmap.shape == model.filter_size
+    assert explanation.heatmap.min() >= 0
+    assert np.sum(explanation.heatmap ** 2) == pytest.approx(1.0, rel=1e-5)

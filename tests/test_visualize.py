@@ -1,0 +1,112 @@
+"""The slow visualiser end to end, on a random-weight demo network and tiny images."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from l2caf.model import Model
+from l2caf.results import read_results
+from l2caf.visualize import main
+from nets import nets_factory
+from tests.helpers import random_demo_checkpoint
+
+SPEC = nets_factory.get_network("demo_densenet")
+
+FIELDS = {"image", "network", "layer", "caf_variant", "filter_type", "class_id", "class_name",
+          "iterations", "final_loss", "seconds", "heatmap", "overlay", "predictions"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    checkpoint, labels = random_demo_checkpoint(folder, num_classes=3)
+    images = folder / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(images / "wide.png"), rng.integers(0, 255, (60, 90, 3), dtype=np.uint8))
+    cv2.imwrite(str(images / "gray.jpg"), rng.integers(0, 255, (50, 50), dtype=np.uint8))
+    return {"checkpoint": checkpoint, "labels": labels, "images": str(images)}
+
+
+def arguments(demo, output_dir, *extra):
+    return ["--network", "demo_densenet", "--checkpoint", demo["checkpoint"],
+            "--labels", demo["labels"], "--images", demo["images"],
+            "--output_dir", str(output_dir), "--max_iters", "20", "--check_every", "10"] + \
+        list(extra)
+
+
+def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
+    assert main(arguments(demo, tmp_path, "--top_k", "2", "--save_gif", "true")) == 0
+    records = read_results(str(tmp_path / "results.jsonl"))
+    assert len(records) == 4  # 2 images x top-2 classes
+    filter_size = Model(SPEC, 3).filter_size
+    for record in records:
+        assert FIELDS <= set(record)
+        assert record["network"] == "demo_densenet"
+        assert record["layer"] == SPEC.last_conv_end_point
+        heatmap = np.load(record["heatmap"])
+        assert heatmap.shape == filter_size
+        assert np.sum(heatmap ** 2) == pytest.approx(1, rel=1e-4)
+        source = cv2.imread(record["image"])
+        assert cv2.imread(record["overlay"]).shape[:2] == source.shape[:2]
+        assert os.path.getsize(record["gif"]) > 0
+        assert len(record["predictions"]) == 3  # top-5 of a 3-class model
+        assert record["class_name"] == "class_%d" % record["class_id"]
+    first = [r for r in records if r["image"].endswith("gray.jpg")]
+    assert [r["class_id"] for r in first] == [p["class_id"] for p in first[0]["predictions"][:2]]
+    saved = (tmp_path / "config.yaml").read_text()
+    assert "top_k: 2" in saved and "network: demo_densenet" in saved
+    assert (tmp_path / "run.log").stat().st_size > 0
+
+
+def test_rerun_continues_without_duplicates(demo, tmp_path):
+    assert main(arguments(demo, tmp_path, "--classes", "0,2")) == 0
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    (tmp_path / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:25])
+    assert main(arguments(demo, tmp_path, "--classes", "0,2")) == 0
+    records = read_results(str(tmp_path / "results.jsonl"))
+    assert sorted((r["image"], r["class_id"]) for r in records) == sorted(
+        (os.path.join(demo["images"], name), c) for name in ("gray.jpg", "wide.png")
+        for c in (0, 2))
+
+
+def test_class_oblivious_and_explicit_seed_reproduce(demo, tmp_path):
+    for run in ("a", "b"):
+        assert main(arguments(demo, tmp_path / run, "--caf_variant", "cls_oblivious",
+                              "--filter_type", "softmax", "--seed", "4")) == 0
+    a, b = (read_results(str(tmp_path / run / "results.jsonl")) for run in ("a", "b"))
+    assert [r["class_id"] for r in a] == [None, None]
+    for left, right in zip(a, b):
+        np.testing.assert_array_equal(np.load(left["heatmap"]), np.load(right["heatmap"]))
+
+
+def test_bad_image_is_reported_and_the_others_go_on(demo, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    listing.write_text("%s\n%s\n" % (broken, os.path.join(demo["images"], "wide.png")))
+    code = main(arguments(demo, tmp_path / "out", "--images", str(listing)))
+    assert code == 1
+    assert "broken.jpg: not a readable image" in capsys.readouterr().err
+    assert len(read_results(str(tmp_path / "out" / "results.jsonl"))) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--layer", "Mixed_4f"], "unknown insertion point(s) Mixed_4f; valid end points are: conv1"),
+    (["--classes", "7"], "classes 7 are not class ids 0..2"),
+    (["--checkpoint", "/nowhere/model.ckpt"], "/nowhere/model.ckpt"),
+    (["--network", "vgg16"], "unknown network 'vgg16'"),
+    (["--filter_type", "gauss", "--layer", "pool1"], "gauss needs a square feature map of odd"),
+])
+def test_bad_settings_are_clear_errors(demo, tmp_path, capsys, extra, message):
+    assert main(arguments(demo, tmp_path, *extra)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_list_layers(demo, capsys):
+    assert main(["--network", "demo_densenet", "--labels", demo["labels"], "--list_layers"]) == 0
+    layers = capsys.readouterr().out.split()
+    assert layers[0] == "conv1" and SPEC.last_conv_end_point in layers
+    assert "Logits" not in layers
