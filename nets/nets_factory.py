@@ -37,7 +37,7 @@ def preprocess(images, preprocessing):
 # for tight boxes, and odd, so the gauss filter works there too), small enough to train on
 # a CPU in minutes.
 DEMO_IMAGE_SIZE = 168
-DEMO_DENSENET = dict(reduction=0.5, growth_rate=12, num_filters=24, num_layers=(4, 4))
+DEMO_DENSENET = dict(reduction=0.5, growth_rate=16, num_filters=24, num_layers=(2, 2))
 
 
 def _network_fn(builder, **structure):
@@ -58,18 +58,13 @@ NETWORKS = collections.OrderedDict((spec.name, spec) for spec in [
                 inception_v1.LAST_CONV_END_POINT, inception_v1.DEFAULT_ATTENTION_POINTS,
                 "inception_v1.ckpt", _SLIM_CHECKPOINTS + "inception_v1_2016_08_28.tar.gz",
                 "Logits/Conv2d_0c_1x1"),
-    NetworkSpec("resnet_v2_50", _network_fn(resnet_v2.resnet_v2_50), resnet_v2.resnet_arg_scope,
-                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
-                "resnet_v2_50.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_50_2017_04_14.tar.gz",
-                "logits"),
-    NetworkSpec("resnet_v2_101", _network_fn(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope,
-                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
-                "resnet_v2_101.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_101_2017_04_14.tar.gz",
-                "logits"),
-    NetworkSpec("resnet_v2_152", _network_fn(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope,
-                "inception", 224, 1001, 1, "postnorm", resnet_v2.DEFAULT_ATTENTION_POINTS,
-                "resnet_v2_152.ckpt", _SLIM_CHECKPOINTS + "resnet_v2_152_2017_04_14.tar.gz",
-                "logits"),
+] + [
+    NetworkSpec(name, _network_fn(builder), resnet_v2.resnet_arg_scope, "inception", 224, 1001,
+                1, resnet_v2.LAST_CONV_END_POINT, resnet_v2.DEFAULT_ATTENTION_POINTS,
+                name + ".ckpt", _SLIM_CHECKPOINTS + name + "_2017_04_14.tar.gz", "logits")
+    for name, builder in [("resnet_v2_50", resnet_v2.resnet_v2_50),
+                          ("resnet_v2_101", resnet_v2.resnet_v2_101),
+                          ("resnet_v2_152", resnet_v2.resnet_v2_152)]
 ] + [
     NetworkSpec(name, _network_fn(builder), densenet.densenet_arg_scope, "imagenet_mean_std", 224,
                 1000, 0, densenet.last_conv_end_point(layers),
