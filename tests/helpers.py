@@ -8,7 +8,8 @@ from l2caf.model import Model
 from nets import nets_factory
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE_DIR = os.path.join(REPO_ROOT, "..", "shared", "reference")
+# Copies of ../shared/reference/*_variables.tsv: the public checkpoints' variable lists.
+REFERENCE_DIR = os.path.join(REPO_ROOT, "tests", "reference")
 
 
 def reference_variables(network):

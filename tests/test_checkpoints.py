@@ -316,7 +316,7 @@ def test_script_goes_on_after_a_failure_and_lists_the_failures(tmp_path, capsys,
     out, err = capsys.readouterr()
     assert exit_code == 1
     assert "inception_v1: ok" in out
-    assert "unknown checkpoint 'no_such_net'; known checkpoints: densenet161" in err
+    assert "unknown checkpoint 'no_such_net'; known checkpoints: densenet121, densenet161" in err
     assert "failed: no_such_net" in err
 
 

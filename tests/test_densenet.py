@@ -1,5 +1,4 @@
 """DenseNet: the checkpoint's variables, end points, and attention filters in the network."""
-import os
 
 import numpy as np
 import pytest
@@ -7,24 +6,12 @@ import pytest
 from nets import densenet
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
 from nets.tf_slim_compat import slim, tf
+from tests.helpers import reference_variables
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DENSENET161_VARIABLES = os.path.join(
-    REPO_ROOT, "..", "shared", "reference", "densenet161_variables.tsv")
 
 TINY_LAYERS = (2, 2)
 TINY_CLASSES = 10
 TINY_LAST_CONV = "dense_block2/conv_block2"
-
-
-def read_variable_list(path):
-    """{name: shape} from a file of `name TAB comma-separated shape` lines."""
-    variables = {}
-    with open(path) as lines:
-        for line in lines:
-            name, shape = line.rstrip("\n").split("\t")
-            variables[name] = tuple(int(size) for size in shape.split(","))
-    return variables
 
 
 def model_variables_by_name():
@@ -52,7 +39,7 @@ def test_densenet161_variables_equal_the_checkpoint():
         with slim.arg_scope(densenet.densenet_arg_scope()):
             logits, end_points = densenet.densenet161(images, attention=attention)
 
-        assert model_variables_by_name() == read_variable_list(DENSENET161_VARIABLES)
+        assert model_variables_by_name() == reference_variables("densenet161")
         assert list(attention.filters) == densenet.default_attention_points(
             densenet.DENSENET161_LAYERS)
         # A raw filter and a gate per conv block, none of them among the model variables.

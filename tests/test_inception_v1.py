@@ -1,6 +1,5 @@
 """InceptionV1: checkpoint variables, equality with tf-slim's reference, attention gates."""
 import collections
-import os
 
 import numpy as np
 import pytest
@@ -9,20 +8,12 @@ from nets.tf_slim_compat import tf, slim
 from nets import inception_v1
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
 from tf_slim.nets import inception_v1 as reference  # after nets.tf_slim_compat: see there
+from tests.helpers import reference_variables
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIABLES_TSV = os.path.join(REPO_ROOT, '..', 'shared', 'reference', 'inception_v1_variables.tsv')
 IMAGE_SIZE = inception_v1.inception_v1.default_image_size
 COMPARED_END_POINTS = ['Conv2d_1a_7x7', 'Mixed_3c', 'Mixed_4f', 'Mixed_5c', 'Logits']
 
 ReferenceRun = collections.namedtuple('ReferenceRun', ['checkpoint', 'images', 'end_points'])
-
-
-def read_variables_tsv(path):
-    """{name: shape} from a `name TAB comma-separated shape` file."""
-    with open(path) as tsv:
-        rows = [line.rstrip('\n').split('\t') for line in tsv if line.strip()]
-    return {name: tuple(int(d) for d in shape.split(',')) for name, shape in rows}
 
 
 def random_value(variable, rng):
@@ -85,7 +76,7 @@ def test_variables_equal_the_checkpoint_list():
         build(images, num_classes=1001, attention=AttentionFilters())
         filters = tf.compat.v1.get_collection(FILTER_COLLECTION)
         network_variables = [v for v in tf.compat.v1.global_variables() if v not in filters]
-        expected = read_variables_tsv(VARIABLES_TSV)
+        expected = reference_variables("inception_v1")
 
         assert {v.op.name: tuple(v.shape.as_list()) for v in network_variables} == expected
         assert {v.op.name for v in slim.get_model_variables()} == set(expected)

@@ -1,5 +1,4 @@
 """ResNet V2: the slim checkpoint's variables, the slim reference's outputs, and filters."""
-import os
 
 import numpy as np
 import pytest
@@ -8,22 +7,13 @@ from nets.tf_slim_compat import slim, tf  # before tf_slim.nets: it fixes tf-sli
 from nets import resnet_v2
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
 from tf_slim.nets import resnet_v2 as reference
+from tests.helpers import reference_variables
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIABLES_TSV = os.path.join(REPO_ROOT, '..', 'shared', 'reference',
-                             'resnet_v2_50_variables.tsv')
 IMAGE_SHAPE = [2, 224, 224, 3]
 
 
-def read_variables_tsv(path):
-    """{name: shape} of the checkpoint variable list (name TAB comma-separated shape)."""
-    with open(path) as tsv:
-        rows = [line.rstrip('\n').split('\t') for line in tsv if line.strip()]
-    return {name: [int(d) for d in shape.split(',')] for name, shape in rows}
-
-
 def variable_shapes(variables):
-    return {v.op.name: v.shape.as_list() for v in variables}
+    return {v.op.name: tuple(v.shape.as_list()) for v in variables}
 
 
 def build_ours(images, **kwargs):
@@ -70,12 +60,12 @@ def test_variables_equal_the_checkpoint_and_end_points_have_slim_shapes():
         images = tf.compat.v1.placeholder(tf.float32, IMAGE_SHAPE)
         logits, end_points = build_ours(images, attention=AttentionFilters())
 
-        assert variable_shapes(slim.get_model_variables()) == read_variables_tsv(VARIABLES_TSV)
+        assert variable_shapes(slim.get_model_variables()) == reference_variables("resnet_v2_50")
         filters = tf.compat.v1.get_collection(FILTER_COLLECTION)
         assert sorted(v.op.name for v in filters) == [
             'resnet_v2_50/postnorm/atten_var', 'resnet_v2_50/postnorm/atten_var_gate']
         non_filter = set(tf.compat.v1.global_variables()) - set(filters)
-        assert variable_shapes(non_filter) == read_variables_tsv(VARIABLES_TSV)
+        assert variable_shapes(non_filter) == reference_variables("resnet_v2_50")
 
         shapes = {name: net.shape.as_list() for name, net in end_points.items()}
         assert shapes['conv1'] == [2, 112, 112, 64]
@@ -203,7 +193,7 @@ def test_resnet_v2_101_extends_block3_of_resnet_v2_50():
         shapes = variable_shapes(slim.get_model_variables())
     assert len(shapes) == 544  # 33 units of 16 variables, 4 shortcuts, root and head
     in_resnet_v2_50 = {name.replace('resnet_v2_50/', 'resnet_v2_101/', 1): shape
-                       for name, shape in read_variables_tsv(VARIABLES_TSV).items()}
+                       for name, shape in reference_variables("resnet_v2_50").items()}
     assert {name: shapes[name] for name in in_resnet_v2_50} == in_resnet_v2_50
     added_units = {name.split('/bottleneck_v2/')[0] for name in set(shapes) - set(in_resnet_v2_50)}
     assert added_units == {'resnet_v2_101/block3/unit_%d' % u for u in range(7, 24)}

@@ -1,5 +1,4 @@
 """The slow visualiser end to end, on a random-weight demo network and tiny images."""
-import json
 import os
 
 import cv2
