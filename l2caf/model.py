@@ -40,6 +40,7 @@ class Model(object):
                  explain="logits", gpu=0):
         self.spec = spec
         self.num_classes = num_classes
+        self.explain = explain
         self.layer = layer or spec.last_conv_end_point
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -52,6 +53,7 @@ class Model(object):
             self.outputs = (self.end_points["PreLogits"] if explain == "embedding"
                             else self.logits)
             self.probabilities = tf.nn.softmax(self.logits)
+            self.network_scope = self.logits.name.split("/")[0]
             filter_variables = set(tf.compat.v1.get_collection(FILTER_COLLECTION))
             self.model_variables = [v for v in tf.compat.v1.global_variables()
                                     if v not in filter_variables]
@@ -86,3 +88,89 @@ class Model(object):
 
     def close(self):
         self.session.close()
+
+
+class LinearHead(object):
+    """The L2-CAF loss as a quadratic form in the filter, for heads that are linear in it.
+
+    Where the head after the filter is a spatial mean followed by a linear layer (InceptionV1
+    and ResNet-V2 at their last conv layer; any network's pooled embedding), the outputs are
+    FT = b + P^T n / (H W), with n = n(f) flattened and P the per-location outputs
+    (P_hw = A_hw . W; for explain == 'embedding', P = A and b = 0). Each row's loss is then
+        loss = const + a . n + n^T G n
+    cls_specific (class weights w): const = w . b, a = P w / (H W), G = 0;
+    cls_oblivious (unfiltered outputs NT, K outputs, d = NT - b):
+        const = |d|^2 / K, a = -2 P d / (H W K), G = P P^T / ((H W)^2 K).
+    const, a and G are computed once per batch (`load`), so an iteration costs a few
+    products of size H W instead of the head's layers. Float64 keeps the expansion exact.
+    """
+
+    def __init__(self, model, caf_variant):
+        if not self.applies(model):
+            raise ValueError("network %s has no linear head after %s"
+                             % (model.spec.name, model.layer))
+        self.model = model
+        rows = int(model.filter.variable.shape[0])
+        height, width = model.filter_size
+        locations = height * width
+        with model.graph.as_default(), tf.compat.v1.variable_scope("l2caf_linear_head"):
+            activation = tf.reshape(model.filter.activation,
+                                    [-1, locations, model.filter.activation.shape[-1]])
+            if model.explain == "embedding":
+                weights, bias = None, tf.constant(0.0, tf.float64)
+                num_outputs = int(activation.shape[-1])
+            else:
+                scope = "%s/%s/" % (model.network_scope, model.spec.linear_head_scope)
+                [weights] = [v for v in model.model_variables if v.op.name == scope + "weights"]
+                [bias] = [tf.cast(v, tf.float64) for v in model.model_variables
+                          if v.op.name == scope + "biases"]
+                weights = tf.reshape(weights, weights.shape[2:])
+                num_outputs = int(weights.shape[-1])
+            self.targets = tf.compat.v1.placeholder(tf.float64, [rows, num_outputs], "targets")
+            if caf_variant == "cls_specific":
+                # a = P w = A (W w): contracting W with w first avoids forming P.
+                weighted = self.targets if weights is None else tf.einsum(
+                    "ck,nk->nc", tf.cast(weights, tf.float64), self.targets)
+                terms = [tf.reduce_sum(self.targets * bias, axis=1),
+                         tf.einsum("nlc,nc->nl", tf.cast(activation, tf.float64), weighted)
+                         / locations]
+            else:
+                per_location = activation if weights is None else tf.einsum(
+                    "nlc,ck->nlk", activation, weights)
+                per_location = tf.cast(per_location, tf.float64)
+                difference = self.targets - bias
+                terms = [tf.reduce_mean(tf.square(difference), axis=1),
+                         -2.0 * tf.einsum("nlk,nk->nl", per_location, difference) / (
+                             locations * num_outputs),
+                         tf.einsum("nlk,nmk->nlm", per_location, per_location) / (
+                             locations ** 2 * num_outputs)]
+            self._terms = [tf.compat.v1.get_variable(
+                "term_%d" % order, [rows] + [locations] * order, tf.float64, trainable=False,
+                initializer=tf.compat.v1.zeros_initializer(),
+                collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+                for order in range(len(terms))]
+            self._load = tf.group(*[tf.compat.v1.assign(variable, term)
+                                    for variable, term in zip(self._terms, terms)])
+            normalized = tf.reshape(tf.cast(model.filter.normalized, tf.float64),
+                                    [rows, locations])
+            row_losses = self._terms[0] + tf.reduce_sum(self._terms[1] * normalized, axis=1)
+            if len(self._terms) == 3:
+                row_losses += tf.einsum("nl,nlm,nm->n", normalized, self._terms[2], normalized)
+            self.row_losses = tf.cast(row_losses, tf.float32)
+            model.session.run([variable.initializer for variable in self._terms])
+
+    @staticmethod
+    def applies(model):
+        """True when model's outputs after the filter are linear in it (see the docstring)."""
+        return (model.layer == model.spec.last_conv_end_point
+                and (model.explain == "embedding" or model.spec.linear_head_scope is not None))
+
+    def load(self, activation, targets):
+        """Computes the loss terms of each row from its activation and targets."""
+        rows = int(self._terms[0].shape[0])
+        padded_activation = np.zeros((rows,) + activation.shape[1:], activation.dtype)
+        padded_activation[:len(activation)] = activation
+        padded_targets = np.zeros((rows,) + targets.shape[1:], np.float64)
+        padded_targets[:len(targets)] = targets
+        self.model.session.run(self._load, {self.model.filter.activation: padded_activation,
+                                            self.targets: padded_targets})

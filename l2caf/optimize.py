@@ -44,23 +44,30 @@ def learning_rate_at(step, initial, final, max_iters):
 class FilterOptimizer(object):
     """Loss and Adam update ops for `model`'s filter under `caf_variant`.
 
+    row_losses: the rows' loss, when it is computed elsewhere (LinearHead); `targets` is
+    then not fed here.
+
     Feed `targets` with, per row, the class weights w (cls_specific: sum_k w_k FT_k) or the
     unfiltered outputs NT (cls_oblivious: mean_k (NT_k - FT_k)^2).
     """
 
-    def __init__(self, model, caf_variant):
+    def __init__(self, model, caf_variant, row_losses=None):
         self.model = model
         variable = model.filter.variable
         rows = int(variable.shape[0])
         with model.graph.as_default(), tf.compat.v1.variable_scope(None, "l2caf_adam"):
-            outputs = model.outputs
-            self.targets = tf.compat.v1.placeholder(tf.float32, outputs.shape, "targets")
-            if caf_variant == "cls_specific":
-                self.row_losses = tf.reduce_sum(self.targets * outputs, axis=1)
-            elif caf_variant == "cls_oblivious":
-                self.row_losses = tf.reduce_mean(tf.square(self.targets - outputs), axis=1)
+            self.targets = None
+            if row_losses is not None:
+                self.row_losses = row_losses
             else:
-                raise ValueError("unknown caf_variant %r" % (caf_variant,))
+                outputs = model.outputs
+                self.targets = tf.compat.v1.placeholder(tf.float32, outputs.shape, "targets")
+                if caf_variant == "cls_specific":
+                    self.row_losses = tf.reduce_sum(self.targets * outputs, axis=1)
+                elif caf_variant == "cls_oblivious":
+                    self.row_losses = tf.reduce_mean(tf.square(self.targets - outputs), axis=1)
+                else:
+                    raise ValueError("unknown caf_variant %r" % (caf_variant,))
             gradient = tf.gradients(tf.reduce_sum(self.row_losses), variable)[0]
 
             self.active = tf.compat.v1.placeholder(tf.bool, [rows], "active")
@@ -104,15 +111,20 @@ class FilterOptimizer(object):
         iterations = np.zeros(rows_used, np.int64)
         last_losses = np.zeros(rows_used, np.float64)
         checked_losses = np.full(rows_used, np.inf)
-        feed = dict(feed)
-        feed[self.targets] = targets
+        fixed = dict(feed)
+        if self.targets is not None:
+            fixed[self.targets] = targets
+        # A callable skips session.run's per-call parsing of fetches and feeds: the hot path.
+        iterate = session.make_callable([self.update, self.row_losses],
+                                        [self.active, self.step, self.learning_rate]
+                                        + list(fixed))
+        fixed_values = list(fixed.values())
         try:
             for step in range(settings.max_iters):
-                feed[self.active] = active
-                feed[self.step] = step + 1
-                feed[self.learning_rate] = learning_rate_at(
-                    step, settings.learning_rate, settings.end_learning_rate, settings.max_iters)
-                _, losses = session.run([self.update, self.row_losses], feed)
+                rate = learning_rate_at(step, settings.learning_rate,
+                                        settings.end_learning_rate, settings.max_iters)
+                _, losses = iterate(active, step + 1, rate, *fixed_values)
+                losses = losses[:rows_used]
                 running = active[:rows_used]
                 last_losses[running] = losses[running]
                 iterations[running] = step + 1

@@ -130,3 +130,24 @@ def test_class_specific_raises_the_class_logit(demo_model):
     assert explanation.heatmap.shape == model.filter_size
     assert explanation.heatmap.min() >= 0
     assert np.sum(explanation.heatmap ** 2) == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("explain, variant, filter_type", [
+    ("logits", "cls_specific", "l2norm"),
+    ("logits", "cls_oblivious", "softmax"),
+    ("embedding", "cls_oblivious", "gauss"),
+])
+def test_linear_head_equals_running_the_head(explain, variant, filter_type):
+    # InceptionV1's head after Mixed_5c is a mean and a linear layer: the loss is a
+    # quadratic form in the filter, computed once per batch (LinearHead).
+    model = Model(nets_factory.get_network("inception_v1"), 1001, rows=3, explain=explain,
+                  filter_type=filter_type)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    classes = [[1], [5]] if variant == "cls_specific" else None
+    fast = L2CAF(model, variant, settings(), linear_head=True)
+    plain = L2CAF(model, variant, settings(), linear_head=False)
+    assert fast.linear_head is not None and plain.linear_head is None
+    for quick, slow in zip(fast(images, ["a", "b"], classes), plain(images, ["a", "b"], classes)):
+        np.testing.assert_allclose(quick.heatmap, slow.heatmap, rtol=1e-4, atol=1e-6)
+        assert quick.loss == pytest.approx(slow.loss, rel=1e-5, abs=1e-5)
+        assert quick.iterations == slow.iterations
