@@ -71,9 +71,14 @@ COMMON_OPTIONS = collections.OrderedDict([
 ])
 
 # Keys of the fast, batched visualiser (scripts/visualize_attention_fast.py): the common keys,
-# with the released fast script's tolerance and no overlays by default, plus the sweep keys.
+# with the released fast script's tolerance and no overlays by default, plus the method and
+# the sweep keys.
 FAST_OPTIONS = collections.OrderedDict(COMMON_OPTIONS)
 FAST_OPTIONS.update([
+    ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
+                                       "cam (class activation mapping, networks with a linear "
+                                       "head only) or gradcam (Grad-CAM, any layer)",
+                       ("l2caf", "cam", "gradcam"))),
     ("tolerance", COMMON_OPTIONS["tolerance"]._replace(default=1e-4)),
     ("save_overlays", COMMON_OPTIONS["save_overlays"]._replace(default=False)),
     ("annotations", _option("str", "",

@@ -1,11 +1,14 @@
-"""Explanation methods over a Model: `explainer = L2CAF(model, ...)`, then `explainer(images, ...)`."""
+"""Explanation methods over a Model: L2CAF and the CAM and Grad-CAM baselines.
+
+`explainer = L2CAF(model, ...)` (or CAM(model), GradCAM(model)), then
+`explainer(images, image_keys, classes)` -> one Explanation per image and class."""
 import collections
 import time
 
 import numpy as np
 
 from l2caf.config import ConfigError
-from l2caf.model import LinearHead
+from l2caf.model import LinearHead, ReluHead
 from l2caf.optimize import FilterOptimizer, class_specific_weights, initial_filter
 from nets.attention_filter import filter_shape
 from nets.tf_slim_compat import tf
@@ -25,20 +28,27 @@ class L2CAF(object):
     settings: learning_rate, end_learning_rate, max_iters, tolerance, check_every, seed.
     cache_activation: feed the activation before the filter, computed once per image
     (iterations then run only the layers after the filter); False runs the whole network
-    every iteration, as the original did. linear_head: where the head after the filter is
-    linear in it (LinearHead.applies), the cached path computes the loss from terms made
-    once per batch (same result, much faster); False runs the head's layers instead.
+    every iteration, as the original did. precompute_head: on the cached path, where the
+    head after the filter allows it (LinearHead: a mean and a linear layer; ReluHead:
+    DenseNet's batch norm, ReLU, mean and linear layer, cls_specific), compute the loss from
+    terms made once per batch (same result, much faster); False runs the head's layers.
     """
 
-    def __init__(self, model, caf_variant, settings, cache_activation=True, linear_head=True):
+    def __init__(self, model, caf_variant, settings, cache_activation=True,
+                 precompute_head=True):
         self.model = model
         self.caf_variant = caf_variant
         self.settings = settings
         self.cache_activation = cache_activation
-        self.linear_head = (LinearHead(model, caf_variant) if linear_head and cache_activation
-                            and LinearHead.applies(model) else None)
+        self.precomputed_head = None
+        if precompute_head and cache_activation:
+            if LinearHead.applies(model):
+                self.precomputed_head = LinearHead(model, caf_variant)
+            elif ReluHead.applies(model, caf_variant):
+                self.precomputed_head = ReluHead(model)
         self.optimizer = FilterOptimizer(
-            model, caf_variant, self.linear_head.row_losses if self.linear_head else None)
+            model, caf_variant,
+            self.precomputed_head.row_losses if self.precomputed_head else None)
 
     def predict(self, images):
         """The unfiltered network on RGB images [N, S, S, 3] (float 0..255)."""
@@ -69,8 +79,8 @@ class L2CAF(object):
                 [self.model.class_output(class_id) for _, class_id in pairs])
         else:
             targets = prediction.outputs[rows]
-        if self.linear_head:
-            self.linear_head.load(prediction.activation[rows], targets)
+        if self.precomputed_head:
+            self.precomputed_head.load(prediction.activation[rows], targets)
             feed = {}
         elif self.cache_activation:
             feed = {self.model.filter.activation: prediction.activation[rows]}
@@ -161,9 +171,7 @@ class CAM(ChannelWeightedMap):
                 "CAM maps the last conv end point %s, which feeds %s's linear head, not %s; "
                 "use method gradcam for other layers"
                 % (spec.last_conv_end_point, spec.name, model.layer))
-        weights_name = "/%s/weights" % spec.linear_head_scope
-        [self.head_weights] = [variable for variable in model.model_variables
-                               if variable.op.name.endswith(weights_name)]
+        self.head_weights = model.variable(spec.linear_head_scope + "/weights")
 
     def channel_weights(self, activations, output_indices):
         # Read at every call: the checkpoint may be restored after construction.

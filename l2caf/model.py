@@ -74,6 +74,14 @@ class Model(object):
             checkpoints.restore_variables(self.session, checkpoint_path, self.model_variables,
                                           network_name=self.spec.name)
 
+    def variable(self, name):
+        """The network variable `name`, relative to the network scope (e.g. 'logits/weights')."""
+        full_name = "%s/%s" % (self.network_scope, name)
+        for variable in self.model_variables:
+            if variable.op.name == full_name:
+                return variable
+        raise KeyError("network %s has no variable %s" % (self.spec.name, full_name))
+
     def set_gate(self, is_open):
         self.session.run(self._open_gate if is_open else self._close_gate)
 
@@ -90,7 +98,34 @@ class Model(object):
         self.session.close()
 
 
-class LinearHead(object):
+class PrecomputedHead(object):
+    """Base of the heads whose loss terms are computed once per batch and kept in the graph."""
+
+    def _keep(self, names, terms):
+        """Local variables holding `terms` (one row per filter row), and their load op."""
+        rows = int(self.model.filter.variable.shape[0])
+        self._terms = [tf.compat.v1.get_variable(
+            name, [rows] + term.shape.as_list()[1:], tf.float64, trainable=False,
+            initializer=tf.compat.v1.zeros_initializer(),
+            collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+            for name, term in zip(names, terms)]
+        self._load = tf.group(*[tf.compat.v1.assign(variable, term)
+                                for variable, term in zip(self._terms, terms)])
+        self.model.session.run([variable.initializer for variable in self._terms])
+        return self._terms
+
+    def load(self, activation, targets):
+        """Computes the loss terms of each row from its activation and targets."""
+        rows = int(self._terms[0].shape[0])
+        padded_activation = np.zeros((rows,) + activation.shape[1:], activation.dtype)
+        padded_activation[:len(activation)] = activation
+        padded_targets = np.zeros((rows,) + targets.shape[1:], np.float64)
+        padded_targets[:len(targets)] = targets
+        self.model.session.run(self._load, {self.model.filter.activation: padded_activation,
+                                            self.targets: padded_targets})
+
+
+class LinearHead(PrecomputedHead):
     """The L2-CAF loss as a quadratic form in the filter, for heads that are linear in it.
 
     Where the head after the filter is a spatial mean followed by a linear layer (InceptionV1
@@ -120,10 +155,9 @@ class LinearHead(object):
                 weights, bias = None, tf.constant(0.0, tf.float64)
                 num_outputs = int(activation.shape[-1])
             else:
-                scope = "%s/%s/" % (model.network_scope, model.spec.linear_head_scope)
-                [weights] = [v for v in model.model_variables if v.op.name == scope + "weights"]
-                [bias] = [tf.cast(v, tf.float64) for v in model.model_variables
-                          if v.op.name == scope + "biases"]
+                scope = model.spec.linear_head_scope
+                weights = model.variable(scope + "/weights")
+                bias = tf.cast(model.variable(scope + "/biases"), tf.float64)
                 weights = tf.reshape(weights, weights.shape[2:])
                 num_outputs = int(weights.shape[-1])
             self.targets = tf.compat.v1.placeholder(tf.float64, [rows, num_outputs], "targets")
@@ -144,20 +178,13 @@ class LinearHead(object):
                              locations * num_outputs),
                          tf.einsum("nlk,nmk->nlm", per_location, per_location) / (
                              locations ** 2 * num_outputs)]
-            self._terms = [tf.compat.v1.get_variable(
-                "term_%d" % order, [rows] + [locations] * order, tf.float64, trainable=False,
-                initializer=tf.compat.v1.zeros_initializer(),
-                collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
-                for order in range(len(terms))]
-            self._load = tf.group(*[tf.compat.v1.assign(variable, term)
-                                    for variable, term in zip(self._terms, terms)])
+            self._keep(["term_%d" % order for order in range(len(terms))], terms)
             normalized = tf.reshape(tf.cast(model.filter.normalized, tf.float64),
                                     [rows, locations])
             row_losses = self._terms[0] + tf.reduce_sum(self._terms[1] * normalized, axis=1)
             if len(self._terms) == 3:
                 row_losses += tf.einsum("nl,nlm,nm->n", normalized, self._terms[2], normalized)
             self.row_losses = tf.cast(row_losses, tf.float32)
-            model.session.run([variable.initializer for variable in self._terms])
 
     @staticmethod
     def applies(model):
@@ -165,12 +192,87 @@ class LinearHead(object):
         return (model.layer == model.spec.last_conv_end_point
                 and (model.explain == "embedding" or model.spec.linear_head_scope is not None))
 
-    def load(self, activation, targets):
-        """Computes the loss terms of each row from its activation and targets."""
-        rows = int(self._terms[0].shape[0])
-        padded_activation = np.zeros((rows,) + activation.shape[1:], activation.dtype)
-        padded_activation[:len(activation)] = activation
-        padded_targets = np.zeros((rows,) + targets.shape[1:], np.float64)
-        padded_targets[:len(targets)] = targets
-        self.model.session.run(self._load, {self.model.filter.activation: padded_activation,
-                                            self.targets: padded_targets})
+
+class ReluHead(PrecomputedHead):
+    """The class-specific loss for heads of batch norm, ReLU, mean and a linear layer.
+
+    DenseNet's head after its last conv block: with s, t the inference batch norm as
+    x * s + t, W the logits weights and w a row's class weights, the loss is
+        w . b + (1 / (H W)) sum_hw g_hw(n_hw),  g_hw(n) = sum_c u_c ReLU(s_c A_hwc n + t_c),
+    u = W w. Each g_hw is a piecewise-linear function of the scalar n_hw with a knot per
+    channel at n = -t_c / (s_c A_hwc). Sorting the knots once per batch and summing the
+    slopes and intercepts of the terms that are on between knots makes an iteration a
+    binary search per location instead of the head's layers over all channels.
+    cls_oblivious needs every output, not one weighted sum, and runs the head's layers.
+    """
+
+    def __init__(self, model):
+        if not self.applies(model, "cls_specific"):
+            raise ValueError("network %s has no batch norm-ReLU head after %s"
+                             % (model.spec.name, model.layer))
+        self.model = model
+        rows = int(model.filter.variable.shape[0])
+        height, width = model.filter_size
+        locations = height * width
+        norm_scope, logits_scope = model.spec.relu_head_scopes
+        with model.graph.as_default(), tf.compat.v1.variable_scope("l2caf_relu_head"):
+            def variable(name):
+                return tf.cast(model.variable(name), tf.float64)
+
+            # The epsilon is the batch norm op's own, whatever the arg scope set.
+            epsilon = [op for op in model.graph.get_operations()
+                       if op.name.startswith("%s/%s/" % (model.network_scope, norm_scope))
+                       and op.type.startswith("FusedBatchNorm")][0].get_attr("epsilon")
+            scale = variable(norm_scope + "/gamma") / tf.sqrt(
+                variable(norm_scope + "/moving_variance") + epsilon)
+            shift = variable(norm_scope + "/beta") - variable(norm_scope + "/moving_mean") * scale
+            weights = variable(logits_scope + "/weights")
+            weights = tf.reshape(weights, weights.shape[2:])
+            self.targets = tf.compat.v1.placeholder(
+                tf.float64, [rows, weights.shape[-1]], "targets")
+            channel_weights = tf.einsum("ck,nk->nc", weights, self.targets)[:, None, :]
+            activation = tf.reshape(tf.cast(model.filter.activation, tf.float64),
+                                    [-1, locations, weights.shape[0]])
+            slope = scale * activation  # s_c A_hwc: the term's slope in n before u
+            rising, falling = slope > 0, slope < 0
+            knots = tf.where(tf.equal(slope, 0.0), tf.constant(-np.inf, tf.float64),
+                             -shift / tf.where(tf.equal(slope, 0.0), tf.ones_like(slope), slope))
+            order = tf.argsort(knots, axis=-1)
+            sorted_knots = tf.gather(knots, order, batch_dims=2)
+
+            def on_between_knots(rising_part, falling_part):
+                # Rising terms are on above their knot (a prefix of the sorted knots), falling
+                # ones below it (a suffix); entry i holds the sum of those on between knots
+                # i - 1 and i.
+                rising_part = tf.gather(rising_part, order, batch_dims=2)
+                falling_part = tf.gather(falling_part, order, batch_dims=2)
+                prefix = tf.cumsum(rising_part, axis=-1, exclusive=True)
+                prefix = tf.concat([prefix, tf.reduce_sum(rising_part, -1, keepdims=True)], -1)
+                suffix = tf.cumsum(falling_part, axis=-1, reverse=True)
+                return prefix + tf.concat([suffix, tf.zeros_like(suffix[..., :1])], -1)
+
+            zero = tf.zeros_like(slope)
+            flat_intercept = tf.where(tf.equal(slope, 0.0), tf.nn.relu(shift) + zero, zero)
+            terms = [
+                tf.reduce_sum(self.targets * variable(logits_scope + "/biases"), axis=1),
+                sorted_knots,
+                on_between_knots(tf.where(rising, slope, zero) * channel_weights,
+                                 tf.where(falling, slope, zero) * channel_weights),
+                on_between_knots(tf.where(rising, shift + zero, flat_intercept) * channel_weights,
+                                 tf.where(falling, shift + zero, zero) * channel_weights),
+            ]
+            bias, knots, slopes, intercepts = self._keep(
+                ["bias", "knots", "slopes", "intercepts"], terms)
+            normalized = tf.reshape(tf.cast(model.filter.normalized, tf.float64),
+                                    [rows, locations, 1])
+            segment = tf.stop_gradient(tf.searchsorted(knots, normalized, side="left"))
+            values = (tf.gather(slopes, segment, batch_dims=2) * normalized
+                      + tf.gather(intercepts, segment, batch_dims=2))
+            self.row_losses = tf.cast(bias + tf.reduce_sum(values, axis=[1, 2]) / locations,
+                                      tf.float32)
+
+    @staticmethod
+    def applies(model, caf_variant):
+        return (caf_variant == "cls_specific" and model.explain == "logits"
+                and model.layer == model.spec.last_conv_end_point
+                and model.spec.relu_head_scopes is not None)

@@ -6,12 +6,15 @@ activation at the filter layer; L2CAF then optimises the filters of all the batc
 (image, class) rows at once on that cached activation, each row stopping when its own loss
 settles. Losses, initialisation (seeded per image name and class), schedule and stopping rule
 are the slow visualiser's, so each heatmap is the one the slow visualiser makes. Meanwhile a
-thread pool decodes and resizes the next batch.
+thread pool decodes and resizes the next batch. With `method` cam or gradcam, the baselines of
+l2caf.methods make each batch's heatmaps in one pass instead (one gradient run for Grad-CAM).
 
 The output files of shard INDEX/COUNT carry the suffix _shard<INDEX>of<COUNT> (none for 0/1):
 
-    results.jsonl         a line per heatmap: the slow visualiser's fields, plus ground_truth
-                          (class ids, or null) and image_size ([height, width])
+    results.jsonl         a line per heatmap: the slow visualiser's fields, plus method,
+                          ground_truth (class ids, or null) and image_size ([height, width]);
+                          the baselines' lines have final_loss and filter_type null and
+                          iterations 0
     heatmaps_000000.npz   a batch's heatmaps (heatmap_format npz): the heatmap field of a line
                           is FILE.npz:KEY; `load_heatmap` reads both forms
     failures.jsonl        a line per image that could not be read: image, reason
@@ -35,6 +38,8 @@ from tqdm import tqdm
 from l2caf import data, images
 from l2caf.config import (FAST_OPTIONS, Config, ConfigError, add_arguments, from_arguments,
                           read_yaml)
+from l2caf.methods import BASELINES
+from l2caf.model import Model
 from l2caf.results import ResultsFile, read_results
 from l2caf.visualize import (GIF_SIZE, LOG, RunError, classes_to_explain, gif_recorder,
                              load_explainer, output_stem, prepare, print_layers, report_failures,
@@ -122,7 +127,25 @@ def check_sweep_settings(config):
         raise ConfigError("limit must be 0 (all images) or more, got %d" % config.limit)
     if config.annotations and not os.path.isdir(config.annotations):
         raise ConfigError("annotations: %s is not a folder of XML files" % config.annotations)
+    if config.method in BASELINES:
+        if config.caf_variant != "cls_specific":
+            raise ConfigError("method %s explains classes: it needs caf_variant cls_specific"
+                              % config.method)
+        if config.save_gif:
+            raise ConfigError("save_gif shows an optimisation, and method %s has none; set "
+                              "save_gif false" % config.method)
     return parse_shard(config.shard)
+
+
+def load_method(config, spec, num_classes, rows):
+    """The configured explainer: L2CAF with `rows` filter rows, or a baseline (whose filter
+    stays closed: one row of the default type)."""
+    if config.method not in BASELINES:
+        return load_explainer(config, spec, num_classes, rows)
+    model = Model(spec, num_classes, config.layer, gpu=config.gpu)
+    explainer = BASELINES[config.method](model)  # checks the network before the restore
+    model.restore(config.checkpoint)
+    return explainer
 
 
 def select_images(config, shard):
@@ -271,7 +294,10 @@ class Sweep(object):
                                       row_frames)
             record = result_record(config, model, self.names, image.item.path, explanation,
                                    probabilities[explanation.image_index], paths)
-            record.update(ground_truth=image.item.ground_truth, image_size=list(image.size))
+            record.update(method=config.method, ground_truth=image.item.ground_truth,
+                          image_size=list(image.size))
+            if config.method in BASELINES:
+                record.update(filter_type=None)
             records.append(record)
         self.results.write(records)
 
@@ -318,7 +344,7 @@ def run(config):
             rows = min(config.batch_size, len(todo)) * classes_per_image(config, len(names), todo)
             chunks = HeatmapChunks(config.output_dir, shard) \
                 if config.heatmap_format == "npz" else None
-            sweep = Sweep(config, load_explainer(config, spec, num_classes, rows), names,
+            sweep = Sweep(config, load_method(config, spec, num_classes, rows), names,
                           results, failures, chunks)
             sweep.run(todo)
     images_done, made, seconds, failed = (

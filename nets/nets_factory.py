@@ -7,7 +7,7 @@ from nets.tf_slim_compat import slim, tf
 NetworkSpec = collections.namedtuple("NetworkSpec", [
     "name", "network_fn", "arg_scope_fn", "preprocessing", "image_size", "num_classes",
     "label_offset", "last_conv_end_point", "default_attention_points", "checkpoint_file",
-    "download_url", "linear_head_scope"])
+    "download_url", "linear_head_scope", "relu_head_scopes"])
 NetworkSpec.__doc__ = """What the project knows about one network.
 
 network_fn(inputs, num_classes, attention, is_training) -> (logits, end_points), inside
@@ -16,7 +16,9 @@ preprocessing: name of the input normalisation (see `preprocess`). num_classes: 
 outputs (None: from the label list). label_offset: output index of class id 0 (1 for the
 1001-class slim checkpoints, whose output 0 is background). linear_head_scope: scope of the
 1x1 logits conv when the head after `last_conv_end_point` is a global mean followed by that
-linear layer (its logits are then linear in the filter), else None."""
+linear layer (its logits are then linear in the filter), else None. relu_head_scopes:
+(batch norm scope, logits scope) when that head is batch norm, ReLU, global mean and a 1x1
+conv (DenseNet), else None."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,6 +50,7 @@ def _network_fn(builder, **structure):
     return network_fn
 
 
+DENSENET_RELU_HEAD = ("final_block/BatchNorm", "logits")
 _SLIM_CHECKPOINTS = "http://download.tensorflow.org/models/"
 # pudae/tensorflow-densenet's archives live on Google Drive (tf-densenet<depth>.tar.gz).
 _GOOGLE_DRIVE = "https://drive.google.com/file/d/%s/view"
@@ -57,18 +60,20 @@ NETWORKS = collections.OrderedDict((spec.name, spec) for spec in [
                 inception_v1.inception_v1_arg_scope, "inception", 224, 1001, 1,
                 inception_v1.LAST_CONV_END_POINT, inception_v1.DEFAULT_ATTENTION_POINTS,
                 "inception_v1.ckpt", _SLIM_CHECKPOINTS + "inception_v1_2016_08_28.tar.gz",
-                "Logits/Conv2d_0c_1x1"),
+                "Logits/Conv2d_0c_1x1", None),
 ] + [
     NetworkSpec(name, _network_fn(builder), resnet_v2.resnet_arg_scope, "inception", 224, 1001,
                 1, resnet_v2.LAST_CONV_END_POINT, resnet_v2.DEFAULT_ATTENTION_POINTS,
-                name + ".ckpt", _SLIM_CHECKPOINTS + name + "_2017_04_14.tar.gz", "logits")
+                name + ".ckpt", _SLIM_CHECKPOINTS + name + "_2017_04_14.tar.gz", "logits",
+                None)
     for name, builder in [("resnet_v2_50", resnet_v2.resnet_v2_50),
                           ("resnet_v2_101", resnet_v2.resnet_v2_101),
                           ("resnet_v2_152", resnet_v2.resnet_v2_152)]
 ] + [
     NetworkSpec(name, _network_fn(builder), densenet.densenet_arg_scope, "imagenet_mean_std", 224,
                 1000, 0, densenet.last_conv_end_point(layers),
-                densenet.default_attention_points(layers), checkpoint, url, None)
+                densenet.default_attention_points(layers), checkpoint, url, None,
+                DENSENET_RELU_HEAD)
     for name, builder, layers, checkpoint, url in [
         ("densenet121", densenet.densenet121, densenet.DENSENET121_LAYERS,
          "tf-densenet121.ckpt", _GOOGLE_DRIVE % "0B_fUSpodN0t0eW1sVk1aeWREaDA"),
@@ -84,7 +89,7 @@ NETWORKS = collections.OrderedDict((spec.name, spec) for spec in [
                 densenet.densenet_arg_scope, "imagenet_mean_std", DEMO_IMAGE_SIZE, None, 0,
                 densenet.last_conv_end_point(DEMO_DENSENET["num_layers"]),
                 densenet.default_attention_points(DEMO_DENSENET["num_layers"]),
-                "demo_densenet.ckpt", "", None),
+                "demo_densenet.ckpt", "", None, DENSENET_RELU_HEAD),
 ])
 
 

@@ -1,0 +1,351 @@
+"""Localisation evaluation of visualiser runs, behind scripts/evaluate_localization.py: the
+paper's table (classification and localisation errors, GT-known accuracy, MaxBoxAcc) from
+results folders and the ILSVRC bounding-box XMLs.
+
+A results folder is what a visualiser wrote: config*.yaml (which network, labels, method and
+layer), results*.jsonl (a line per heatmap, with the image's top-5 predictions and size) and
+the heatmaps. Shards and their merged results.jsonl may lie side by side: each (image, class)
+counts once. The annotation XMLs give every image's classes and boxes; their object names are
+WordNet ids for the ImageNet networks, or the class names of the run's label list.
+
+A run is scored on the images it covers (a partial run says how many of the annotated images
+those are), through l2caf.evaluation. When the heatmap of a ground-truth class is missing (a
+top-1 sweep without explain_gt, for an image whose class is ranked 2nd to 5th), that class
+counts as not localised: the table then marks the scores it affects as bounds (loc errors
+"<=", accuracies ">=") and a note says how many images lack which heatmaps.
+"""
+import argparse
+import collections
+import csv
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from l2caf import data, images
+from l2caf.annotations import read_annotation_folder
+from l2caf.config import ConfigError
+from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, localization_metrics, max_box_acc,
+                              record_from_annotation)
+from l2caf.results import read_results
+from l2caf.sweep import load_heatmap, read_config
+from l2caf.visualize import RunError
+from nets import nets_factory
+
+# (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
+TABLE_COLUMNS = [
+    ("run", "run"), ("method", "method"), ("network", "network"), ("protocol", "protocol"),
+    ("threshold", "threshold"), ("images", "images"), ("top1_cls_error", "top-1 cls err"),
+    ("top5_cls_error", "top-5 cls err"), ("top1_loc_error", "top-1 loc err"),
+    ("top5_loc_error", "top-5 loc err"), ("gt_known_loc_accuracy", "GT-known loc acc"),
+    ("max_box_acc", "MaxBoxAcc (threshold)")]
+ACCURACIES = ("gt_known_loc_accuracy", "max_box_acc")
+# Counts of images that lack a heatmap some scores need: (which heatmap, those scores, what
+# that makes of them).
+LACKING_HEATMAPS = collections.OrderedDict([
+    ("images_lacking_top1_heatmap", ("their top-1 class, a ground-truth class",
+                                     ("top1_loc_error",), "top-1 loc err is an upper bound")),
+    ("images_lacking_top5_heatmap", ("a ground-truth class among their top-5",
+                                     ("top5_loc_error",), "top-5 loc err is an upper bound")),
+    ("images_lacking_gt_heatmap", ("a ground-truth class", ACCURACIES,
+                                   "GT-known loc acc and MaxBoxAcc are lower bounds")),
+])
+
+
+def parse_thresholds(text):
+    """A threshold sweep: 'START:STOP:STEP' (STOP excluded, as numpy.arange) or a
+    comma-separated list; every threshold in [0, 1)."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            # Rounded so that 0.3 is 0.3, not 0.30000000000000004.
+            thresholds = np.round(np.arange(start, stop, step), 10)
+        else:
+            thresholds = np.array([float(part) for part in text.split(",")])
+    except ValueError:
+        raise ConfigError("--thresholds must be START:STOP:STEP (e.g. 0:1:0.01, STEP > 0) or a "
+                          "comma-separated list, got %r" % text) from None
+    if not len(thresholds) or np.any((thresholds < 0) | (thresholds >= 1)):
+        raise ConfigError("--thresholds must give thresholds in [0, 1), got %r" % text)
+    return thresholds
+
+
+def read_annotations(folder):
+    """{image stem: Annotation} of an annotation folder; RunError if it has none."""
+    try:
+        annotations = read_annotation_folder(folder)
+    except (OSError, ValueError) as error:
+        raise RunError("annotations: %s" % error) from None
+    if not annotations:
+        raise RunError("annotations: %s holds no XML files" % folder)
+    return annotations
+
+
+def read_run_config(results_dir):
+    """The Config of the run in results_dir (shards' configs must agree)."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "config*.yaml")))
+    if not paths:
+        raise RunError("%s holds no config*.yaml: not a folder a visualiser wrote" % results_dir)
+    configs = [read_config(path) for path in paths]
+    for path, config in zip(paths[1:], configs[1:]):
+        for key in ("network", "labels", "method", "layer", "caf_variant"):
+            if config[key] != configs[0][key]:
+                raise RunError("%s and %s disagree on %s (%r, %r): one results folder per run"
+                               % (paths[0], path, key, configs[0][key], config[key]))
+    return configs[0]
+
+
+def read_run_lines(results_dir):
+    """{image path: its results lines}, each (image, class) once, from results*.jsonl."""
+    by_image, seen = collections.OrderedDict(), set()
+    for path in sorted(glob.glob(os.path.join(results_dir, "results*.jsonl"))):
+        for record in read_results(path):
+            key = (record["image"], record.get("class_id"))
+            if key not in seen:
+                seen.add(key)
+                by_image.setdefault(record["image"], []).append(record)
+    if not by_image:
+        raise RunError("%s holds no results (results*.jsonl with heatmap lines); run a "
+                       "visualiser into it first" % results_dir)
+    return by_image
+
+
+def class_ids_of(config, config_source):
+    """{annotation object name: class id} of a run: its label list's names, or WordNet ids."""
+    try:
+        return data.annotation_class_ids(config.labels)
+    except (OSError, ValueError) as error:
+        raise RunError("labels: %s (named by %s; paths in it are relative to the folder the run "
+                       "was started from)" % (error, config_source)) from None
+
+
+def _load_heatmap(reference, results_dir):
+    """The heatmap a results line names; from a folder that has moved, the file of that name
+    in results_dir."""
+    try:
+        return load_heatmap(reference)
+    except FileNotFoundError:
+        moved = os.path.join(results_dir, os.path.basename(reference))
+        try:
+            return load_heatmap(moved)
+        except (OSError, KeyError) as error:
+            raise RunError("heatmap %s cannot be read, nor %s: %s" % (reference, moved, error)) \
+                from None
+    except (OSError, KeyError, ValueError) as error:
+        raise RunError("heatmap %s cannot be read: %s" % (reference, error)) from None
+
+
+def _image_size(lines):
+    """(height, width) of the image of `lines`: their image_size, else the image's own."""
+    if lines[0].get("image_size"):
+        return tuple(lines[0]["image_size"])
+    try:
+        return images.read_rgb(lines[0]["image"]).shape[:2]
+    except images.ImageError as error:
+        raise RunError("the results lines give no image_size and the image cannot be read: %s"
+                       % error) from None
+
+
+def image_record(lines, annotation, class_ids, results_dir):
+    """The evaluation.ImageRecord of one image from its results lines and its annotation.
+
+    A class-oblivious heatmap (class_id null) serves every class. Raises RunError when the
+    annotation cannot be this image's: other classes than the run recorded, another size,
+    object names that are not the run's classes.
+    """
+    heatmaps = {line.get("class_id"): _load_heatmap(line["heatmap"], results_dir)
+                for line in lines}
+    predictions = [prediction["class_id"] for prediction in lines[0]["predictions"]]
+    try:
+        record = record_from_annotation(annotation, class_ids, predictions, heatmaps)
+    except KeyError as error:
+        raise RunError("%s; are these annotations of the run's data set?" % error.args[0]) \
+            from None
+    if None in heatmaps:
+        record = record._replace(heatmaps=dict.fromkeys(record.gt_labels, heatmaps[None]))
+    image = lines[0]["image"]
+    size = _image_size(lines)
+    if tuple(size) != tuple(record.image_size):
+        raise RunError("%s is %dx%d pixels but its annotation says %dx%d; are these annotations "
+                       "of the run's data set?" % ((image,) + tuple(size) + record.image_size))
+    ground_truth = lines[0].get("ground_truth")
+    if ground_truth is not None and set(ground_truth) != set(record.gt_labels):
+        raise RunError("%s: the run recorded classes %s but its annotation has %s; are these "
+                       "annotations of the run's data set?"
+                       % (image, sorted(ground_truth), sorted(record.gt_labels)))
+    return record
+
+
+def run_records(results_dir, annotations, class_ids):
+    """The ImageRecords of the images of a run (all of them must be annotated)."""
+    by_image = read_run_lines(results_dir)
+    stems = {image: os.path.splitext(os.path.basename(image))[0] for image in by_image}
+    unannotated = [image for image, stem in stems.items() if stem not in annotations]
+    if unannotated:
+        raise RunError("%d of the %d images of %s have no annotation XML (e.g. %s); are these "
+                       "annotations of the run's data set?"
+                       % (len(unannotated), len(by_image), results_dir, unannotated[0]))
+    records = []
+    # The bar is cleared before an error is printed.
+    with tqdm(total=len(by_image), desc="heatmaps of %s" % results_dir, unit="image",
+              dynamic_ncols=True, leave=False) as progress:
+        for image, lines in by_image.items():
+            records.append(image_record(lines, annotations[stems[image]], class_ids, results_dir))
+            progress.update()
+    return records
+
+
+def lacking_heatmaps(records):
+    """{key of LACKING_HEATMAPS: how many images lack that heatmap}."""
+    counts = collections.OrderedDict((key, 0) for key in LACKING_HEATMAPS)
+    for record in records:
+        missing = {label for label in record.gt_labels if label not in record.heatmaps}
+        counts["images_lacking_top1_heatmap"] += record.predictions[0] in missing
+        counts["images_lacking_top5_heatmap"] += bool(missing & set(record.predictions[:5]))
+        counts["images_lacking_gt_heatmap"] += bool(missing)
+    return counts
+
+
+def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
+                 thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5):
+    """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
+    keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
+    max_box_acc_threshold, the LACKING_HEATMAPS counts and notes (a list of strings).
+
+    annotations: {image stem: Annotation} (l2caf.annotations.read_annotation_folder).
+    thresholds: MaxBoxAcc's threshold sweep.
+    """
+    if not os.path.isdir(results_dir):
+        raise RunError("%s: no such results folder" % results_dir)
+    config = read_run_config(results_dir)
+    class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
+    records = run_records(results_dir, annotations, class_ids)
+    try:
+        metrics = localization_metrics(records, threshold, protocol, iou_threshold)
+        best = max_box_acc(records, thresholds, iou_threshold, protocol)
+    except ValueError as error:
+        raise RunError("%s: %s" % (results_dir, error)) from None
+    layer = config.layer or nets_factory.get_network(config.network).last_conv_end_point
+    row = collections.OrderedDict([
+        ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
+        ("network", config.network), ("layer", layer), ("protocol", protocol),
+        ("threshold", threshold), ("iou_threshold", iou_threshold),
+        ("images", metrics.num_images), ("images_annotated", len(annotations)),
+        ("top1_cls_error", metrics.top1_cls_error), ("top5_cls_error", metrics.top5_cls_error),
+        ("top1_loc_error", metrics.top1_loc_error), ("top5_loc_error", metrics.top5_loc_error),
+        ("gt_known_loc_accuracy", metrics.gt_known_loc_accuracy),
+        ("max_box_acc", best.accuracy), ("max_box_acc_threshold", best.threshold)])
+    row.update(lacking_heatmaps(records))
+    row["notes"] = run_notes(row)
+    return row
+
+
+def run_notes(row):
+    """What a reader of the row must know: a partial run, scores that are only bounds."""
+    notes = []
+    if row["images"] < row["images_annotated"]:
+        notes.append("partial run: %d of the %d annotated images"
+                     % (row["images"], row["images_annotated"]))
+    lacking = ["%d image(s) lack the heatmap of %s: %s" % (row[key], heatmap, consequence)
+               for key, (heatmap, _, consequence) in LACKING_HEATMAPS.items() if row[key]]
+    if lacking:
+        notes.append("missing heatmaps count as not localised; %s (sweep with explain_gt true "
+                     "for the heatmaps of every ground-truth class)" % "; ".join(lacking))
+    return notes
+
+
+def _is_bound(row, key):
+    return any(row[count] for count, (_, scores, _) in LACKING_HEATMAPS.items() if key in scores)
+
+
+def _cell(row, key):
+    """A Markdown cell: scores with one decimal, marked as bounds where heatmaps lack."""
+    value = row[key]
+    if key == "method" and row["caf_variant"] == "cls_oblivious":
+        return "%s (cls_oblivious)" % value
+    if key not in ACCURACIES and not key.endswith("_error"):
+        return "%g" % value if isinstance(value, float) else str(value)
+    text = "%.1f" % value
+    if key == "max_box_acc":
+        text += " (%g)" % row["max_box_acc_threshold"]
+    if _is_bound(row, key):
+        text = (">=" if key in ACCURACIES else "<=") + text
+    return text
+
+
+def markdown_table(rows):
+    """The rows as a Markdown table, then their notes (a bullet each)."""
+    lines = ["| %s |" % " | ".join(header for _, header in TABLE_COLUMNS),
+             "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| %s |" % " | ".join(_cell(row, key) for key, _ in TABLE_COLUMNS) for row in rows]
+    notes = ["- %s: %s" % (row["run"], note) for row in rows for note in row["notes"]]
+    if notes:
+        lines += ["", "Notes:"] + notes
+    return "\n".join(lines)
+
+
+def write_csv(path, rows):
+    """The rows with all their fields, notes joined by '; '."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(dict(row, notes="; ".join(row["notes"])))
+
+
+def write_json(path, rows):
+    with open(path, "w") as stream:
+        json.dump(rows, stream, indent=2)
+        stream.write("\n")
+
+
+def main(argv=None, description=__doc__):
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                        help="results folders of visualiser runs (sweeps, merged or not); one "
+                             "table row each")
+    parser.add_argument("--annotations", required=True, metavar="DIR",
+                        help="folder of bounding-box XMLs, one per image named after it (ILSVRC "
+                             "layout)")
+    parser.add_argument("--protocol", default="cam", choices=PROTOCOLS,
+                        help="box from heatmap: cam (largest connected component, the paper's "
+                             "Tables 1 and 3) or adl (largest contour, Table 2) "
+                             "(default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=0.2,
+                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1) "
+                             "(default: %(default)s)")
+    parser.add_argument("--thresholds", default="0:1:0.01", metavar="SPEC",
+                        help="MaxBoxAcc's threshold sweep: START:STOP:STEP (STOP excluded) or "
+                             "a comma-separated list (default: %(default)s)")
+    parser.add_argument("--iou", type=float, default=0.5,
+                        help="IoU with a ground-truth box that a box needs to be right "
+                             "(default: %(default)s)")
+    parser.add_argument("--output", metavar="PREFIX",
+                        help="write the table to PREFIX.csv and PREFIX.json (default: "
+                             "localization_<protocol> in the first results folder)")
+    args = parser.parse_args(argv)
+    try:
+        if not 0.0 <= args.threshold < 1.0:
+            raise ConfigError("--threshold must be in [0, 1), got %g" % args.threshold)
+        if not 0.0 < args.iou <= 1.0:
+            raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
+        thresholds = parse_thresholds(args.thresholds)
+        annotations = read_annotations(args.annotations)
+        rows = [evaluate_run(results_dir, annotations, args.protocol, args.threshold,
+                             thresholds, args.iou) for results_dir in args.results]
+    except (ConfigError, RunError, nets_factory.UnknownNetworkError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    prefix = args.output or os.path.join(args.results[0], "localization_" + args.protocol)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    write_csv(prefix + ".csv", rows)
+    write_json(prefix + ".json", rows)
+    print(markdown_table(rows))
+    print("\nwritten: %s.csv, %s.json" % (prefix, prefix))
+    return 0

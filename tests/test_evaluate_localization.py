@@ -1,0 +1,394 @@
+"""scripts/evaluate_localization.py end to end: the shipped demo model swept over held-out
+synthetic images, and the table checked against scores recomputed here from the heatmaps and
+the XMLs with plain numpy (flood fill, IoU and the ILSVRC rules written out again)."""
+import csv
+import json
+import os
+import pathlib
+import shutil
+import xml.etree.ElementTree as ElementTree
+
+import cv2
+import numpy as np
+import pytest
+
+from l2caf.evaluate_run import main
+from l2caf.sweep import main as sweep_main
+from l2caf.synthetic import make_dataset
+from tests.helpers import REPO_ROOT
+
+DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
+NUM_IMAGES = 12
+IMAGE_SIZE = 128
+HELD_OUT_SEED = 777  # training used seeds 0 and 1
+THRESHOLD = 0.2
+THRESHOLDS = "0.1:0.6:0.1"
+HEADERS = {"top1_cls_error": "top-1 cls err", "top5_cls_error": "top-5 cls err",
+           "top1_loc_error": "top-1 loc err", "top5_loc_error": "top-5 loc err",
+           "gt_known_loc_accuracy": "GT-known loc acc", "max_box_acc": "MaxBoxAcc (threshold)"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluation")
+    make_dataset(str(folder / "data"), NUM_IMAGES, image_size=IMAGE_SIZE, seed=HELD_OUT_SEED,
+                 progress=False)
+    return folder
+
+
+def sweep(dataset, output_dir, *extra):
+    """configs/demo_fast.yaml on the data set, fewer iterations."""
+    assert sweep_main([
+        "--config", os.path.join(REPO_ROOT, "configs", "demo_fast.yaml"),
+        "--checkpoint", os.path.join(DEMO_DIR, "demo_densenet.ckpt"),
+        "--labels", os.path.join(DEMO_DIR, "labels.txt"),
+        "--images", str(dataset / "data" / "images"),
+        "--annotations", str(dataset / "data" / "annotations"), "--output_dir", str(output_dir),
+        "--max_iters", "60", "--batch_size", "12"] + list(extra)) == 0
+    return str(output_dir)
+
+
+@pytest.fixture(scope="module")
+def full_run(dataset):
+    return sweep(dataset, dataset / "full", "--explain_gt", "true")
+
+
+@pytest.fixture(scope="module")
+def partial_run(dataset):
+    """The first 5 images, heatmaps of classes 0 and 1 only: most ground-truth ones lack."""
+    return sweep(dataset, dataset / "partial", "--limit", "5", "--classes", "0,1",
+                 "--explain_gt", "false")
+
+
+def evaluate(capsys, results, annotations, *extra):
+    """Runs the command; returns its exit code, stdout and stderr."""
+    code = main(["--results"] + list(results) + ["--annotations", str(annotations)] +
+                list(extra))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# The independent computation.
+
+def read_xml(path):
+    """((height, width), {object name: [box, ...]}) of an annotation file."""
+    root = ElementTree.parse(path).getroot()
+    boxes = {}
+    for element in root.iter("object"):
+        boxes.setdefault(element.find("name").text, []).append(tuple(
+            int(element.find("bndbox/" + field).text)
+            for field in ("xmin", "ymin", "xmax", "ymax")))
+    return (int(root.find("size/height").text), int(root.find("size/width").text)), boxes
+
+
+def largest_region_box(mask):
+    """(xmin, ymin, xmax, ymax) of the largest 8-connected region of True pixels (the first
+    found in row-major order among equals), by flood fill."""
+    height, width = mask.shape
+    seen = np.zeros_like(mask)
+    best_size, best_box = 0, None
+    for y, x in zip(*np.nonzero(mask)):
+        if seen[y, x]:
+            continue
+        seen[y, x] = True
+        stack, pixels = [(y, x)], []
+        while stack:
+            row, column = stack.pop()
+            pixels.append((row, column))
+            for next_row in (row - 1, row, row + 1):
+                for next_column in (column - 1, column, column + 1):
+                    if 0 <= next_row < height and 0 <= next_column < width and \
+                            mask[next_row, next_column] and not seen[next_row, next_column]:
+                        seen[next_row, next_column] = True
+                        stack.append((next_row, next_column))
+        if len(pixels) > best_size:
+            rows, columns = zip(*pixels)
+            best_size, best_box = len(pixels), (min(columns), min(rows), max(columns), max(rows))
+    return best_box
+
+
+def cam_box(heatmap, size, threshold):
+    resized = cv2.resize(heatmap.astype(np.float64), (size[1], size[0]),
+                         interpolation=cv2.INTER_LINEAR)
+    assert resized.max() > resized.min()
+    return largest_region_box(resized >= threshold * resized.max())
+
+
+def overlap(box, other):
+    width = min(box[2], other[2]) - max(box[0], other[0]) + 1
+    height = min(box[3], other[3]) - max(box[1], other[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+
+    def area(b):
+        return (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return width * height / float(area(box) + area(other) - width * height)
+
+
+def expected_row(run, annotations, threshold=THRESHOLD, thresholds=(0.1, 0.2, 0.3, 0.4, 0.5)):
+    """The scores of a run, recomputed from its results.jsonl, heatmaps and the XMLs."""
+    with open(os.path.join(DEMO_DIR, "labels.txt")) as stream:
+        class_ids = {name.strip(): index for index, name in enumerate(stream) if name.strip()}
+    images = {}
+    with open(os.path.join(run, "results.jsonl")) as stream:
+        for line in map(json.loads, stream):
+            path, key = line["heatmap"].rsplit(":", 1)
+            images.setdefault(line["image"], (line["predictions"], {}))[1][line["class_id"]] = \
+                np.load(path)[key]
+    counts = dict.fromkeys(["top1_cls", "top5_cls", "top1_loc", "top5_loc", "lacking_top1",
+                            "lacking_top5", "lacking_gt"], 0)
+    gt_known_hits = np.zeros(len(thresholds))
+    for image, (predictions, heatmaps) in images.items():
+        stem = os.path.splitext(os.path.basename(image))[0]
+        size, boxes_by_name = read_xml(os.path.join(str(annotations), stem + ".xml"))
+        truth = {class_ids[name]: boxes for name, boxes in boxes_by_name.items()}
+        top5 = [prediction["class_id"] for prediction in predictions[:5]]
+
+        # A class-oblivious heatmap (class_id None) is every class's.
+        heatmaps = {c: heatmaps[None] for c in truth} if None in heatmaps else heatmaps
+
+        def right(class_id, at):
+            return class_id in truth and class_id in heatmaps and any(
+                overlap(cam_box(heatmaps[class_id], size, at), box) >= 0.5
+                for box in truth[class_id])
+        counts["top1_cls"] += top5[0] in truth
+        counts["top5_cls"] += any(c in truth for c in top5)
+        counts["top1_loc"] += right(top5[0], threshold)
+        counts["top5_loc"] += any(right(c, threshold) for c in top5)
+        gt_known_hits += [any(right(c, at) for c in truth) for at in thresholds]
+        lacking = set(truth) - set(heatmaps)
+        counts["lacking_top1"] += top5[0] in lacking
+        counts["lacking_top5"] += bool(lacking & set(top5))
+        counts["lacking_gt"] += bool(lacking)
+    percent = 100.0 / len(images)
+    best = int(np.argmax(gt_known_hits))
+    return {"images": len(images),
+            "top1_cls_error": 100 - counts["top1_cls"] * percent,
+            "top5_cls_error": 100 - counts["top5_cls"] * percent,
+            "top1_loc_error": 100 - counts["top1_loc"] * percent,
+            "top5_loc_error": 100 - counts["top5_loc"] * percent,
+            "gt_known_loc_accuracy": gt_known_hits[thresholds.index(threshold)] * percent,
+            "max_box_acc": gt_known_hits[best] * percent,
+            "max_box_acc_threshold": thresholds[best],
+            "images_lacking_top1_heatmap": counts["lacking_top1"],
+            "images_lacking_top5_heatmap": counts["lacking_top5"],
+            "images_lacking_gt_heatmap": counts["lacking_gt"]}
+
+
+def printed_rows(out):
+    """The rows of the Markdown table in `out`, as {header: cell}."""
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert set(lines[1].strip("|").split("|")) == {"---"}
+    return [dict(zip(headers, (cell.strip() for cell in line.strip("|").split("|"))))
+            for line in lines[2:]]
+
+
+def assert_scores_match(row, expected):
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_table_matches_an_independent_computation(dataset, full_run, capsys):
+    annotations = dataset / "data" / "annotations"
+    prefix = str(dataset / "tables" / "full")
+    code, out, _ = evaluate(capsys, [full_run], annotations, "--thresholds", THRESHOLDS,
+                            "--output", prefix)
+    assert code == 0
+    with open(prefix + ".json") as stream:
+        [row] = json.load(stream)
+    expected = expected_row(full_run, annotations)
+    print("\n" + out)
+    assert_scores_match(row, expected)
+    assert (row["method"], row["network"], row["protocol"], row["threshold"]) == \
+        ("l2caf", "demo_densenet", "cam", THRESHOLD)
+    assert row["images"] == row["images_annotated"] == NUM_IMAGES and row["notes"] == []
+
+    [printed] = printed_rows(out)
+    assert (printed["run"], printed["method"], printed["images"]) == \
+        (full_run, "l2caf", str(NUM_IMAGES))
+    for key, header in HEADERS.items():
+        assert printed[header].split()[0] == "%.1f" % row[key]  # no bound marks
+    assert printed["MaxBoxAcc (threshold)"].endswith("(%g)" % row["max_box_acc_threshold"])
+    assert "Notes" not in out
+
+    with open(prefix + ".csv") as stream:
+        [csv_row] = list(csv.DictReader(stream))
+    assert list(csv_row) == list(row)
+    for key, value in row.items():
+        if isinstance(value, (int, float)):
+            assert float(csv_row[key]) == pytest.approx(value)
+        elif key != "notes":
+            assert csv_row[key] == str(value)
+
+
+def test_partial_run_reports_its_images_and_marks_scores_missing_heatmaps_bound(
+        dataset, full_run, partial_run, capsys):
+    annotations = dataset / "data" / "annotations"
+    code, out, _ = evaluate(capsys, [full_run, partial_run], annotations,
+                            "--thresholds", THRESHOLDS)
+    assert code == 0
+    print("\n" + out)
+    # Written beside the first run by default.
+    with open(os.path.join(full_run, "localization_cam.json")) as stream:
+        full, partial = json.load(stream)
+    assert_scores_match(full, expected_row(full_run, annotations))
+    expected = expected_row(partial_run, annotations)
+    assert_scores_match(partial, expected)
+    assert (partial["images"], partial["images_annotated"]) == (5, NUM_IMAGES)
+    assert expected["images_lacking_gt_heatmap"] > 0  # the data set's classes are 0..5
+
+    printed = printed_rows(out)[1]
+    assert printed["images"] == "5"
+    assert "- %s: partial run: 5 of the 12 annotated images" % partial_run in out
+    for key, count, mark in [("top1_loc_error", "images_lacking_top1_heatmap", "<="),
+                             ("top5_loc_error", "images_lacking_top5_heatmap", "<="),
+                             ("gt_known_loc_accuracy", "images_lacking_gt_heatmap", ">="),
+                             ("max_box_acc", "images_lacking_gt_heatmap", ">=")]:
+        cell = printed[HEADERS[key]]
+        assert cell.startswith(mark) == (expected[count] > 0), key
+        assert cell.lstrip("<>=").split()[0] == "%.1f" % partial[key]
+    assert "%d image(s) lack the heatmap of a ground-truth class: GT-known loc acc and " \
+        "MaxBoxAcc are lower bounds" % expected["images_lacking_gt_heatmap"] in out
+    assert "sweep with explain_gt true" in out
+    assert not any(full[count] for count in ("images_lacking_top1_heatmap",
+                                            "images_lacking_top5_heatmap",
+                                            "images_lacking_gt_heatmap"))
+
+
+def test_another_threshold_gives_the_independent_scores_too(dataset, full_run, capsys):
+    annotations = dataset / "data" / "annotations"
+    code, _, _ = evaluate(capsys, [full_run], annotations, "--threshold", "0.1",
+                          "--thresholds", THRESHOLDS)
+    assert code == 0
+    with open(os.path.join(full_run, "localization_cam.json")) as stream:
+        [row] = json.load(stream)
+    assert_scores_match(row, expected_row(full_run, annotations, threshold=0.1))
+    # At 0.1 some boxes are too large and others right, so the IoUs really were scored.
+    assert 0 < row["gt_known_loc_accuracy"] < 100
+
+
+def test_shards_beside_their_merge_in_a_moved_folder_count_once(dataset, full_run, capsys,
+                                                                tmp_path):
+    """A copy of the run as two shards plus their merged results.jsonl, whose heatmap
+    references point to where the folder used to be."""
+    moved = tmp_path / "moved"
+    shutil.copytree(full_run, str(moved))
+    with open(os.path.join(full_run, "results.jsonl")) as stream:
+        lines = [json.loads(line) for line in stream]
+    for line in lines:
+        line["heatmap"] = os.path.join("/gone", os.path.basename(line["heatmap"]))
+    for name, part in [("results.jsonl", lines), ("results_shard0of2.jsonl", lines[::2]),
+                       ("results_shard1of2.jsonl", lines[1::2])]:
+        (moved / name).write_text("".join(json.dumps(line) + "\n" for line in part))
+    shutil.copy(str(moved / "config.yaml"), str(moved / "config_shard0of2.yaml"))
+    annotations = dataset / "data" / "annotations"
+    code, _, _ = evaluate(capsys, [str(moved)], annotations, "--thresholds", THRESHOLDS)
+    assert code == 0
+    with open(str(moved / "localization_cam.json")) as stream:
+        [row] = json.load(stream)
+    assert_scores_match(row, expected_row(full_run, annotations))
+
+
+def test_class_oblivious_heatmaps_serve_every_class_and_missing_sizes_are_read(
+        dataset, full_run, capsys, tmp_path):
+    """A run made like the slow visualiser's cls_oblivious one: a heatmap per image with
+    class_id null, no image_size or ground_truth in its lines."""
+    oblivious = tmp_path / "oblivious"
+    oblivious.mkdir()
+    config = (pathlib.Path(full_run) / "config.yaml").read_text()
+    (oblivious / "config.yaml").write_text(
+        config.replace("caf_variant: cls_specific", "caf_variant: cls_oblivious"))
+    lines = {}
+    with open(os.path.join(full_run, "results.jsonl")) as stream:
+        for line in map(json.loads, stream):
+            for key in ("image_size", "ground_truth"):
+                del line[key]
+            lines.setdefault(line["image"], dict(line, class_id=None, class_name=None))
+    (oblivious / "results.jsonl").write_text("".join(json.dumps(line) + "\n"
+                                                     for line in lines.values()))
+    annotations = dataset / "data" / "annotations"
+    code, out, _ = evaluate(capsys, [str(oblivious)], annotations, "--thresholds", THRESHOLDS)
+    assert code == 0
+    with open(str(oblivious / "localization_cam.json")) as stream:
+        [row] = json.load(stream)
+    assert_scores_match(row, expected_row(str(oblivious), annotations))
+    assert row["caf_variant"] == "cls_oblivious"
+    assert printed_rows(out)[0]["method"] == "l2caf (cls_oblivious)"
+
+
+def test_adl_protocol_names_its_outputs(dataset, full_run, capsys):
+    code, out, _ = evaluate(capsys, [full_run], dataset / "data" / "annotations",
+                            "--protocol", "adl", "--threshold", "0.3")
+    assert code == 0
+    with open(os.path.join(full_run, "localization_adl.json")) as stream:
+        [row] = json.load(stream)
+    assert (row["protocol"], row["threshold"]) == ("adl", 0.3)
+    assert printed_rows(out)[0]["protocol"] == "adl"
+
+
+def write_xmls(folder, source, count, rename=None):
+    """Copies of the first `count` XMLs of `source`, object names mapped by `rename`."""
+    folder.mkdir()
+    for name in sorted(os.listdir(str(source)))[:count]:
+        text = (source / name).read_text()
+        for old, new in (rename or {}).items():
+            text = text.replace("<name>%s</name>" % old, "<name>%s</name>" % new)
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_folder", "no such results folder"),
+    ("empty_folder", "holds no config*.yaml: not a folder a visualiser wrote"),
+    ("no_results", "holds no results (results*.jsonl with heatmap lines)"),
+    ("no_annotations", "no such annotation folder"),
+    ("other_data_set", "is 128x128 pixels but its annotation says 96x96; are these "
+                       "annotations of the run's data set?"),
+    ("other_classes", "the run recorded classes"),
+    ("wordnet_ids", "names object class 'n01440764', which has no class id; are these "
+                    "annotations of the run's data set?"),
+    ("missing_xmls", "7 of the 12 images of"),
+    ("bad_thresholds", "--thresholds must be START:STOP:STEP"),
+    ("threshold_out_of_range", "--threshold must be in [0, 1), got 1"),
+])
+def test_bad_inputs_are_clear_errors(dataset, full_run, capsys, tmp_path, case, message):
+    annotations = dataset / "data" / "annotations"
+    results, extra = full_run, []
+    if case == "no_folder":
+        results = str(tmp_path / "nowhere")
+    elif case == "empty_folder":
+        results = str(tmp_path)
+    elif case == "no_results":
+        shutil.copy(os.path.join(full_run, "config.yaml"), str(tmp_path))
+        results = str(tmp_path)
+    elif case == "no_annotations":
+        annotations = tmp_path / "nowhere"
+    elif case == "other_data_set":
+        make_dataset(str(tmp_path / "other"), NUM_IMAGES, image_size=96, progress=False)
+        annotations = tmp_path / "other" / "annotations"
+    elif case == "other_classes":
+        # Every object of class 0 named as class 1 and the other way round.
+        with open(os.path.join(DEMO_DIR, "labels.txt")) as stream:
+            first, second = [line.strip() for line in stream][:2]
+        annotations = write_xmls(tmp_path / "swapped", annotations, NUM_IMAGES,
+                                 {first: "swap", second: first})
+        for path in annotations.iterdir():
+            path.write_text(path.read_text().replace("<name>swap</name>",
+                                                     "<name>%s</name>" % second))
+    elif case == "wordnet_ids":
+        with open(os.path.join(DEMO_DIR, "labels.txt")) as stream:
+            annotations = write_xmls(tmp_path / "wnids", annotations, NUM_IMAGES, {
+                line.strip(): "n01440764" for line in stream})
+    elif case == "missing_xmls":
+        annotations = write_xmls(tmp_path / "five", annotations, 5)
+    elif case == "bad_thresholds":
+        extra = ["--thresholds", "0:1"]
+    elif case == "threshold_out_of_range":
+        extra = ["--threshold", "1"]
+    code, out, err = evaluate(capsys, [results], annotations, *extra)
+    assert code == 2
+    # One line (the progress bar, on stderr too, ends in carriage returns).
+    [line] = [line for line in err.replace("\r", "\n").splitlines() if message in line]
+    assert line.startswith("error: ")
+    assert "Traceback" not in err and out == ""
