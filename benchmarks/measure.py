@@ -1,0 +1,192 @@
+"""Runs some measurements of one network and writes their raw timings (used by run.py).
+
+    python -m benchmarks.measure TASK_JSON RESULT_PATH
+
+benchmarks/run.py starts this in fresh processes, so that a measurement's memory counts in
+no other's except where it says so. TASK_JSON holds network, gpu, repeats, measurements
+(each: key, label, mode, layer, batch, cache_activation, iterations; see run.py's `plan`),
+and for the progress lines first_number and count (the measurements' numbers among the
+network's). RESULT_PATH receives the device, the machine, the process's peak memory after
+its imports and, per measurement, the seconds of each repeat (for L2-CAF also the seconds
+per iteration) and the process's peak memory at its end.
+"""
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+from l2caf import data
+from l2caf.config import COMMON_OPTIONS, Config
+from l2caf.methods import GradCAM, L2CAF
+from l2caf.model import Model
+from nets import nets_factory
+from nets.tf_slim_compat import tf
+
+# The warm-up run of an L2-CAF measurement: the first calls build TensorFlow's executors for
+# these feeds and shapes; iterations need no warming, so a short run does.
+WARM_UP_ITERATIONS = 2
+# Convergence checks per measured run: the time per iteration is taken between the first and
+# the last, free of the per-batch costs (forward pass, loss terms, executor set-up).
+CHECKS_PER_RUN = 4
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far, in MB (ru_maxrss: KiB on Linux, bytes on
+    macOS). It never decreases: TensorFlow's CPU allocator keeps the memory it has used."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
+
+
+def convergence_off_settings():
+    """The visualisers' default settings, with a tolerance no loss change is below (-1): every
+    row runs max_iters iterations."""
+    settings = Config((key, option.default) for key, option in COMMON_OPTIONS.items())
+    settings.update(tolerance=-1.0)
+    return settings
+
+
+class Workload(object):
+    """A measurement's model, explainer and input batch (random images, seeded), and one
+    timed pass over the batch."""
+
+    def __init__(self, measurement, spec, num_classes, gpu):
+        self.mode = measurement["mode"]
+        batch = measurement["batch"]
+        self.model = Model(spec, num_classes, measurement["layer"],
+                           rows=batch if self.mode == "fast" else 1, gpu=gpu)
+        size = spec.image_size
+        self.images = np.random.default_rng(0).uniform(
+            0, 255, (batch, size, size, 3)).astype(np.float32)
+        self.keys = ["image_%d" % index for index in range(batch)]
+        num_labels = num_classes - spec.label_offset
+        self.classes = [[index % num_labels] for index in range(batch)]
+        self.settings = self.explainer = None
+        if self.mode in ("slow", "fast"):
+            # L2CAF reads its settings at every call: `run` sets the iterations through them.
+            self.settings = convergence_off_settings()
+            self.explainer = L2CAF(self.model, "cls_specific", self.settings,
+                                   measurement["cache_activation"])
+        elif self.mode == "gradcam":
+            self.explainer = GradCAM(self.model)
+
+    def run(self, iterations):
+        """(seconds for the batch, seconds per iteration or None): the forward pass alone, or
+        the forward pass then the explanations, as the visualisers make them."""
+        if self.explainer is None:
+            started = time.perf_counter()
+            self.model.session.run(self.model.logits, {self.model.images: self.images})
+            return time.perf_counter() - started, None
+        if iterations:
+            self.settings.update(max_iters=iterations,
+                                 check_every=max(1, iterations // CHECKS_PER_RUN))
+        checks = []
+        started = time.perf_counter()
+        prediction = self.explainer.predict(self.images)
+        explanations = self.explainer(
+            self.images, self.keys, self.classes, prediction=prediction,
+            on_check=lambda iteration, _: checks.append((iteration, time.perf_counter())))
+        seconds = time.perf_counter() - started
+        if not iterations:
+            return seconds, None
+        if any(explanation.iterations != iterations for explanation in explanations):
+            raise RuntimeError("a filter stopped before %d iterations; the benchmark needs "
+                               "convergence off" % iterations)
+        (first_iteration, first_time), (last_iteration, last_time) = checks[0], checks[-1]
+        return seconds, (last_time - first_time) / (last_iteration - first_iteration)
+
+    def device(self):
+        """'GPU' when the session has a GPU (TensorFlow then places the network there)."""
+        types = {device.device_type for device in self.model.session.list_devices()}
+        return "GPU" if "GPU" in types else "CPU"
+
+    def close(self):
+        self.model.close()
+
+
+def measure(measurement, spec, num_classes, gpu, repeats, progress):
+    """One measurement: a warm-up run, then `repeats` timed runs; and the process's peak
+    memory at its end."""
+    iterations = measurement["iterations"]
+    started = time.perf_counter()
+    workload = Workload(measurement, spec, num_classes, gpu)
+    try:
+        progress("model built in %.1f s; warm-up" % (time.perf_counter() - started))
+        workload.run(WARM_UP_ITERATIONS if iterations else None)
+        samples = []
+        for repeat in range(repeats):
+            samples.append(workload.run(iterations))
+            progress("repeat %d/%d: %.3f s" % (repeat + 1, repeats, samples[-1][0]))
+        device, layer = workload.device(), workload.model.layer
+    finally:
+        workload.close()
+    return dict(measurement, layer=None if measurement["mode"] == "forward" else layer,
+                device=device, batch_seconds=[seconds for seconds, _ in samples],
+                iteration_seconds=[per_iteration for _, per_iteration in samples]
+                if iterations else None,
+                peak_rss_mb=peak_rss_mb())
+
+
+def _cpu_model():
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """The hardware and software the numbers were measured on."""
+    gpus = tf.config.list_physical_devices("GPU")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024.0 ** 3
+    return {"cpu": _cpu_model(), "cores": cores, "memory_gb": round(memory_gb, 1),
+            "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                     for gpu in gpus],
+            "system": platform.platform(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "numpy": np.__version__}
+
+
+def measure_network(task):
+    """Runs the task's measurements of its network, in order; returns the raw results.
+
+    The process's peak memory only grows, so a measurement's peak_rss_mb is its own need only
+    where it is above the previous one's (run.py orders the measurements by growing need)."""
+    spec = nets_factory.get_network(task["network"])
+    # Networks sized by their label list (the demo) get ImageNet's classes: weights are random.
+    num_classes = spec.num_classes or len(data.class_names())
+    baseline = peak_rss_mb()
+    results = []
+    for number, measurement in enumerate(task["measurements"], task["first_number"]):
+        details = ["batch %d" % measurement["batch"]]
+        if measurement["mode"] != "forward":
+            details.insert(0, "layer %s" % (measurement["layer"] or spec.last_conv_end_point))
+        if measurement["iterations"]:
+            details.append("%d iterations" % measurement["iterations"])
+        log("[%s %d/%d] %s: %s" % (spec.name, number, task["count"], measurement["label"],
+                                   ", ".join(details)))
+        results.append(measure(measurement, spec, num_classes, task["gpu"], task["repeats"],
+                               lambda message: log("    " + message)))
+    return {"network": spec.name, "image_size": spec.image_size, "num_classes": num_classes,
+            "last_conv_layer": spec.last_conv_end_point, "device": results[0]["device"],
+            "machine": machine(), "baseline_rss_mb": baseline, "measurements": results}
+
+
+def main(argv):
+    task_json, result_path = argv
+    result = measure_network(json.loads(task_json))
+    with open(result_path, "w") as stream:
+        json.dump(result, stream)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

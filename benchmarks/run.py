@@ -1,0 +1,388 @@
+#!/usr/bin/env python
+"""Benchmark: how fast each explanation mode is, against the network's forward pass.
+
+Per network, with random weights (speed does not depend on them) at the network's full input
+size, one network at a time:
+  forward pass      the network alone, batch 1 and batch B: images/s
+  slow mode         L2-CAF (cls_specific, l2norm) on one image and one class, at the last
+                    conv layer and at an intermediate one, naive (the whole network every
+                    iteration) and with the cached activation: s/image. The cached run at the
+                    last layer is also the fast mode's batch 1 (the original's fast mode: one
+                    image at a time)
+  fast mode         L2-CAF on a batch of B images, one filter row each: images/s
+  Grad-CAM          at the last conv layer, batch B: images/s
+Every L2-CAF and Grad-CAM time includes the forward pass that computes the predictions and
+the cached activation: it is the whole cost per image of a run. Convergence is off, so every
+filter runs the given iterations; the time per iteration is measured between convergence
+checks, and each L2-CAF time is also extrapolated to 1000 iterations (the visualisers'
+max_iters): batch time + (1000 - iterations) x time per iteration. Each measurement runs once
+to warm up, then --repeats times: median and min-max. Memory: the peak resident memory of the
+measuring process. It only grows (TensorFlow keeps what it has allocated): each batched
+measurement runs in a fresh process, the one-image ones share one, by growing need, and one
+that did not raise the peak shows "<=".
+
+Writes benchmark.json and benchmark.md (benchmark_quick.* with --quick) to --output, and
+prints the Markdown tables. The same command runs on a GPU when there is one (--gpu).
+Examples:
+  python benchmarks/run.py                   # inception_v1, resnet_v2_50, densenet161
+  python benchmarks/run.py --quick           # a smoke run, about half a minute
+  python benchmarks/run.py --networks resnet_v2_50 --iterations 200 --repeats 5
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "benchmarks", "results")
+EXTRAPOLATED_ITERATIONS = 1000
+
+# The filter layer of the intermediate-layer measurements: the last end point before the
+# network's last stage, so that a whole stage lies between the filter and the logits.
+INTERMEDIATE_LAYERS = {
+    "inception_v1": "Mixed_4f",
+    "resnet_v2_50": "block3",
+    "resnet_v2_101": "block3",
+    "resnet_v2_152": "block3",
+    "densenet121": "dense_block3/conv_block24",
+    "densenet161": "dense_block3/conv_block36",
+    "densenet169": "dense_block3/conv_block32",
+    "demo_densenet": "dense_block1/conv_block2",
+}
+
+FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "iterations": 100,
+                 "naive_iterations": 20, "repeats": 3, "batch_size": 64}
+QUICK_DEFAULTS = {"networks": "demo_densenet", "iterations": 2, "naive_iterations": 2,
+                  "repeats": 1, "batch_size": 2}
+
+
+class BenchmarkError(Exception):
+    """A network's measurements failed; the message says which."""
+
+
+def _at_least(minimum, reason=""):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be an integer, got %r" % text) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError("must be at least %d%s, got %d"
+                                             % (minimum, reason, value))
+        return value
+    return parse
+
+
+def _network_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one network name")
+    unknown = [name for name in names if name not in INTERMEDIATE_LAYERS]
+    if unknown:
+        raise argparse.ArgumentTypeError("unknown network(s) %s; known networks: %s"
+                                         % (", ".join(unknown), ", ".join(INTERMEDIATE_LAYERS)))
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError("a network is listed twice in %r" % text)
+    return names
+
+
+def parse_options(argv=None):
+    """The benchmark's options: --quick changes the defaults, given options win."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def default(key):
+        return " (default: %s; with --quick: %s)" % (FULL_DEFAULTS[key], QUICK_DEFAULTS[key])
+
+    parser.add_argument("--networks", type=_network_list, metavar="NAMES",
+                        help="comma-separated network names, from: %s%s"
+                             % (", ".join(INTERMEDIATE_LAYERS), default("networks")))
+    iteration_count = _at_least(2, " (the time per iteration is measured between two checks)")
+    parser.add_argument("--iterations", metavar="N", type=iteration_count,
+                        help="L2-CAF iterations per filter, fixed (convergence off), for the "
+                             "cached slow mode and the fast mode" + default("iterations"))
+    parser.add_argument("--naive_iterations", metavar="N", type=iteration_count,
+                        help="iterations of the naive slow mode, which runs the whole network "
+                             "each iteration (its time is extrapolated to 1000 like the "
+                             "others)" + default("naive_iterations"))
+    parser.add_argument("--repeats", metavar="N", type=_at_least(1),
+                        help="timed runs per measurement, after one warm-up run; the report "
+                             "gives their median and min-max" + default("repeats"))
+    parser.add_argument("--batch_size", metavar="N", type=_at_least(1),
+                        help="images per batch of the batched forward pass, fast mode and "
+                             "Grad-CAM" + default("batch_size"))
+    parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
+                        help="GPU index to run on; -1: the CPU. Without a GPU the CPU is used "
+                             "(default: 0)")
+    parser.add_argument("--output", metavar="DIR", default=DEFAULT_OUTPUT,
+                        help="folder for benchmark.json and benchmark.md (benchmark_quick.* "
+                             "with --quick) (default: benchmarks/results in the repository)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run of about half a minute (mostly TensorFlow's start-up in "
+                             "each process): checks that every measurement runs; its numbers "
+                             "mean nothing (demo_densenet, batch 2, 2 iterations, 1 repeat)")
+    options = parser.parse_args(argv)
+    defaults = QUICK_DEFAULTS if options.quick else FULL_DEFAULTS
+    for key, value in defaults.items():
+        if getattr(options, key) is None:
+            setattr(options, key, _network_list(value) if key == "networks" else value)
+    if os.path.exists(options.output) and not os.path.isdir(options.output):
+        parser.error("argument --output: %s exists and is not a folder" % options.output)
+    return options
+
+
+def plan(options, network):
+    """The measurements of `network` (layer '' is the last conv layer), grouped by the process
+    they run in. A process's peak memory only grows: the one-image measurements share one,
+    in order of growing memory need, and each batched one, which needs far more, has its
+    own, so that its peak is its own."""
+    single = [dict(key="forward_single", label="forward pass", mode="forward", layer="",
+                   batch=1)]
+    for position, layer in (("last", ""), ("intermediate", INTERMEDIATE_LAYERS[network])):
+        single += [
+            dict(key="slow_naive_" + position, label="slow, naive", mode="slow", layer=layer,
+                 batch=1, cache_activation=False, iterations=options.naive_iterations),
+            dict(key="slow_cached_" + position, mode="slow", layer=layer, batch=1,
+                 label="slow, cached" + (" (= fast, batch 1)" if position == "last" else ""),
+                 cache_activation=True, iterations=options.iterations)]
+    batch = options.batch_size
+    batched = [
+        dict(key="forward_batched", label="forward pass", mode="forward", layer="",
+             batch=batch),
+        dict(key="gradcam_batched", label="Grad-CAM", mode="gradcam", layer="", batch=batch),
+        dict(key="fast_batched", label="fast (sweep)", mode="fast", layer="", batch=batch,
+             cache_activation=True, iterations=options.iterations),
+    ]
+    for measurement in single + batched:
+        measurement.setdefault("cache_activation", None)
+        measurement.setdefault("iterations", None)
+    return [single] + [[measurement] for measurement in batched]
+
+
+def measure_in_process(task):
+    """Runs benchmarks.measure on `task` in a fresh Python process; returns its result."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result_path = os.path.join(scratch, "result.json")
+        # -m with the repository as working directory: its packages, not an installed copy.
+        status = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(task),
+                                 result_path], cwd=REPO_ROOT).returncode
+        if status != 0:
+            raise BenchmarkError("measuring %s failed (%s); its messages are above" % (
+                task["network"], "killed by signal %d" % -status if status < 0
+                else "exit status %d" % status))
+        with open(result_path) as stream:
+            return json.load(stream)
+
+
+def spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(raw):
+    """A measurement's raw result with per-image figures (median, min, max over repeats),
+    and extrapolated ones for L2-CAF."""
+    summary = dict(raw)
+    batch, iterations = raw["batch"], raw["iterations"]
+    summary["seconds_per_image"] = spread([seconds / batch for seconds in raw["batch_seconds"]])
+    summary["images_per_second"] = spread([batch / seconds for seconds in raw["batch_seconds"]])
+    if iterations:
+        summary["seconds_per_iteration"] = spread(raw["iteration_seconds"])
+        extrapolated = [seconds + (EXTRAPOLATED_ITERATIONS - iterations) * per_iteration
+                        for seconds, per_iteration in zip(raw["batch_seconds"],
+                                                          raw["iteration_seconds"])]
+        summary["seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS] = spread(
+            [seconds / batch for seconds in extrapolated])
+        summary["images_per_second_at_%d" % EXTRAPOLATED_ITERATIONS] = spread(
+            [batch / seconds for seconds in extrapolated])
+    return summary
+
+
+def _median(measurement, field):
+    return measurement[field]["median"]
+
+
+def ratios(measurements):
+    """The headline ratios of a network's summarised measurements (by key), from medians:
+    `measured` at the measured iterations, `at_1000` with L2-CAF extrapolated."""
+    fast, forward = measurements["fast_batched"], measurements["forward_batched"]
+    single = measurements["slow_cached_last"]
+    at_1000 = "images_per_second_at_%d" % EXTRAPOLATED_ITERATIONS
+    result = {
+        "fast_vs_forward": {
+            "definition": "images/s of fast_batched / images/s of forward_batched",
+            "measured": _median(fast, "images_per_second") / _median(forward, "images_per_second"),
+            "at_1000": _median(fast, at_1000) / _median(forward, "images_per_second")},
+        "batched_vs_single": {
+            "definition": "images/s of fast_batched / images/s of slow_cached_last (fast, "
+                          "batch 1)",
+            "measured": _median(fast, "images_per_second") / _median(single, "images_per_second"),
+            "at_1000": _median(fast, at_1000) / _median(single, at_1000)},
+    }
+    for position in ("last", "intermediate"):
+        naive = measurements["slow_naive_" + position]
+        cached = measurements["slow_cached_" + position]
+        result["cached_vs_naive_" + position] = {
+            "definition": "naive / cached: seconds per iteration (measured), seconds per "
+                          "image (at_1000)",
+            "measured": (_median(naive, "seconds_per_iteration")
+                         / _median(cached, "seconds_per_iteration")),
+            "at_1000": _median(naive, "seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS)
+            / _median(cached, "seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS)}
+    return result
+
+
+def _number(value):
+    return "%.0f" % value if abs(value) >= 100 else "%.3g" % value
+
+
+def _with_spread(values):
+    return "%s (%s–%s)" % (_number(values["median"]), _number(values["min"]),
+                           _number(values["max"]))
+
+
+def describe_machine(machine, devices):
+    return ("device %s; %s, %d cores, %.0f GB memory, %s; TensorFlow %s, Python %s, %s"
+            % (" and ".join(devices), machine["cpu"], machine["cores"], machine["memory_gb"],
+               "GPU: " + ", ".join(machine["gpus"]) if machine["gpus"] else "no GPU",
+               machine["tensorflow"], machine["python"], machine["system"]))
+
+
+def markdown(report):
+    """The report's measurement table and ratio table, with what they were measured on."""
+    settings = report["settings"]
+    extrapolated = "s/image at %d iterations (extrapolated)" % EXTRAPOLATED_ITERATIONS
+    lines = [
+        "Machine: %s." % report["machine"]["description"],
+        "",
+        "Settings: random weights, full input size, cls_specific, l2norm filter, convergence "
+        "off; L2-CAF run for %d iterations (naive slow mode: %d) and extrapolated to %d; "
+        "batch %d; median (min–max) of %d repeat(s) after a warm-up. Every L2-CAF and "
+        "Grad-CAM time includes the forward pass. Peak memory: the peak resident memory of "
+        "the measuring process. Each batched measurement has a fresh process; the one-image "
+        "ones share one, where the peak only grows: one that did not raise it shows ≤ (it "
+        "needed at most that)."
+        % (settings["iterations"], settings["naive_iterations"], EXTRAPOLATED_ITERATIONS,
+           settings["batch_size"], settings["repeats"]),
+        "",
+        "| network | measurement | layer | batch | iterations | s/image (measured) "
+        "| images/s (measured) | %s | peak memory (MB) |" % extrapolated,
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for network in report["networks"].values():
+        for measurement in network["measurements"].values():
+            at_1000 = measurement.get("seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS)
+            lines.append("| %s | %s | %s | %d | %s | %s | %s | %s | %s |" % (
+                network["network"], measurement["label"], measurement["layer"] or "—",
+                measurement["batch"], measurement["iterations"] or "—",
+                _with_spread(measurement["seconds_per_image"]),
+                _number(measurement["images_per_second"]["median"]),
+                _with_spread(at_1000) if at_1000 else "—",
+                ("%.0f" if measurement["new_peak"] else "≤ %.0f") % measurement["peak_rss_mb"]))
+    lines += [
+        "",
+        "Ratios (medians), measured / at %d iterations:" % EXTRAPOLATED_ITERATIONS,
+        "",
+        "| network | fast (batch %d) / forward (batch %d), images/s | fast batch %d / batch 1 "
+        "speed-up | cached / naive speed-up, last layer | cached / naive speed-up, "
+        "intermediate layer |" % ((settings["batch_size"],) * 3),
+        "|---|---|---|---|---|",
+    ]
+    for network in report["networks"].values():
+        cells = ["%s / %s" % (_number(ratio["measured"]), _number(ratio["at_1000"]))
+                 for ratio in network["ratios"].values()]
+        lines.append("| %s | %s |" % (network["network"], " | ".join(cells)))
+    baselines = [measurement["baseline_rss_mb"] for network in report["networks"].values()
+                 for measurement in network["measurements"].values()]
+    lines += ["", "The cached / naive speed-ups compare the time per iteration (measured) and "
+                  "the time per image at %d iterations." % EXTRAPOLATED_ITERATIONS,
+              "", "Memory of a process before its first model (Python and TensorFlow "
+                  "imported): %.0f–%.0f MB; it is part of every peak." % (min(baselines),
+                                                                         max(baselines))]
+    lines += ["", "Total run time: %.0f s (load average %.1f at the start, %.1f at the end). "
+                  "Command: `%s`" % (report["total_seconds"], report["load_average"][0],
+                                     report["load_average"][1], report["command"])]
+    return "\n".join(lines) + "\n"
+
+
+def run(options, argv):
+    started = time.time()
+    # Other processes on the machine slow the measurements down: the report shows the load.
+    load_at_start = os.getloadavg()[0]
+    settings = {key: getattr(options, key) for key in FULL_DEFAULTS}
+    print("benchmark of %s: %d iterations (naive: %d), batch %d, %d repeat(s) after a warm-up; "
+          "each network in fresh processes" % (", ".join(options.networks),
+                                              options.iterations, options.naive_iterations,
+                                              options.batch_size, options.repeats), flush=True)
+    networks = {}
+    for network in options.networks:
+        network_started = time.time()
+        groups = plan(options, network)
+        first_number, measurements = 1, {}
+        for group in groups:
+            raw = measure_in_process({
+                "network": network, "gpu": options.gpu, "repeats": options.repeats,
+                "measurements": group, "first_number": first_number,
+                "count": sum(map(len, groups))})
+            first_number += len(group)
+            previous_peak = raw["baseline_rss_mb"]
+            for measurement in raw["measurements"]:
+                # Where the peak did not rise, the measurement needed at most that much.
+                measurements[measurement["key"]] = dict(
+                    summarize(measurement), baseline_rss_mb=raw["baseline_rss_mb"],
+                    new_peak=measurement["peak_rss_mb"] > previous_peak)
+                previous_peak = measurement["peak_rss_mb"]
+        # The processes of a network all ran on the same machine and device.
+        machine = raw["machine"]
+        networks[network] = {
+            "network": network, "image_size": raw["image_size"],
+            "num_classes": raw["num_classes"], "device": raw["device"],
+            "layers": {"last": raw["last_conv_layer"],
+                       "intermediate": INTERMEDIATE_LAYERS[network]},
+            "measurements": measurements, "ratios": ratios(measurements),
+            "seconds": time.time() - network_started}
+        print("%s done in %.0f s" % (network, networks[network]["seconds"]), flush=True)
+    devices = sorted({network["device"] for network in networks.values()})
+    report = {"command": " ".join(["python benchmarks/run.py"] + list(argv)),
+              "machine": dict(machine, description=describe_machine(machine, devices)),
+              "settings": dict(settings, gpu=options.gpu, quick=options.quick,
+                               extrapolated_iterations=EXTRAPOLATED_ITERATIONS),
+              "networks": networks, "total_seconds": time.time() - started,
+              "load_average": [load_at_start, os.getloadavg()[0]]}
+    return report
+
+
+def write_report(report, output_dir, stem):
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, stem + extension) for extension in (".json", ".md")]
+    with open(paths[0], "w") as stream:
+        json.dump(report, stream, indent=1)
+    with open(paths[1], "w") as stream:
+        stream.write(markdown(report))
+    return paths
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_options(argv)
+    try:
+        report = run(options, argv)
+    except BenchmarkError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
+    paths = write_report(report, options.output,
+                         "benchmark_quick" if options.quick else "benchmark")
+    print()
+    print(markdown(report))
+    print("wrote %s and %s" % tuple(paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
