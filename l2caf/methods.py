@@ -46,9 +46,7 @@ class L2CAF(object):
                 self.precomputed_head = LinearHead(model, caf_variant)
             elif ReluHead.applies(model, caf_variant):
                 self.precomputed_head = ReluHead(model)
-        self.optimizer = FilterOptimizer(
-            model, caf_variant,
-            self.precomputed_head.row_losses if self.precomputed_head else None)
+        self.optimizer = FilterOptimizer(model, caf_variant, self.precomputed_head)
 
     def predict(self, images):
         """The unfiltered network on RGB images [N, S, S, 3] (float 0..255)."""

@@ -3,7 +3,7 @@ import numpy as np
 
 from l2caf import checkpoints
 from nets import nets_factory
-from nets.attention_filter import FILTER_COLLECTION, AttentionFilters
+from nets.attention_filter import FILTER_COLLECTION, AttentionFilters, normalize_filter
 from nets.tf_slim_compat import tf
 
 
@@ -114,6 +114,12 @@ class PrecomputedHead(object):
         self.model.session.run([variable.initializer for variable in self._terms])
         return self._terms
 
+    def _normalized(self, raw_filter):
+        """n(f) in float64, as the filter multiplies it into the activation."""
+        model = self.model
+        return tf.cast(normalize_filter(raw_filter, model.filter.filter_type,
+                                        model.filter_size[0]), tf.float64)
+
     def load(self, activation, targets):
         """Computes the loss terms of each row from its activation and targets."""
         rows = int(self._terms[0].shape[0])
@@ -179,12 +185,14 @@ class LinearHead(PrecomputedHead):
                          tf.einsum("nlk,nmk->nlm", per_location, per_location) / (
                              locations ** 2 * num_outputs)]
             self._keep(["term_%d" % order for order in range(len(terms))], terms)
-            normalized = tf.reshape(tf.cast(model.filter.normalized, tf.float64),
-                                    [rows, locations])
-            row_losses = self._terms[0] + tf.reduce_sum(self._terms[1] * normalized, axis=1)
-            if len(self._terms) == 3:
-                row_losses += tf.einsum("nl,nlm,nm->n", normalized, self._terms[2], normalized)
-            self.row_losses = tf.cast(row_losses, tf.float32)
+
+    def row_losses_of(self, raw_filter):
+        """Each row's loss for the raw filter values `raw_filter` (a tensor)."""
+        normalized = tf.reshape(self._normalized(raw_filter), [-1, self._terms[1].shape[1]])
+        row_losses = self._terms[0] + tf.reduce_sum(self._terms[1] * normalized, axis=1)
+        if len(self._terms) == 3:
+            row_losses += tf.einsum("nl,nlm,nm->n", normalized, self._terms[2], normalized)
+        return tf.cast(row_losses, tf.float32)
 
     @staticmethod
     def applies(model):
@@ -261,15 +269,17 @@ class ReluHead(PrecomputedHead):
                 on_between_knots(tf.where(rising, shift + zero, flat_intercept) * channel_weights,
                                  tf.where(falling, shift + zero, zero) * channel_weights),
             ]
-            bias, knots, slopes, intercepts = self._keep(
-                ["bias", "knots", "slopes", "intercepts"], terms)
-            normalized = tf.reshape(tf.cast(model.filter.normalized, tf.float64),
-                                    [rows, locations, 1])
-            segment = tf.stop_gradient(tf.searchsorted(knots, normalized, side="left"))
-            values = (tf.gather(slopes, segment, batch_dims=2) * normalized
-                      + tf.gather(intercepts, segment, batch_dims=2))
-            self.row_losses = tf.cast(bias + tf.reduce_sum(values, axis=[1, 2]) / locations,
-                                      tf.float32)
+            self._keep(["bias", "knots", "slopes", "intercepts"], terms)
+
+    def row_losses_of(self, raw_filter):
+        """Each row's loss for the raw filter values `raw_filter` (a tensor)."""
+        bias, knots, slopes, intercepts = self._terms
+        locations = int(knots.shape[1])
+        normalized = tf.reshape(self._normalized(raw_filter), [-1, locations, 1])
+        segment = tf.stop_gradient(tf.searchsorted(knots, normalized, side="left"))
+        values = (tf.gather(slopes, segment, batch_dims=2) * normalized
+                  + tf.gather(intercepts, segment, batch_dims=2))
+        return tf.cast(bias + tf.reduce_sum(values, axis=[1, 2]) / locations, tf.float32)
 
     @staticmethod
     def applies(model, caf_variant):

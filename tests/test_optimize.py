@@ -55,9 +55,11 @@ def random_images(count, seed=0):
 
 
 def test_learning_rate_is_linear_decay():
-    assert learning_rate_at(0, 0.5, 0.0, 1000) == 0.5
-    assert learning_rate_at(500, 0.5, 0.0, 1000) == pytest.approx(0.25)
-    assert learning_rate_at(1000, 0.5, 0.1, 1000) == pytest.approx(0.1)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        rates = session.run([learning_rate_at(tf.constant(float(step)), 0.5, final, 1000.0)
+                             for step, final in ((0, 0.0), (500, 0.0), (1000, 0.1),
+                                                 (2000, 0.1))])
+    assert rates == pytest.approx([0.5, 0.25, 0.1, 0.1])
 
 
 def test_our_adam_follows_tensorflows_adam_with_polynomial_decay(demo_model):
