@@ -328,12 +328,13 @@ def run(options, argv):
                 "measurements": group, "first_number": first_number,
                 "count": sum(map(len, groups))})
             first_number += len(group)
-            previous_peak = raw["baseline_rss_mb"]
+            previous_peak = None
             for measurement in raw["measurements"]:
-                # Where the peak did not rise, the measurement needed at most that much.
+                # A process's first peak is its own; after that, where the peak did not
+                # rise, the measurement needed at most that much.
                 measurements[measurement["key"]] = dict(
                     summarize(measurement), baseline_rss_mb=raw["baseline_rss_mb"],
-                    new_peak=measurement["peak_rss_mb"] > previous_peak)
+                    new_peak=previous_peak is None or measurement["peak_rss_mb"] > previous_peak)
                 previous_peak = measurement["peak_rss_mb"]
         # The processes of a network all ran on the same machine and device.
         machine = raw["machine"]

@@ -66,14 +66,16 @@ def test_peak_memory_grows_in_the_shared_process_and_is_own_in_the_others(quick_
     measurements = report["networks"]["demo_densenet"]["measurements"]
     shared = [measurements[key] for key in MEASUREMENTS[:5]]
     previous = shared[0]["baseline_rss_mb"]
+    assert shared[0]["new_peak"]  # a process's first measurement has its own peak
     for measurement in shared:
         assert measurement["baseline_rss_mb"] == shared[0]["baseline_rss_mb"]
         assert measurement["peak_rss_mb"] >= previous > 0
-        assert measurement["new_peak"] == (measurement["peak_rss_mb"] > previous)
+        if measurement is not shared[0]:
+            assert measurement["new_peak"] == (measurement["peak_rss_mb"] > previous)
         previous = measurement["peak_rss_mb"]
-    for key in MEASUREMENTS[5:]:
+    for key in MEASUREMENTS[5:]:  # each in a fresh process
         assert measurements[key]["new_peak"], key
-        assert measurements[key]["peak_rss_mb"] > measurements[key]["baseline_rss_mb"] > 0
+        assert measurements[key]["peak_rss_mb"] >= measurements[key]["baseline_rss_mb"] > 0
 
 
 def test_derived_numbers_follow_from_the_raw_timings(quick_report):
