@@ -1,12 +1,14 @@
 """Localisation evaluation of visualiser runs, behind scripts/evaluate_localization.py: the
-paper's table (classification and localisation errors, GT-known accuracy, MaxBoxAcc) from
-results folders and the ILSVRC bounding-box XMLs.
+paper's table (classification and localisation errors, GT-known accuracy, MaxBoxAcc, and
+under the 'wsol' protocol MaxBoxAccV2) from results folders and the annotations: the ILSVRC
+bounding-box XMLs, or wsolevaluation's metadata of the same images.
 
 A results folder is what a visualiser wrote: config*.yaml (which network, labels, method and
 layer), results*.jsonl (a line per heatmap, with the image's top-5 predictions and size) and
 the heatmaps. Shards and their merged results.jsonl may lie side by side: each (image, class)
-counts once. The annotation XMLs give every image's classes and boxes; their object names are
-WordNet ids for the ImageNet networks, or the class names of the run's label list.
+counts once. The annotations give every image's classes and boxes; the XMLs' object names are
+WordNet ids for the ImageNet networks, or the class names of the run's label list, and the
+metadata's class labels are class ids.
 
 A run is scored on the images it covers (a partial run says how many of the annotated images
 those are), through l2caf.evaluation. When the heatmap of a ground-truth class is missing (a
@@ -22,13 +24,12 @@ import json
 import os
 import sys
 
-import numpy as np
 from tqdm import tqdm
 
 from l2caf import data, images
-from l2caf.annotations import read_annotation_folder
 from l2caf.config import ConfigError
-from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, localization_metrics, max_box_acc,
+from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, V2_IOU_THRESHOLDS, default_workers,
+                              evaluate_records, parse_thresholds, read_annotations,
                               record_from_annotation)
 from l2caf.results import read_results
 from l2caf.sweep import load_heatmap, read_config
@@ -41,8 +42,10 @@ TABLE_COLUMNS = [
     ("threshold", "threshold"), ("images", "images"), ("top1_cls_error", "top-1 cls err"),
     ("top5_cls_error", "top-5 cls err"), ("top1_loc_error", "top-1 loc err"),
     ("top5_loc_error", "top-5 loc err"), ("gt_known_loc_accuracy", "GT-known loc acc"),
-    ("max_box_acc", "MaxBoxAcc (threshold)")]
-ACCURACIES = ("gt_known_loc_accuracy", "max_box_acc")
+    ("max_box_acc", "MaxBoxAcc (threshold)"),
+    ("max_box_acc_v2", "MaxBoxAccV2 (thresholds at IoU %s)"
+     % "/".join("%g" % value for value in V2_IOU_THRESHOLDS))]
+ACCURACIES = ("gt_known_loc_accuracy", "max_box_acc", "max_box_acc_v2")
 # Counts of images that lack a heatmap some scores need: (which heatmap, those scores, what
 # that makes of them).
 LACKING_HEATMAPS = collections.OrderedDict([
@@ -51,39 +54,26 @@ LACKING_HEATMAPS = collections.OrderedDict([
     ("images_lacking_top5_heatmap", ("a ground-truth class among their top-5",
                                      ("top5_loc_error",), "top-5 loc err is an upper bound")),
     ("images_lacking_gt_heatmap", ("a ground-truth class", ACCURACIES,
-                                   "GT-known loc acc and MaxBoxAcc are lower bounds")),
+                                   "GT-known loc acc, MaxBoxAcc and MaxBoxAccV2 are lower "
+                                   "bounds")),
 ])
 
 
-def parse_thresholds(text):
-    """A threshold sweep: 'START:STOP:STEP' (STOP excluded, as numpy.arange) or a
-    comma-separated list; every threshold in [0, 1)."""
+def thresholds_option(text):
+    """The --thresholds sweep (l2caf.evaluation.parse_thresholds); ConfigError if malformed."""
     try:
-        if ":" in text:
-            start, stop, step = (float(part) for part in text.split(":"))
-            if step <= 0:
-                raise ValueError
-            # Rounded so that 0.3 is 0.3, not 0.30000000000000004.
-            thresholds = np.round(np.arange(start, stop, step), 10)
-        else:
-            thresholds = np.array([float(part) for part in text.split(",")])
-    except ValueError:
-        raise ConfigError("--thresholds must be START:STOP:STEP (e.g. 0:1:0.01, STEP > 0) or a "
-                          "comma-separated list, got %r" % text) from None
-    if not len(thresholds) or np.any((thresholds < 0) | (thresholds >= 1)):
-        raise ConfigError("--thresholds must give thresholds in [0, 1), got %r" % text)
-    return thresholds
+        return parse_thresholds(text)
+    except ValueError as error:
+        raise ConfigError("--thresholds %s" % error) from None
 
 
-def read_annotations(folder):
-    """{image stem: Annotation} of an annotation folder; RunError if it has none."""
+def annotations_option(folder):
+    """{image stem: Annotation} of the --annotations folder, XMLs or wsolevaluation metadata;
+    RunError if it is neither or is malformed."""
     try:
-        annotations = read_annotation_folder(folder)
+        return read_annotations(folder)
     except (OSError, ValueError) as error:
         raise RunError("annotations: %s" % error) from None
-    if not annotations:
-        raise RunError("annotations: %s holds no XML files" % folder)
-    return annotations
 
 
 def read_run_config(results_dir):
@@ -187,7 +177,7 @@ def run_records(results_dir, annotations, class_ids):
     stems = {image: os.path.splitext(os.path.basename(image))[0] for image in by_image}
     unannotated = [image for image, stem in stems.items() if stem not in annotations]
     if unannotated:
-        raise RunError("%d of the %d images of %s have no annotation XML (e.g. %s); are these "
+        raise RunError("%d of the %d images of %s have no annotation (e.g. %s); are these "
                        "annotations of the run's data set?"
                        % (len(unannotated), len(by_image), results_dir, unannotated[0]))
     records = []
@@ -211,25 +201,43 @@ def lacking_heatmaps(records):
     return counts
 
 
+def _v2_thresholds(best_v2):
+    """{IoU threshold as text: MaxBoxAccV2's best threshold there}, or None."""
+    if best_v2 is None:
+        return None
+    return collections.OrderedDict(("%g" % iou, threshold)
+                                   for iou, threshold in zip(V2_IOU_THRESHOLDS, best_v2.thresholds))
+
+
+def score_records(records, protocol, threshold, thresholds, iou_threshold, workers, label):
+    """l2caf.evaluation.evaluate_records, with a progress bar named label."""
+    # The bar is cleared before an error is printed.
+    with tqdm(total=len(records), desc="boxes of %s" % label, unit="image",
+              dynamic_ncols=True, leave=False) as progress:
+        try:
+            return evaluate_records(records, protocol, threshold, thresholds, iou_threshold,
+                                    workers, progress=progress.update)
+        except ValueError as error:
+            raise RunError("%s: %s" % (label, error)) from None
+
+
 def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
-                 thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5):
+                 thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, workers=1):
     """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
-    max_box_acc_threshold, the LACKING_HEATMAPS counts and notes (a list of strings).
+    max_box_acc_threshold, max_box_acc_v2_thresholds, the LACKING_HEATMAPS counts and notes
+    (a list of strings). MaxBoxAccV2 and its thresholds are None unless protocol is 'wsol'.
 
-    annotations: {image stem: Annotation} (l2caf.annotations.read_annotation_folder).
-    thresholds: MaxBoxAcc's threshold sweep.
+    annotations: {image stem: Annotation} (l2caf.evaluation.read_annotations).
+    thresholds: MaxBoxAcc's threshold sweep. workers: processes that box the heatmaps.
     """
     if not os.path.isdir(results_dir):
         raise RunError("%s: no such results folder" % results_dir)
     config = read_run_config(results_dir)
     class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
     records = run_records(results_dir, annotations, class_ids)
-    try:
-        metrics = localization_metrics(records, threshold, protocol, iou_threshold)
-        best = max_box_acc(records, thresholds, iou_threshold, protocol)
-    except ValueError as error:
-        raise RunError("%s: %s" % (results_dir, error)) from None
+    metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
+                                           iou_threshold, workers, results_dir)
     layer = config.layer or nets_factory.get_network(config.network).last_conv_end_point
     row = collections.OrderedDict([
         ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
@@ -239,7 +247,9 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         ("top1_cls_error", metrics.top1_cls_error), ("top5_cls_error", metrics.top5_cls_error),
         ("top1_loc_error", metrics.top1_loc_error), ("top5_loc_error", metrics.top5_loc_error),
         ("gt_known_loc_accuracy", metrics.gt_known_loc_accuracy),
-        ("max_box_acc", best.accuracy), ("max_box_acc_threshold", best.threshold)])
+        ("max_box_acc", best.accuracy), ("max_box_acc_threshold", best.threshold),
+        ("max_box_acc_v2", best_v2.accuracy if best_v2 else None),
+        ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2))])
     row.update(lacking_heatmaps(records))
     row["notes"] = run_notes(row)
     return row
@@ -270,9 +280,14 @@ def _cell(row, key):
         return "%s (cls_oblivious)" % value
     if key not in ACCURACIES and not key.endswith("_error"):
         return "%g" % value if isinstance(value, float) else str(value)
+    if value is None:
+        return "-"
     text = "%.1f" % value
     if key == "max_box_acc":
         text += " (%g)" % row["max_box_acc_threshold"]
+    elif key == "max_box_acc_v2":
+        text += " (%s)" % "/".join("%g" % threshold
+                                   for threshold in row["max_box_acc_v2_thresholds"].values())
     if _is_bound(row, key):
         text = (">=" if key in ACCURACIES else "<=") + text
     return text
@@ -290,12 +305,15 @@ def markdown_table(rows):
 
 
 def write_csv(path, rows):
-    """The rows with all their fields, notes joined by '; '."""
+    """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds as
+    JSON, None as an empty cell."""
     with open(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow(dict(row, notes="; ".join(row["notes"])))
+            thresholds = row["max_box_acc_v2_thresholds"]
+            writer.writerow(dict(row, notes="; ".join(row["notes"]),
+                                 max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds)))
 
 
 def write_json(path, rows):
@@ -311,21 +329,36 @@ def main(argv=None, description=__doc__):
                         help="results folders of visualiser runs (sweeps, merged or not); one "
                              "table row each")
     parser.add_argument("--annotations", required=True, metavar="DIR",
-                        help="folder of bounding-box XMLs, one per image named after it (ILSVRC "
-                             "layout)")
+                        help="the images' boxes: a folder of bounding-box XMLs, one per image "
+                             "named after it (ILSVRC layout), or a folder of wsolevaluation "
+                             "metadata (image_ids.txt, class_labels.txt, image_sizes.txt, "
+                             "localization.txt; class labels are class ids), told apart by the "
+                             "files present; images are matched to results by file name")
     parser.add_argument("--protocol", default="cam", choices=PROTOCOLS,
-                        help="box from heatmap: cam (largest connected component, the paper's "
-                             "Tables 1 and 3) or adl (largest contour, Table 2) "
-                             "(default: %(default)s)")
+                        help="box from heatmap: cam (bilinear to the image's size, largest "
+                             "8-connected component: the paper's Tables 1 and 3), adl (to the "
+                             "image's size, uint8, largest contour: Table 2) or wsol "
+                             "(wsolevaluation's benchmark: bicubic to 224x224, min-max "
+                             "normalised, uint8, largest contour, ground-truth boxes scaled to "
+                             "224x224; adds MaxBoxAccV2) (default: %(default)s)")
     parser.add_argument("--threshold", type=float, default=0.2,
-                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1) "
-                             "(default: %(default)s)")
+                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1), "
+                             "for the loc errors and GT-known loc acc (default: %(default)s)")
     parser.add_argument("--thresholds", default="0:1:0.01", metavar="SPEC",
-                        help="MaxBoxAcc's threshold sweep: START:STOP:STEP (STOP excluded) or "
-                             "a comma-separated list (default: %(default)s)")
+                        help="MaxBoxAcc's (and MaxBoxAccV2's) threshold sweep: START:STOP:STEP "
+                             "(STOP excluded) or a comma-separated list (default: %(default)s). "
+                             "wsolevaluation's own default step is 0.001 (0:1:0.001): ten times "
+                             "the boxes under cam and adl; under wsol a threshold acts through "
+                             "int(threshold x 255), so at most 255 distinct boxes per heatmap "
+                             "are made whatever the step")
     parser.add_argument("--iou", type=float, default=0.5,
-                        help="IoU with a ground-truth box that a box needs to be right "
-                             "(default: %(default)s)")
+                        help="IoU with a ground-truth box that a box needs to be right, for the "
+                             "loc errors, GT-known loc acc and MaxBoxAcc; MaxBoxAccV2 always "
+                             "averages IoU %s (default: %%(default)s)"
+                             % ", ".join("%g" % value for value in V2_IOU_THRESHOLDS))
+    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                        help="processes that box the heatmaps (default: the cores this process "
+                             "may use, here %(default)s)")
     parser.add_argument("--output", metavar="PREFIX",
                         help="write the table to PREFIX.csv and PREFIX.json (default: "
                              "localization_<protocol> in the first results folder)")
@@ -335,10 +368,12 @@ def main(argv=None, description=__doc__):
             raise ConfigError("--threshold must be in [0, 1), got %g" % args.threshold)
         if not 0.0 < args.iou <= 1.0:
             raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
-        thresholds = parse_thresholds(args.thresholds)
-        annotations = read_annotations(args.annotations)
+        if args.workers < 1:
+            raise ConfigError("--workers must be at least 1, got %d" % args.workers)
+        thresholds = thresholds_option(args.thresholds)
+        annotations = annotations_option(args.annotations)
         rows = [evaluate_run(results_dir, annotations, args.protocol, args.threshold,
-                             thresholds, args.iou) for results_dir in args.results]
+                             thresholds, args.iou, args.workers) for results_dir in args.results]
     except (ConfigError, RunError, nets_factory.UnknownNetworkError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from l2caf.annotations import Annotation, BoxObject, write_voc_xml
+from l2caf.evaluation.annotations import Annotation, BoxObject, write_voc_xml
 
 MIN_IMAGE_SIZE = 32
 OBJECT_SIZE_RANGE = (0.2, 0.5)  # object side as a fraction of the image side

@@ -1,6 +1,7 @@
 """scripts/evaluate_localization.py end to end: the shipped demo model swept over held-out
 synthetic images, and the table checked against scores recomputed here from the heatmaps and
-the XMLs with plain numpy (flood fill, IoU and the ILSVRC rules written out again)."""
+the XMLs with plain numpy (flood fill, IoU and the ILSVRC rules written out again; for the
+'wsol' protocol the benchmark's recipe, transcribed in tests/test_wsol_protocol.py)."""
 import csv
 import json
 import os
@@ -16,6 +17,7 @@ from l2caf.evaluate_run import main
 from l2caf.sweep import main as sweep_main
 from l2caf.synthetic import make_dataset
 from tests.helpers import REPO_ROOT
+from tests.test_wsol_protocol import plain_boxes as wsol_boxes
 
 DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
 NUM_IMAGES = 12
@@ -25,7 +27,9 @@ THRESHOLD = 0.2
 THRESHOLDS = "0.1:0.6:0.1"
 HEADERS = {"top1_cls_error": "top-1 cls err", "top5_cls_error": "top-5 cls err",
            "top1_loc_error": "top-1 loc err", "top5_loc_error": "top-5 loc err",
-           "gt_known_loc_accuracy": "GT-known loc acc", "max_box_acc": "MaxBoxAcc (threshold)"}
+           "gt_known_loc_accuracy": "GT-known loc acc", "max_box_acc": "MaxBoxAcc (threshold)",
+           "max_box_acc_v2": "MaxBoxAccV2 (thresholds at IoU 0.3/0.5/0.7)"}
+V2_IOUS = (0.3, 0.5, 0.7)
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +111,25 @@ def largest_region_box(mask):
     return best_box
 
 
-def cam_box(heatmap, size, threshold):
+def cam_boxes(heatmap, size, threshold):
+    """(the box, [the box]) of the CAM protocol."""
     resized = cv2.resize(heatmap.astype(np.float64), (size[1], size[0]),
                          interpolation=cv2.INTER_LINEAR)
     assert resized.max() > resized.min()
-    return largest_region_box(resized >= threshold * resized.max())
+    box = largest_region_box(resized >= threshold * resized.max())
+    return box, [box]
+
+
+def scaled_to_224(box, size):
+    height, width = size
+    return tuple(int(value * 224.0 / side) for value, side in zip(box, (width, height) * 2))
+
+
+# protocol: (boxes of a heatmap on an image of a size at a threshold, its boxes' frame)
+PROTOCOL_RECIPES = {
+    "cam": (cam_boxes, lambda box, size: box),
+    "wsol": (lambda heatmap, size, threshold: wsol_boxes(heatmap, threshold), scaled_to_224),
+}
 
 
 def overlap(box, other):
@@ -125,8 +143,11 @@ def overlap(box, other):
     return width * height / float(area(box) + area(other) - width * height)
 
 
-def expected_row(run, annotations, threshold=THRESHOLD, thresholds=(0.1, 0.2, 0.3, 0.4, 0.5)):
-    """The scores of a run, recomputed from its results.jsonl, heatmaps and the XMLs."""
+def expected_row(run, annotations, threshold=THRESHOLD, thresholds=(0.1, 0.2, 0.3, 0.4, 0.5),
+                 protocol="cam"):
+    """The scores of a run, recomputed from its results.jsonl, heatmaps and the XMLs, under
+    the 'cam' or 'wsol' protocol (MaxBoxAccV2 for 'wsol' only)."""
+    boxes_of, frame = PROTOCOL_RECIPES[protocol]
     with open(os.path.join(DEMO_DIR, "labels.txt")) as stream:
         class_ids = {name.strip(): index for index, name in enumerate(stream) if name.strip()}
     images = {}
@@ -138,41 +159,56 @@ def expected_row(run, annotations, threshold=THRESHOLD, thresholds=(0.1, 0.2, 0.
     counts = dict.fromkeys(["top1_cls", "top5_cls", "top1_loc", "top5_loc", "lacking_top1",
                             "lacking_top5", "lacking_gt"], 0)
     gt_known_hits = np.zeros(len(thresholds))
+    v2_hits = np.zeros((len(V2_IOUS), len(thresholds)))
     for image, (predictions, heatmaps) in images.items():
         stem = os.path.splitext(os.path.basename(image))[0]
         size, boxes_by_name = read_xml(os.path.join(str(annotations), stem + ".xml"))
-        truth = {class_ids[name]: boxes for name, boxes in boxes_by_name.items()}
+        truth = {class_ids[name]: [frame(box, size) for box in boxes]
+                 for name, boxes in boxes_by_name.items()}
         top5 = [prediction["class_id"] for prediction in predictions[:5]]
 
         # A class-oblivious heatmap (class_id None) is every class's.
         heatmaps = {c: heatmaps[None] for c in truth} if None in heatmaps else heatmaps
 
+        def best_iou(class_id, at, every_contour=False):
+            if class_id not in truth or class_id not in heatmaps:
+                return 0.0
+            largest, every = boxes_of(heatmaps[class_id], size, at)
+            return max(overlap(box, gt_box) for box in (every if every_contour else [largest])
+                       for gt_box in truth[class_id])
+
         def right(class_id, at):
-            return class_id in truth and class_id in heatmaps and any(
-                overlap(cam_box(heatmaps[class_id], size, at), box) >= 0.5
-                for box in truth[class_id])
+            return best_iou(class_id, at) >= 0.5
         counts["top1_cls"] += top5[0] in truth
         counts["top5_cls"] += any(c in truth for c in top5)
         counts["top1_loc"] += right(top5[0], threshold)
         counts["top5_loc"] += any(right(c, threshold) for c in top5)
         gt_known_hits += [any(right(c, at) for c in truth) for at in thresholds]
+        for row, iou in enumerate(V2_IOUS):
+            v2_hits[row] += [any(best_iou(c, at, True) >= iou for c in truth)
+                             for at in thresholds]
         lacking = set(truth) - set(heatmaps)
         counts["lacking_top1"] += top5[0] in lacking
         counts["lacking_top5"] += bool(lacking & set(top5))
         counts["lacking_gt"] += bool(lacking)
     percent = 100.0 / len(images)
     best = int(np.argmax(gt_known_hits))
-    return {"images": len(images),
-            "top1_cls_error": 100 - counts["top1_cls"] * percent,
-            "top5_cls_error": 100 - counts["top5_cls"] * percent,
-            "top1_loc_error": 100 - counts["top1_loc"] * percent,
-            "top5_loc_error": 100 - counts["top5_loc"] * percent,
-            "gt_known_loc_accuracy": gt_known_hits[thresholds.index(threshold)] * percent,
-            "max_box_acc": gt_known_hits[best] * percent,
-            "max_box_acc_threshold": thresholds[best],
-            "images_lacking_top1_heatmap": counts["lacking_top1"],
-            "images_lacking_top5_heatmap": counts["lacking_top5"],
-            "images_lacking_gt_heatmap": counts["lacking_gt"]}
+    row = {"images": len(images),
+           "top1_cls_error": 100 - counts["top1_cls"] * percent,
+           "top5_cls_error": 100 - counts["top5_cls"] * percent,
+           "top1_loc_error": 100 - counts["top1_loc"] * percent,
+           "top5_loc_error": 100 - counts["top5_loc"] * percent,
+           "gt_known_loc_accuracy": gt_known_hits[thresholds.index(threshold)] * percent,
+           "max_box_acc": gt_known_hits[best] * percent,
+           "max_box_acc_threshold": thresholds[best],
+           "images_lacking_top1_heatmap": counts["lacking_top1"],
+           "images_lacking_top5_heatmap": counts["lacking_top5"],
+           "images_lacking_gt_heatmap": counts["lacking_gt"]}
+    if protocol == "wsol":
+        row["max_box_acc_v2"] = np.mean(v2_hits.max(axis=1)) * percent
+        row["max_box_acc_v2_thresholds"] = {"%g" % iou: thresholds[int(np.argmax(hits))]
+                                            for iou, hits in zip(V2_IOUS, v2_hits)}
+    return row
 
 
 def printed_rows(out):
@@ -187,6 +223,8 @@ def printed_rows(out):
 def assert_scores_match(row, expected):
     for key, value in expected.items():
         assert row[key] == pytest.approx(value, abs=1e-9), key
+    if "max_box_acc_v2" not in expected:
+        assert row["max_box_acc_v2"] is None and row["max_box_acc_v2_thresholds"] is None
 
 
 def test_table_matches_an_independent_computation(dataset, full_run, capsys):
@@ -208,15 +246,26 @@ def test_table_matches_an_independent_computation(dataset, full_run, capsys):
     assert (printed["run"], printed["method"], printed["images"]) == \
         (full_run, "l2caf", str(NUM_IMAGES))
     for key, header in HEADERS.items():
-        assert printed[header].split()[0] == "%.1f" % row[key]  # no bound marks
+        if key != "max_box_acc_v2":
+            assert printed[header].split()[0] == "%.1f" % row[key]  # no bound marks
     assert printed["MaxBoxAcc (threshold)"].endswith("(%g)" % row["max_box_acc_threshold"])
+    assert printed[HEADERS["max_box_acc_v2"]] == "-"  # the wsol protocol's only
     assert "Notes" not in out
+    assert_csv_holds(prefix + ".csv", row)
 
-    with open(prefix + ".csv") as stream:
+
+def assert_csv_holds(path, row):
+    """The CSV's one row has the JSON row's fields and values (None: an empty cell; the V2
+    thresholds as JSON)."""
+    with open(path) as stream:
         [csv_row] = list(csv.DictReader(stream))
     assert list(csv_row) == list(row)
     for key, value in row.items():
-        if isinstance(value, (int, float)):
+        if value is None:
+            assert csv_row[key] == ""
+        elif isinstance(value, dict):
+            assert json.loads(csv_row[key]) == value
+        elif isinstance(value, (int, float)):
             assert float(csv_row[key]) == pytest.approx(value)
         elif key != "notes":
             assert csv_row[key] == str(value)
@@ -248,8 +297,8 @@ def test_partial_run_reports_its_images_and_marks_scores_missing_heatmaps_bound(
         cell = printed[HEADERS[key]]
         assert cell.startswith(mark) == (expected[count] > 0), key
         assert cell.lstrip("<>=").split()[0] == "%.1f" % partial[key]
-    assert "%d image(s) lack the heatmap of a ground-truth class: GT-known loc acc and " \
-        "MaxBoxAcc are lower bounds" % expected["images_lacking_gt_heatmap"] in out
+    assert "%d image(s) lack the heatmap of a ground-truth class: GT-known loc acc, " \
+        "MaxBoxAcc and MaxBoxAccV2 are lower bounds" % expected["images_lacking_gt_heatmap"] in out
     assert "sweep with explain_gt true" in out
     assert not any(full[count] for count in ("images_lacking_top1_heatmap",
                                             "images_lacking_top5_heatmap",
@@ -327,6 +376,97 @@ def test_adl_protocol_names_its_outputs(dataset, full_run, capsys):
     assert printed_rows(out)[0]["protocol"] == "adl"
 
 
+def test_wsol_protocol_matches_the_benchmarks_recipe(dataset, full_run, capsys):
+    annotations = dataset / "data" / "annotations"
+    prefix = str(dataset / "tables" / "wsol")
+    code, out, _ = evaluate(capsys, [full_run], annotations, "--protocol", "wsol",
+                            "--thresholds", "0:1:0.05", "--output", prefix)
+    assert code == 0
+    with open(prefix + ".json") as stream:
+        [row] = json.load(stream)
+    print("\n" + out)
+    thresholds = list(np.round(np.arange(0, 1, 0.05), 10))
+    assert_scores_match(row, expected_row(full_run, annotations, thresholds=thresholds,
+                                          protocol="wsol"))
+    assert list(row["max_box_acc_v2_thresholds"]) == ["0.3", "0.5", "0.7"]
+    [printed] = printed_rows(out)
+    assert printed[HEADERS["max_box_acc_v2"]] == "%.1f (%s)" % (row["max_box_acc_v2"], "/".join(
+        "%g" % value for value in row["max_box_acc_v2_thresholds"].values()))
+    assert_csv_holds(prefix + ".csv", row)
+
+
+def test_one_process_gives_the_numbers_of_the_pool(dataset, full_run, capsys, tmp_path):
+    rows = []
+    for workers in ("1", "2"):
+        prefix = str(tmp_path / workers)
+        code, _, _ = evaluate(capsys, [full_run], dataset / "data" / "annotations", "--protocol",
+                              "wsol", "--workers", workers, "--output", prefix)
+        assert code == 0
+        with open(prefix + ".json") as stream:
+            rows.append(json.load(stream))
+    assert rows[0] == rows[1]
+
+
+def single_class_copy(full_run, annotations, folder):
+    """A copy of the run restricted to its images of one class (wsolevaluation's metadata has
+    one class per image), with their XMLs and their metadata written here by hand."""
+    with open(os.path.join(DEMO_DIR, "labels.txt")) as stream:
+        class_ids = {name.strip(): index for index, name in enumerate(stream) if name.strip()}
+    run, xmls, metadata = folder / "run", folder / "xmls", folder / "metadata"
+    for path in (run, xmls, metadata):
+        path.mkdir()
+    shutil.copy(os.path.join(full_run, "config.yaml"), str(run))
+    files = {name: [] for name in ("image_ids", "class_labels", "image_sizes", "localization")}
+    kept = set()
+    for name in sorted(os.listdir(str(annotations))):
+        (height, width), boxes_by_name = read_xml(str(annotations / name))
+        if len(boxes_by_name) != 1:
+            continue
+        shutil.copy(str(annotations / name), str(xmls))
+        stem = os.path.splitext(name)[0]
+        image_id = "val/%s.JPEG" % stem
+        [(class_name, boxes)] = boxes_by_name.items()
+        files["image_ids"].append(image_id)
+        files["class_labels"].append("%s,%d" % (image_id, class_ids[class_name]))
+        files["image_sizes"].append("%s,%d,%d" % (image_id, width, height))
+        files["localization"] += ["%s,%d,%d,%d,%d" % ((image_id,) + box) for box in boxes]
+        kept.add(stem)
+    for name, lines in files.items():
+        (metadata / (name + ".txt")).write_text("".join(line + "\n" for line in lines))
+    with open(os.path.join(full_run, "results.jsonl")) as stream:
+        lines = [line for line in stream
+                 if os.path.splitext(os.path.basename(json.loads(line)["image"]))[0] in kept]
+    (run / "results.jsonl").write_text("".join(lines))
+    assert 2 <= len(kept) < NUM_IMAGES
+    return str(run), xmls, metadata
+
+
+@pytest.mark.parametrize("protocol", ["cam", "wsol"])
+def test_wsol_metadata_gives_the_numbers_of_the_xmls(dataset, full_run, capsys, tmp_path,
+                                                      protocol):
+    run, xmls, metadata = single_class_copy(full_run, dataset / "data" / "annotations", tmp_path)
+    rows = []
+    for annotations in (xmls, metadata):
+        prefix = str(tmp_path / annotations.name)
+        code, _, err = evaluate(capsys, [run], annotations, "--protocol", protocol,
+                                "--thresholds", THRESHOLDS, "--output", prefix)
+        assert code == 0, err
+        with open(prefix + ".json") as stream:
+            rows.append(json.load(stream))
+    assert rows[0] == rows[1]
+    assert_scores_match(rows[1][0], expected_row(run, xmls, protocol=protocol))
+
+
+def test_help_explains_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--protocol {cam,adl,wsol}", "wsolevaluation's own default step is 0.001",
+                 "image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt",
+                 "--workers N", "MaxBoxAccV2 always averages IoU 0.3, 0.5, 0.7"):
+        assert text in out
+
+
 def write_xmls(folder, source, count, rename=None):
     """Copies of the first `count` XMLs of `source`, object names mapped by `rename`."""
     folder.mkdir()
@@ -351,6 +491,13 @@ def write_xmls(folder, source, count, rename=None):
     ("missing_xmls", "7 of the 12 images of"),
     ("bad_thresholds", "--thresholds must be START:STOP:STEP"),
     ("threshold_out_of_range", "--threshold must be in [0, 1), got 1"),
+    ("no_workers", "--workers must be at least 1, got 0"),
+    ("neither_xmls_nor_metadata", "holds no annotation XMLs and no wsolevaluation metadata "
+                                  "(image_ids.txt, class_labels.txt, image_sizes.txt, "
+                                  "localization.txt)"),
+    ("incomplete_metadata", "no localization.txt; a wsolevaluation metadata folder holds"),
+    ("metadata_of_other_classes", "names class id 7, which is not one of the 6 classes; are "
+                                  "these annotations of the run's data set?"),
 ])
 def test_bad_inputs_are_clear_errors(dataset, full_run, capsys, tmp_path, case, message):
     annotations = dataset / "data" / "annotations"
@@ -386,6 +533,19 @@ def test_bad_inputs_are_clear_errors(dataset, full_run, capsys, tmp_path, case, 
         extra = ["--thresholds", "0:1"]
     elif case == "threshold_out_of_range":
         extra = ["--threshold", "1"]
+    elif case == "no_workers":
+        extra = ["--workers", "0"]
+    elif case == "neither_xmls_nor_metadata":
+        annotations = tmp_path / "empty"
+        annotations.mkdir()
+    elif case in ("incomplete_metadata", "metadata_of_other_classes"):
+        results, _, annotations = single_class_copy(full_run, annotations, tmp_path)
+        if case == "incomplete_metadata":
+            (annotations / "localization.txt").unlink()
+        else:
+            path = annotations / "class_labels.txt"
+            path.write_text("".join(line.rsplit(",", 1)[0] + ",7\n"
+                                    for line in path.read_text().splitlines()))
     code, out, err = evaluate(capsys, [results], annotations, *extra)
     assert code == 2
     # One line (the progress bar, on stderr too, ends in carriage returns).

@@ -1,11 +1,18 @@
-"""Tests of l2caf.evaluation on hand-built heatmaps whose boxes and scores are known."""
+"""Tests of l2caf.evaluation on hand-built heatmaps whose boxes and scores are known, of its
+fast paths against plain full-image computations, of its process pool, and that it never
+needs TensorFlow. The 'wsol' protocol: tests/test_wsol_protocol.py."""
+import subprocess
+import sys
+import textwrap
+
+import cv2
 import numpy as np
 import pytest
 
-from l2caf.annotations import Annotation, BoxObject
-from l2caf.evaluation import (ImageRecord, box_at_threshold, heatmap_to_box, iou,
-                              is_localized, localization_metrics, max_box_acc,
-                              record_from_annotation)
+from l2caf.evaluation import (Annotation, BoxObject, ImageRecord, box_at_threshold,
+                              evaluate_records, heatmap_to_box, iou, is_localized,
+                              localization_metrics, max_box_acc, record_from_annotation)
+from tests.helpers import REPO_ROOT
 
 PROTOCOLS = ("cam", "adl")
 IMAGE_SIZE = (40, 50)  # (height, width); the heatmaps below are built at this size
@@ -300,3 +307,144 @@ def test_record_from_annotation():
     assert image.image_size == (40, 50)
     with pytest.raises(KeyError, match="n02"):
         record_from_annotation(annotation, {"n01": 3}, [3], {})
+
+
+def test_record_from_annotation_takes_class_ids_as_they_are():
+    # wsolevaluation's metadata labels objects with class ids, not names.
+    annotation = Annotation(filename="val/ILSVRC2012_val_00000001.JPEG", width=500, height=375,
+                            objects=[BoxObject(65, (111, 108, 441, 193))])
+    image = record_from_annotation(annotation, {"n01440764": 0, "n01751748": 65}, [65], {})
+    assert tuple(image.gt_labels) == (65,)
+    assert image.gt_boxes == {65: [(111, 108, 441, 193)]}
+    with pytest.raises(KeyError, match="class id 65, which is not one of the 1 classes"):
+        record_from_annotation(annotation, {"n01440764": 0}, [0], {})
+
+
+# The fast paths (boxes on the kept pixels' extent, one component without statistics,
+# thresholds skipped when no box could reach the IoU) against plain full-image computations.
+
+def plain_cam_box(resized, threshold):
+    """The largest 8-connected component of the whole thresholded map; ties to the first in
+    raster order (OpenCV numbers components in that order)."""
+    mask = (resized >= threshold * resized.max()).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    label = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, width, height = stats[label, :4]
+    return (x, y, x + width - 1, y + height - 1)
+
+
+def plain_adl_box(resized, threshold):
+    gray = ((resized - resized.min()) / (resized.max() - resized.min()) * 255).astype(np.uint8)
+    binary = (gray > int(threshold * 255)).astype(np.uint8)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    x, y, width, height = cv2.boundingRect(max(contours, key=cv2.contourArea))
+    return (x, y, x + width - 1, y + height - 1)
+
+
+PLAIN_BOXES = {"cam": plain_cam_box, "adl": plain_adl_box}
+
+
+def random_records(count, seed=0):
+    """Records of one class with 7x7 maps (blobs, noise, and quantised levels that make
+    equal areas and equal cuts), image-sized maps of equal squares (ties in area), and
+    one or two ground-truth boxes near the map's peak."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:7, 0:7]
+    records = []
+    for index in range(count):
+        height, width = int(rng.integers(40, 160)), int(rng.integers(40, 160))
+        kind = index % 4
+        if kind == 0:
+            heatmap = sum(rng.uniform(0.3, 1.0) * np.exp(
+                -((rows - rng.uniform(0, 7)) ** 2 + (columns - rng.uniform(0, 7)) ** 2)
+                / (2 * rng.uniform(0.4, 2.0) ** 2)) for _ in range(int(rng.integers(1, 4))))
+        elif kind == 1:
+            heatmap = rng.uniform(0, 1, (7, 7)) ** 3
+        elif kind == 2:
+            heatmap = np.round(rng.uniform(0, 1, (5, 6)) * 4) / 4
+        else:
+            heatmap = np.zeros((height, width))
+            for _ in range(int(rng.integers(2, 5))):
+                x, y = int(rng.integers(0, width - 5)), int(rng.integers(0, height - 5))
+                paint(heatmap, (x, y, x + 3, y + 3), 1.0)
+        peak_y, peak_x = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+        center_x = (peak_x + 0.5) * width / heatmap.shape[1]
+        center_y = (peak_y + 0.5) * height / heatmap.shape[0]
+        boxes = []
+        for _ in range(int(rng.integers(1, 3))):
+            half_width = rng.uniform(0.05, 0.4) * width
+            half_height = rng.uniform(0.05, 0.4) * height
+            boxes.append((int(max(0, center_x - half_width)), int(max(0, center_y - half_height)),
+                          int(min(width - 1, center_x + half_width)),
+                          int(min(height - 1, center_y + half_height))))
+        records.append(ImageRecord("image%d" % index, (1,), {1: boxes}, [1, 2],
+                                   {1: heatmap}, (height, width)))
+    return records
+
+
+THRESHOLDS = np.round(np.arange(0, 1, 0.05), 10)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_boxes_equal_a_plain_full_image_computation(protocol):
+    for image in random_records(40):
+        resized = cv2.resize(image.heatmaps[1], image.image_size[::-1],
+                             interpolation=cv2.INTER_LINEAR)
+        for threshold in THRESHOLDS:
+            assert box_at_threshold(resized, threshold, protocol) == \
+                PLAIN_BOXES[protocol](resized, threshold), (image.image, threshold)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("iou_threshold", [0.3, 0.5, 0.7])
+def test_sweep_equals_boxing_every_threshold_plainly(protocol, iou_threshold):
+    records = random_records(40, seed=1)
+    hits = np.zeros(len(THRESHOLDS))
+    for image in records:
+        resized = cv2.resize(image.heatmaps[1], image.image_size[::-1],
+                             interpolation=cv2.INTER_LINEAR)
+        hits += [any(iou(PLAIN_BOXES[protocol](resized, threshold), gt_box) >= iou_threshold
+                     for gt_box in image.gt_boxes[1]) for threshold in THRESHOLDS]
+    # The data must give hits and misses, or the sweep's skipping would go untested.
+    assert 0 < hits.sum() < len(records) * len(THRESHOLDS)
+    best = int(np.argmax(hits))
+    result = max_box_acc(records, THRESHOLDS, iou_threshold, protocol)
+    assert result == (pytest.approx(100.0 * hits[best] / len(records)), THRESHOLDS[best])
+    for index in (0, 5, 10):
+        metrics = localization_metrics(records, THRESHOLDS[index], protocol, iou_threshold)
+        assert metrics.gt_known_loc_accuracy == pytest.approx(100.0 * hits[index] / len(records))
+
+
+@pytest.mark.parametrize("protocol", ["cam", "adl", "wsol"])
+def test_the_pool_gives_the_numbers_of_one_process(protocol):
+    records = random_records(24, seed=2)
+    alone = evaluate_records(records, protocol, 0.3, THRESHOLDS, workers=1)
+    done = []
+    pooled = evaluate_records(records, protocol, 0.3, THRESHOLDS, workers=2,
+                              progress=done.append)
+    assert pooled == alone
+    assert sum(done) == len(records) and len(done) > 1  # chunks went to the pool
+    assert (alone.max_box_acc_v2 is None) == (protocol != "wsol")
+
+
+def test_the_evaluation_never_imports_tensorflow():
+    """Also through the pool: its processes import only what the evaluation does."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["tensorflow"] = None  # any import of it now fails
+        import numpy as np
+        import l2caf.evaluation as evaluation
+        heatmap = np.zeros((7, 7))
+        heatmap[2:4, 2:4] = 1.0
+        records = [evaluation.ImageRecord("image%d" % index, (1,), {1: [(60, 60, 140, 140)]},
+                                          [1], {1: heatmap}, (224, 224)) for index in range(4)]
+        for protocol in evaluation.PROTOCOLS:
+            print(protocol, evaluation.evaluate_records(records, protocol, workers=2))
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("nets", "tf_slim")))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["cam", "adl", "wsol"]
+    assert lines[3] == "[]"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from l2caf import visualize
-from l2caf.annotations import read_annotation_folder
+from l2caf.evaluation.annotations import read_annotation_folder
 from l2caf.config import FAST_OPTIONS
 from l2caf.model import Model
 from l2caf.results import read_results

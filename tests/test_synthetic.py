@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from l2caf import synthetic
-from l2caf.annotations import (Annotation, BoxObject, read_annotation_folder, read_voc_xml,
-                               write_voc_xml)
+from l2caf.evaluation.annotations import (Annotation, BoxObject, read_annotation_folder,
+                                          read_voc_xml, write_voc_xml)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "make_synthetic_dataset.py")

@@ -1,0 +1,347 @@
+"""Localisation scores of a run: classification and localisation errors, GT-known accuracy,
+MaxBoxAcc and MaxBoxAccV2, over a process pool.
+
+Protocols (how a heatmap becomes a box; see l2caf.evaluation.boxes and .wsol):
+
+* 'cam', 'adl': at the image's size, against its ground-truth boxes as annotated;
+* 'wsol': wsolevaluation's recipe at 224 x 224, against ground-truth boxes scaled there.
+
+Only the heatmaps of ground-truth classes can ever matter: a box is scored against the
+ground-truth boxes of its own class, so a predicted class that is not in the ground truth
+is wrong whatever its box. The heatmap of each ground-truth class therefore suffices for
+top-1, top-5 and GT-known localisation, because L2-CAF's class-specific heatmap of a class
+does not depend on where that class is ranked. An image with several ground-truth classes
+is localised (GT-known) when the box of any of them hits a box of its class; wsolevaluation's
+images have one class, where this is its rule.
+
+Each heatmap is resized once and then boxed at every threshold of a sweep. A threshold
+whose kept pixels' extent cannot reach the IoU needed with any ground-truth box (the box
+lies inside that extent, so IoU <= |extent & gt| / |gt|) is scored a miss without being
+boxed: the result is the same, and high thresholds cost almost nothing.
+"""
+import collections
+import functools
+import math
+import multiprocessing
+import os
+
+import cv2
+import numpy as np
+
+from l2caf.evaluation import wsol
+from l2caf.evaluation.boxes import (IMAGE_SIZE_PROTOCOLS, ImageSizedMap, area, check_threshold,
+                                    intersection, iou, resize_heatmap)
+
+PROTOCOLS = IMAGE_SIZE_PROTOCOLS + ("wsol",)
+DEFAULT_THRESHOLDS = np.arange(0.0, 1.0, 0.01)
+# MaxBoxAccV2's IoU thresholds, the benchmark's default iou_threshold_list (30, 50, 70).
+V2_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+# Records per task of the pool: small enough for a progress bar that moves and for the
+# workers to finish together, large enough that sending them costs nothing.
+_MAX_CHUNK = 200
+
+ImageRecord = collections.namedtuple(
+    "ImageRecord",
+    ["image", "gt_labels", "gt_boxes", "predictions", "heatmaps", "image_size"])
+ImageRecord.__doc__ = """What the evaluation needs to know about one image.
+
+image: an identifier (file stem), only for reports. gt_labels: the image's ground-truth
+class ids (ImageNet: its one validation label); a prediction is right if it is any of them.
+gt_boxes: {class_id: [box, ...]} ground-truth boxes per class. predictions: the top-5
+predicted class ids, best first. heatmaps: {class_id: 2-D array} heatmaps at any
+resolution; those of the ground-truth classes are used (a missing one means that class is
+never localised, see `LocalizationMetrics.missing_heatmaps`). image_size: (height, width) of
+the image the ground-truth boxes refer to."""
+
+LocalizationMetrics = collections.namedtuple(
+    "LocalizationMetrics",
+    ["num_images", "top1_cls_error", "top5_cls_error", "top1_loc_error", "top5_loc_error",
+     "gt_known_loc_accuracy", "missing_heatmaps"])
+LocalizationMetrics.__doc__ = """Results over a run, in percent (errors = 100 - accuracy).
+
+missing_heatmaps: the number of images lacking the heatmap of some ground-truth class;
+those classes counted as not localised, so the loc errors are upper bounds when it is > 0."""
+
+MaxBoxAcc = collections.namedtuple("MaxBoxAcc", ["accuracy", "threshold"])
+MaxBoxAcc.__doc__ = """The best GT-known box accuracy (percent) over a threshold sweep, and
+the first threshold reaching it."""
+
+MaxBoxAccV2 = collections.namedtuple("MaxBoxAccV2", ["accuracy", "accuracies", "thresholds"])
+MaxBoxAccV2.__doc__ = """MaxBoxAccV2 (percent): the mean over `V2_IOU_THRESHOLDS` of the best
+box accuracy over the sweep, every contour's box tried ('wsol' protocol). accuracies and
+thresholds: per IoU threshold, that best accuracy and the first threshold reaching it."""
+
+Evaluation = collections.namedtuple("Evaluation", ["metrics", "max_box_acc", "max_box_acc_v2"])
+Evaluation.__doc__ = """Everything `evaluate_records` computes: a `LocalizationMetrics`, a
+`MaxBoxAcc` (None for an empty sweep) and a `MaxBoxAccV2` (None unless the protocol is
+'wsol' and the sweep is not empty)."""
+
+# What a worker needs to score records; a namedtuple, so that it pickles.
+_Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", "iou_threshold"])
+
+
+def record_from_annotation(annotation, class_ids, predictions, heatmaps):
+    """An `ImageRecord` from an `l2caf.evaluation.annotations.Annotation` (one image's).
+
+    class_ids: {object name (e.g. a WordNet id): class id in the network's numbering}. An
+    object whose class is already a class id (wsolevaluation's metadata) keeps it; it must be
+    one of class_ids' values. The ground-truth labels are the annotated classes in order of
+    first appearance; the image size is the annotated (height, width), the frame of the
+    annotated boxes.
+    """
+    known_ids = set(class_ids.values())
+    gt_boxes = collections.OrderedDict()
+    for box_object in annotation.objects:
+        if isinstance(box_object.name, int):
+            if box_object.name not in known_ids:
+                raise KeyError("annotation of %s names class id %d, which is not one of the %d "
+                               "classes" % (annotation.filename, box_object.name, len(known_ids)))
+            class_id = box_object.name
+        elif box_object.name in class_ids:
+            class_id = class_ids[box_object.name]
+        else:
+            raise KeyError("annotation of %s names object class %r, which has no class id"
+                           % (annotation.filename, box_object.name))
+        gt_boxes.setdefault(class_id, []).append(tuple(box_object.box))
+    return ImageRecord(image=annotation.filename, gt_labels=tuple(gt_boxes),
+                       gt_boxes=dict(gt_boxes), predictions=list(predictions),
+                       heatmaps=heatmaps, image_size=(annotation.height, annotation.width))
+
+
+def parse_thresholds(text):
+    """A threshold sweep from text: 'START:STOP:STEP' (STOP excluded, as numpy.arange) or a
+    comma-separated list; ValueError unless every threshold is in [0, 1)."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            # Rounded so that 0.3 is 0.3, not 0.30000000000000004. (The benchmark's unrounded
+            # np.arange(0, 1, 0.01) and 0.001 give the same int(t * 255) at every step.)
+            thresholds = np.round(np.arange(start, stop, step), 10)
+        else:
+            thresholds = np.array([float(part) for part in text.split(",")])
+    except ValueError:
+        raise ValueError("must be START:STOP:STEP (e.g. 0:1:0.01, STEP > 0) or a "
+                         "comma-separated list, got %r" % text) from None
+    if not len(thresholds) or np.any((thresholds < 0) | (thresholds >= 1)):
+        raise ValueError("must give thresholds in [0, 1), got %r" % text)
+    return thresholds
+
+
+def class_map(heatmap, image_size, gt_boxes, protocol):
+    """(map, ground-truth boxes) of one class under protocol, in the frame the protocol boxes
+    in: an `ImageSizedMap` and the boxes as annotated ('cam', 'adl'), or a `wsol.ScoreMap`
+    and the boxes scaled to 224 x 224 ('wsol')."""
+    if protocol == "wsol":
+        return wsol.ScoreMap(heatmap), [wsol.scale_box(box, image_size) for box in gt_boxes]
+    if protocol not in IMAGE_SIZE_PROTOCOLS:
+        raise ValueError("unknown protocol %r; choose one of %s"
+                         % (protocol, ", ".join(PROTOCOLS)))
+    return ImageSizedMap(resize_heatmap(heatmap, image_size), protocol), list(gt_boxes)
+
+
+def _cannot_reach(extent, gt_boxes, iou_floor):
+    """Whether no box inside extent can have IoU >= iou_floor with any of gt_boxes.
+
+    Exact, not approximate: IoU(box, gt) <= |box & gt| / |gt| <= |extent & gt| / |gt|, and
+    rounding the quotients to floats keeps that order.
+    """
+    return all(intersection(extent, gt_box) / float(area(gt_box)) < iou_floor
+               for gt_box in gt_boxes)
+
+
+def sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, every_contour=False):
+    """(best, best_every): per threshold, the best IoU of the map's box with gt_boxes, and
+    (every_contour, for a wsol.ScoreMap) of any of its contours' boxes, else None.
+
+    An IoU below iou_floor may be reported as 0 (the threshold was not boxed, see
+    `_cannot_reach`): compare the results only with IoU thresholds >= iou_floor.
+    """
+    best = np.zeros(len(thresholds))
+    best_every = np.zeros(len(thresholds)) if every_contour else None
+    if not gt_boxes:
+        return best, best_every
+    for index, threshold in enumerate(thresholds):
+        extent = scored_map.extent(threshold)
+        if extent is not None and _cannot_reach(extent, gt_boxes, iou_floor):
+            continue
+        boxes = scored_map.boxes(threshold) if every_contour else [scored_map.box(threshold)]
+        ious = [max(iou(box, gt_box) for gt_box in gt_boxes) for box in boxes]
+        best[index] = ious[0]
+        if every_contour:
+            best_every[index] = max(ious)
+    return best, best_every
+
+
+class _Tally(object):
+    """Counts over some records, which add up over the pool's chunks."""
+
+    def __init__(self, num_thresholds, with_v2):
+        self.counts = collections.Counter()
+        self.hits = np.zeros(num_thresholds, dtype=np.int64)
+        self.v2_hits = (np.zeros((len(V2_IOU_THRESHOLDS), num_thresholds), dtype=np.int64)
+                        if with_v2 else None)
+
+    def add(self, other):
+        self.counts.update(other.counts)
+        self.hits += other.hits
+        if self.v2_hits is not None:
+            self.v2_hits += other.v2_hits
+
+
+def _tally(records, task):
+    """The `_Tally` of records under a `_Task`."""
+    with_v2 = task.protocol == "wsol"
+    tally = _Tally(len(task.thresholds), with_v2)
+    # The single threshold of the errors is boxed with the sweep's.
+    thresholds = np.concatenate([[task.threshold], task.thresholds])
+    iou_floor = min((task.iou_threshold,) + (V2_IOU_THRESHOLDS if with_v2 else ()))
+    for record in records:
+        gt_labels = list(collections.OrderedDict.fromkeys(record.gt_labels))
+        localized = set()
+        best = np.zeros(len(task.thresholds))
+        best_every = np.zeros(len(task.thresholds)) if with_v2 else None
+        for label in gt_labels:
+            if label not in record.heatmaps:
+                continue
+            scored_map, gt_boxes = class_map(record.heatmaps[label], record.image_size,
+                                             record.gt_boxes.get(label, ()), task.protocol)
+            ious, every_ious = sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, with_v2)
+            if ious[0] >= task.iou_threshold:
+                localized.add(label)
+            best = np.maximum(best, ious[1:])
+            if with_v2:
+                best_every = np.maximum(best_every, every_ious[1:])
+        top1, top5 = record.predictions[0], record.predictions[:5]
+        counts = tally.counts
+        counts["images"] += 1
+        counts["top1_cls"] += top1 in gt_labels
+        counts["top5_cls"] += any(label in gt_labels for label in top5)
+        counts["top1_loc"] += top1 in localized
+        counts["top5_loc"] += any(label in localized for label in top5)
+        counts["gt_known_loc"] += bool(localized)
+        counts["missing"] += any(label not in record.heatmaps for label in gt_labels)
+        tally.hits += best >= task.iou_threshold
+        if with_v2:
+            for row, iou_threshold in enumerate(V2_IOU_THRESHOLDS):
+                tally.v2_hits[row] += best_every >= iou_threshold
+    return tally
+
+
+def default_workers():
+    """The number of cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _single_threaded_opencv():
+    # One process per core: OpenCV's own threads would only compete with the other workers.
+    cv2.setNumThreads(1)
+
+
+def _chunks(records, workers):
+    size = max(1, min(_MAX_CHUNK, math.ceil(len(records) / (4.0 * workers))))
+    return [records[start:start + size] for start in range(0, len(records), size)]
+
+
+def _tally_all(records, task, workers, progress):
+    """The `_Tally` of all records: in this process, or over a pool of `workers` processes.
+
+    The pool's processes are started fresh ('spawn'): the caller may have imported
+    TensorFlow or used OpenCV's threads, neither of which survives a fork safely.
+    """
+    chunks = _chunks(records, workers)
+    total = _Tally(len(task.thresholds), task.protocol == "wsol")
+    score = functools.partial(_tally, task=task)
+    if min(workers, len(chunks)) <= 1:
+        tallies = map(score, chunks)
+        return _sum_tallies(total, tallies, progress)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(chunks)), initializer=_single_threaded_opencv) as pool:
+        return _sum_tallies(total, pool.imap_unordered(score, chunks), progress)
+
+
+def _sum_tallies(total, tallies, progress):
+    for tally in tallies:
+        total.add(tally)
+        if progress:
+            progress(tally.counts["images"])
+    return total
+
+
+def _percent(count, total):
+    return 100.0 * count / total
+
+
+def _best(hits, thresholds, num_images):
+    """(accuracy in percent, first threshold reaching it) of per-threshold hit counts."""
+    best = int(np.argmax(hits))
+    return _percent(int(hits[best]), num_images), float(thresholds[best])
+
+
+def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_THRESHOLDS,
+                     iou_threshold=0.5, workers=1, progress=None):
+    """Every score of a run at once (each heatmap resized once), as an `Evaluation`.
+
+    records: iterable of `ImageRecord`. protocol: 'cam', 'adl' or 'wsol' (module docstring).
+    Errors (ILSVRC rules, as in CAM and ADL), with boxes at threshold: top-1 (top-5)
+    classification is right when predictions[0] (one of predictions[:5]) is a ground-truth
+    class; top-1 (top-5) localisation when, in addition, the box of that class has IoU >=
+    iou_threshold with a ground-truth box of that class; GT-known localisation when the box
+    of a ground-truth class does, whatever was predicted. MaxBoxAcc (Choe et al. 2020): the
+    GT-known accuracy at the best of thresholds. MaxBoxAccV2 ('wsol' only): the same over
+    every contour's box, at each of `V2_IOU_THRESHOLDS`, averaged.
+    workers: processes (1: this one). progress: called with the number of records done after
+    each chunk of them.
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("no records to evaluate")
+    if protocol not in PROTOCOLS:
+        raise ValueError("unknown protocol %r; choose one of %s"
+                         % (protocol, ", ".join(PROTOCOLS)))
+    thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    for value in np.concatenate([[threshold], thresholds]):
+        check_threshold(value)
+    task = _Task(protocol, float(threshold), thresholds, float(iou_threshold))
+    tally = _tally_all(records, task, workers, progress)
+    counts, num_images = tally.counts, tally.counts["images"]
+    metrics = LocalizationMetrics(
+        num_images=num_images,
+        top1_cls_error=100.0 - _percent(counts["top1_cls"], num_images),
+        top5_cls_error=100.0 - _percent(counts["top5_cls"], num_images),
+        top1_loc_error=100.0 - _percent(counts["top1_loc"], num_images),
+        top5_loc_error=100.0 - _percent(counts["top5_loc"], num_images),
+        gt_known_loc_accuracy=_percent(counts["gt_known_loc"], num_images),
+        missing_heatmaps=counts["missing"])
+    if not len(thresholds):
+        return Evaluation(metrics, None, None)
+    best_v1 = MaxBoxAcc(*_best(tally.hits, thresholds, num_images))
+    best_v2 = None
+    if tally.v2_hits is not None:
+        accuracies, best_thresholds = zip(*(_best(hits, thresholds, num_images)
+                                            for hits in tally.v2_hits))
+        best_v2 = MaxBoxAccV2(accuracy=float(np.mean(accuracies)), accuracies=accuracies,
+                              thresholds=best_thresholds)
+    return Evaluation(metrics, best_v1, best_v2)
+
+
+def localization_metrics(records, threshold=0.2, protocol="cam", iou_threshold=0.5, workers=1):
+    """Classification and localisation errors of a run, as a `LocalizationMetrics` (see
+    `evaluate_records`)."""
+    return evaluate_records(records, protocol, threshold, (), iou_threshold, workers).metrics
+
+
+def max_box_acc(records, thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, protocol="cam",
+                workers=1):
+    """MaxBoxAcc (Choe et al. 2020): GT-known box accuracy at the best of several thresholds,
+    as a `MaxBoxAcc` (accuracy in percent, and the first threshold reaching it)."""
+    return evaluate_records(records, protocol, thresholds=thresholds,
+                            iou_threshold=iou_threshold, workers=workers).max_box_acc
+
+
+def max_box_acc_v2(records, thresholds=DEFAULT_THRESHOLDS, workers=1):
+    """MaxBoxAccV2 (wsolevaluation's box_v2_metric), as a `MaxBoxAccV2`: the 'wsol' recipe,
+    every contour's box, the best accuracy over thresholds at IoU 0.3, 0.5 and 0.7, averaged."""
+    return evaluate_records(records, "wsol", thresholds=thresholds,
+                            workers=workers).max_box_acc_v2
