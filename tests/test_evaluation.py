@@ -137,6 +137,25 @@ def test_hot_cell_of_7x7_map_boxes_its_region_at_224():
     assert box[0] + box[2] == 2 * 3 * 32 + 31 and box[1] + box[3] == 2 * 2 * 32 + 31
 
 
+def test_cam_ties_in_area_go_to_the_first_component_in_opencvs_order():
+    # OpenCV labels components in the order of their first 2 x 2 block (pairs of rows from
+    # the top, then pairs of columns): A's first block holds rows 10-11, B's rows 12-13, so
+    # A comes first although B lies further left; the first of equal areas wins.
+    heatmap = np.zeros(IMAGE_SIZE)
+    paint(heatmap, (30, 11, 33, 14), 1.0)  # A
+    paint(heatmap, (10, 12, 13, 15), 1.0)  # B
+    assert heatmap_to_box(heatmap, IMAGE_SIZE, 0.5, "cam") == (30, 11, 33, 14)
+
+
+def test_cam_counts_a_component_inside_anothers_hole():
+    # A one-pixel ring around a larger solid square in its hole: the square wins.
+    heatmap = np.zeros(IMAGE_SIZE)
+    paint(heatmap, (5, 5, 34, 34), 1.0)
+    paint(heatmap, (6, 6, 33, 33), 0.0)
+    paint(heatmap, (8, 8, 31, 31), 1.0)
+    assert heatmap_to_box(heatmap, IMAGE_SIZE, 0.5, "cam") == (8, 8, 31, 31)
+
+
 def test_box_at_threshold_takes_an_image_sized_map():
     assert box_at_threshold(blob_heatmap(OBJECT_BOX), 0.2, "adl") == OBJECT_BOX
 
@@ -346,8 +365,9 @@ PLAIN_BOXES = {"cam": plain_cam_box, "adl": plain_adl_box}
 
 def random_records(count, seed=0):
     """Records of one class with 7x7 maps (blobs, noise, and quantised levels that make
-    equal areas and equal cuts), image-sized maps of equal squares (ties in area), and
-    one or two ground-truth boxes near the map's peak."""
+    equal areas and equal cuts), image-sized maps of up to 12 equal squares (ties in area;
+    one, a few and many components), and one or two ground-truth boxes near the map's
+    peak."""
     rng = np.random.default_rng(seed)
     rows, columns = np.mgrid[0:7, 0:7]
     records = []
@@ -364,7 +384,7 @@ def random_records(count, seed=0):
             heatmap = np.round(rng.uniform(0, 1, (5, 6)) * 4) / 4
         else:
             heatmap = np.zeros((height, width))
-            for _ in range(int(rng.integers(2, 5))):
+            for _ in range(int(rng.integers(2, 13))):
                 x, y = int(rng.integers(0, width - 5)), int(rng.integers(0, height - 5))
                 paint(heatmap, (x, y, x + 3, y + 3), 1.0)
         peak_y, peak_x = np.unravel_index(np.argmax(heatmap), heatmap.shape)
