@@ -403,6 +403,8 @@ def random_records(count, seed=0):
 
 
 THRESHOLDS = np.round(np.arange(0, 1, 0.05), 10)
+# A fine stretch, where thresholds share adl's cut int(threshold * 255) (boxed once).
+FINE_THRESHOLDS = np.round(np.arange(0.3, 0.34, 0.002), 10)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -419,17 +421,18 @@ def test_boxes_equal_a_plain_full_image_computation(protocol):
 @pytest.mark.parametrize("iou_threshold", [0.3, 0.5, 0.7])
 def test_sweep_equals_boxing_every_threshold_plainly(protocol, iou_threshold):
     records = random_records(40, seed=1)
-    hits = np.zeros(len(THRESHOLDS))
+    thresholds = np.concatenate([THRESHOLDS, FINE_THRESHOLDS])
+    hits = np.zeros(len(thresholds))
     for image in records:
         resized = cv2.resize(image.heatmaps[1], image.image_size[::-1],
                              interpolation=cv2.INTER_LINEAR)
         hits += [any(iou(PLAIN_BOXES[protocol](resized, threshold), gt_box) >= iou_threshold
-                     for gt_box in image.gt_boxes[1]) for threshold in THRESHOLDS]
+                     for gt_box in image.gt_boxes[1]) for threshold in thresholds]
     # The data must give hits and misses, or the sweep's skipping would go untested.
-    assert 0 < hits.sum() < len(records) * len(THRESHOLDS)
+    assert 0 < hits.sum() < len(records) * len(thresholds)
     best = int(np.argmax(hits))
-    result = max_box_acc(records, THRESHOLDS, iou_threshold, protocol)
-    assert result == (pytest.approx(100.0 * hits[best] / len(records)), THRESHOLDS[best])
+    result = max_box_acc(records, thresholds, iou_threshold, protocol)
+    assert result == (pytest.approx(100.0 * hits[best] / len(records)), thresholds[best])
     for index in (0, 5, 10):
         metrics = localization_metrics(records, THRESHOLDS[index], protocol, iou_threshold)
         assert metrics.gt_known_loc_accuracy == pytest.approx(100.0 * hits[index] / len(records))

@@ -93,12 +93,21 @@ class ImageSizedMap(object):
         self.row_peaks = levels.max(axis=1)
         self.column_peaks = levels.max(axis=0)
 
+    def cut(self, threshold):
+        """What the threshold keeps pixels by, the same for thresholds that keep the same
+        pixels: 'cam' keeps those >= the level threshold * max, 'adl' those > the grey level
+        int(threshold * 255); a flat map keeps all."""
+        if self.flat:
+            return None
+        if self.protocol == "cam":
+            return threshold * self.peak
+        return int(threshold * int(self.gray.max()))
+
     def _kept_rows_and_columns(self, threshold):
         """Boolean flags of the rows and columns holding a pixel the threshold keeps."""
+        cut = self.cut(threshold)
         if self.protocol == "cam":
-            level = threshold * self.peak
-            return self.row_peaks >= level, self.column_peaks >= level
-        cut = int(threshold * int(self.gray.max()))
+            return self.row_peaks >= cut, self.column_peaks >= cut
         return self.row_peaks > cut, self.column_peaks > cut
 
     def extent(self, threshold):
@@ -133,7 +142,7 @@ class ImageSizedMap(object):
         # blocks (pairs of rows, then pairs of columns), so the crop starts on even
         # coordinates to keep the blocks of the whole map.
         left, top = extent[0] - extent[0] % 2, extent[1] - extent[1] % 2
-        mask = (self.resized[top:extent[3] + 1, left:extent[2] + 1] >= threshold * self.peak)
+        mask = (self.resized[top:extent[3] + 1, left:extent[2] + 1] >= self.cut(threshold))
         mask = mask.view(np.uint8)
         # Most thresholds leave one component, whose box is the extent. Tracing borders
         # tells faster than labelling: each 8-connected component has one outer border,
@@ -155,8 +164,7 @@ class ImageSizedMap(object):
         return (left + x, top + y, left + x + box_width - 1, top + y + box_height - 1)
 
     def _largest_contour_box(self, threshold):
-        _, binary = cv2.threshold(self.gray, int(threshold * int(self.gray.max())), 255,
-                                  cv2.THRESH_BINARY)
+        _, binary = cv2.threshold(self.gray, self.cut(threshold), 255, cv2.THRESH_BINARY)
         contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         left, top, box_width, box_height = cv2.boundingRect(max(contours, key=cv2.contourArea))
         return (left, top, left + box_width - 1, top + box_height - 1)

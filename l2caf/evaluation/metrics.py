@@ -151,26 +151,39 @@ def _cannot_reach(extent, gt_boxes, iou_floor):
                for gt_box in gt_boxes)
 
 
+def _best_ious(scored_map, gt_boxes, threshold, iou_floor, every_contour):
+    """(best IoU of the map's box, of any of its contours' boxes or None) at threshold; (0, 0)
+    if no box inside the kept pixels' extent can reach iou_floor."""
+    extent = scored_map.extent(threshold)
+    if extent is not None and _cannot_reach(extent, gt_boxes, iou_floor):
+        return 0.0, 0.0
+    boxes = scored_map.boxes(threshold) if every_contour else [scored_map.box(threshold)]
+    ious = [max(iou(box, gt_box) for gt_box in gt_boxes) for box in boxes]
+    return ious[0], (max(ious) if every_contour else None)
+
+
 def sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, every_contour=False):
     """(best, best_every): per threshold, the best IoU of the map's box with gt_boxes, and
     (every_contour, for a wsol.ScoreMap) of any of its contours' boxes, else None.
 
-    An IoU below iou_floor may be reported as 0 (the threshold was not boxed, see
-    `_cannot_reach`): compare the results only with IoU thresholds >= iou_floor.
+    Thresholds that keep the same pixels (the same `cut` of the map: under 'adl' and 'wsol'
+    a fine sweep has many) are boxed once. An IoU below iou_floor may be reported as 0 (the
+    threshold was not boxed, see `_cannot_reach`): compare the results only with IoU
+    thresholds >= iou_floor.
     """
     best = np.zeros(len(thresholds))
     best_every = np.zeros(len(thresholds)) if every_contour else None
     if not gt_boxes:
         return best, best_every
+    ious_by_cut = {}
     for index, threshold in enumerate(thresholds):
-        extent = scored_map.extent(threshold)
-        if extent is not None and _cannot_reach(extent, gt_boxes, iou_floor):
-            continue
-        boxes = scored_map.boxes(threshold) if every_contour else [scored_map.box(threshold)]
-        ious = [max(iou(box, gt_box) for gt_box in gt_boxes) for box in boxes]
-        best[index] = ious[0]
+        cut = scored_map.cut(threshold)
+        if cut not in ious_by_cut:
+            ious_by_cut[cut] = _best_ious(scored_map, gt_boxes, threshold, iou_floor,
+                                          every_contour)
+        best[index], every = ious_by_cut[cut]
         if every_contour:
-            best_every[index] = max(ious)
+            best_every[index] = every
     return best, best_every
 
 
@@ -291,8 +304,9 @@ def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_
     of a ground-truth class does, whatever was predicted. MaxBoxAcc (Choe et al. 2020): the
     GT-known accuracy at the best of thresholds. MaxBoxAccV2 ('wsol' only): the same over
     every contour's box, at each of `V2_IOU_THRESHOLDS`, averaged.
-    workers: processes (1: this one). progress: called with the number of records done after
-    each chunk of them.
+    workers: processes (1: this one); more start fresh interpreters ('spawn'), so a script
+    that asks for them needs the usual `if __name__ == "__main__":` guard. progress: called
+    with the number of records done after each chunk of them.
     """
     records = list(records)
     if not records:

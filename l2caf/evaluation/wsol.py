@@ -67,8 +67,7 @@ class ScoreMap(object):
     """A heatmap as the benchmark scores it: the uint8 224 x 224 score map, boxed at any
     threshold.
 
-    Thresholds act through int(t * max) only, so the contours of each such cut are traced
-    once; the maxima of every row and column give `extent` without thresholding the map.
+    The maxima of every row and column give `extent` without thresholding the map.
     """
 
     def __init__(self, heatmap):
@@ -76,10 +75,10 @@ class ScoreMap(object):
         self.peak = int(self.image.max())
         self.row_peaks = self.image.max(axis=1)
         self.column_peaks = self.image.max(axis=0)
-        self._boxes_by_cut = {}
 
     def cut(self, threshold):
-        """The grey level pixels must exceed at threshold: int(threshold * max)."""
+        """The grey level pixels must exceed at threshold: int(threshold * max). Thresholds act
+        through it only."""
         return int(threshold * self.peak)
 
     def extent(self, threshold):
@@ -97,17 +96,7 @@ class ScoreMap(object):
     def boxes(self, threshold):
         """The boxes at threshold: the largest contour's first (the MaxBoxAcc box), then the
         other contours' (MaxBoxAccV2 tries them all), in findContours' order."""
-        cut = self.cut(threshold)
-        if cut not in self._boxes_by_cut:
-            self._boxes_by_cut[cut] = self._contour_boxes(cut)
-        return self._boxes_by_cut[cut]
-
-    def box(self, threshold):
-        """The box of the largest contour at threshold."""
-        return self.boxes(threshold)[0]
-
-    def _contour_boxes(self, cut):
-        _, binary = cv2.threshold(self.image, cut, 255, cv2.THRESH_BINARY)
+        _, binary = cv2.threshold(self.image, self.cut(threshold), 255, cv2.THRESH_BINARY)
         contours, _ = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
             return [(0, 0, 0, 0)]
@@ -118,3 +107,7 @@ class ScoreMap(object):
         # max() keeps the first of equal areas, as the benchmark's max(contours, key=...).
         largest = max(range(len(contours)), key=lambda index: cv2.contourArea(contours[index]))
         return [boxes[largest]] + boxes[:largest] + boxes[largest + 1:]
+
+    def box(self, threshold):
+        """The box of the largest contour at threshold."""
+        return self.boxes(threshold)[0]
