@@ -129,7 +129,7 @@ def parse_thresholds(text):
     return thresholds
 
 
-def class_map(heatmap, image_size, gt_boxes, protocol):
+def _class_map(heatmap, image_size, gt_boxes, protocol):
     """(map, ground-truth boxes) of one class under protocol, in the frame the protocol boxes
     in: an `ImageSizedMap` and the boxes as annotated ('cam', 'adl'), or a `wsol.ScoreMap`
     and the boxes scaled to 224 x 224 ('wsol')."""
@@ -152,17 +152,17 @@ def _cannot_reach(extent, gt_boxes, iou_floor):
 
 
 def _best_ious(scored_map, gt_boxes, threshold, iou_floor, every_contour):
-    """(best IoU of the map's box, of any of its contours' boxes or None) at threshold; (0, 0)
-    if no box inside the kept pixels' extent can reach iou_floor."""
+    """(best IoU of the map's box, of any of its contours' boxes or None) at threshold; 0 for
+    both if no box inside the kept pixels' extent can reach iou_floor."""
     extent = scored_map.extent(threshold)
     if extent is not None and _cannot_reach(extent, gt_boxes, iou_floor):
-        return 0.0, 0.0
+        return 0.0, (0.0 if every_contour else None)
     boxes = scored_map.boxes(threshold) if every_contour else [scored_map.box(threshold)]
     ious = [max(iou(box, gt_box) for gt_box in gt_boxes) for box in boxes]
     return ious[0], (max(ious) if every_contour else None)
 
 
-def sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, every_contour=False):
+def _sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, every_contour=False):
     """(best, best_every): per threshold, the best IoU of the map's box with gt_boxes, and
     (every_contour, for a wsol.ScoreMap) of any of its contours' boxes, else None.
 
@@ -218,9 +218,9 @@ def _tally(records, task):
         for label in gt_labels:
             if label not in record.heatmaps:
                 continue
-            scored_map, gt_boxes = class_map(record.heatmaps[label], record.image_size,
-                                             record.gt_boxes.get(label, ()), task.protocol)
-            ious, every_ious = sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, with_v2)
+            scored_map, gt_boxes = _class_map(record.heatmaps[label], record.image_size,
+                                              record.gt_boxes.get(label, ()), task.protocol)
+            ious, every_ious = _sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, with_v2)
             if ious[0] >= task.iou_threshold:
                 localized.add(label)
             best = np.maximum(best, ious[1:])
