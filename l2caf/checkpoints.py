@@ -11,6 +11,7 @@ variables given are restored: the attention filters and their gates are not in a
 public checkpoint.
 """
 import collections
+import hashlib
 import os
 import re
 import shutil
@@ -19,7 +20,8 @@ import urllib.request
 
 from tqdm import tqdm
 
-from nets import nets_factory
+from l2caf import networks
+from l2caf.errors import CheckpointError
 from nets.tf_slim_compat import tf
 
 DOWNLOAD_SCRIPT = "scripts/download_checkpoints.py"
@@ -57,23 +59,18 @@ _KNOWN_VARIABLES = {
 
 
 def _public_checkpoint(name):
-    """File name and link from the network factory, the one place that lists them."""
-    spec = nets_factory.get_network(name)
-    browser_only = "drive.google.com" in spec.download_url
-    archive_name = ("tf-%s.tar.gz" % name if browser_only
-                    else spec.download_url.rsplit("/", 1)[-1])
-    return PublicCheckpoint(spec.checkpoint_file, spec.download_url, archive_name,
-                            browser_only, _KNOWN_VARIABLES[name])
+    """File name and link from l2caf.networks, the one place that lists them."""
+    network = networks.get_network(name)
+    browser_only = "drive.google.com" in network.url
+    archive_name = "tf-%s.tar.gz" % name if browser_only else network.url.rsplit("/", 1)[-1]
+    return PublicCheckpoint(network.checkpoint_file, network.url, archive_name, browser_only,
+                            _KNOWN_VARIABLES[name])
 
 
 PUBLIC_CHECKPOINTS = {name: _public_checkpoint(name) for name in _KNOWN_VARIABLES}
 
 # Users often pass one of a V2 checkpoint's files instead of its prefix.
 _V2_FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, or does not match what it should hold."""
 
 
 def public_checkpoint(name):
@@ -173,6 +170,18 @@ def checkpoint_variable_shapes(path):
     return reader.get_variable_to_shape_map()
 
 
+def fingerprint(path):
+    """The SHA-256 of the checkpoint at `path` (V1 file or V2 prefix): of the V1 file, or of a
+    V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal weights
+    wherever the files lie."""
+    path = resolve_checkpoint(path)
+    digest = hashlib.sha256()
+    with open(path + ".index" if os.path.isfile(path + ".index") else path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _mismatch_report(checkpoint_shapes, variables):
     """Lines describing the variables absent from, or shaped differently in, a checkpoint."""
     missing, misshaped = [], []
@@ -212,9 +221,9 @@ def restore_variables(session, checkpoint_path, variables, network_name=None):
             "  the checkpoint holds %d variables, under: %s"
             % (path, network, "\n".join(report), len(checkpoint_shapes),
                ", ".join(scopes[:MAX_LISTED])))
-    saver = tf.compat.v1.train.Saver(var_list=list(variables))
     try:
-        saver.restore(session, path)
+        with session.graph.as_default():
+            tf.compat.v1.train.Saver(var_list=list(variables)).restore(session, path)
     except tf.errors.OpError as error:
         raise CheckpointError("cannot restore from checkpoint %s (corrupt or truncated "
                               "data): %s" % (path, _op_error_reason(error))) from None
@@ -229,9 +238,10 @@ def save_variables(session, path, variables):
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    saver = tf.compat.v1.train.Saver(var_list=list(variables),
-                                     write_version=tf.compat.v1.train.SaverDef.V2)
-    return saver.save(session, path, write_meta_graph=False, write_state=False)
+    with session.graph.as_default():
+        saver = tf.compat.v1.train.Saver(var_list=list(variables),
+                                         write_version=tf.compat.v1.train.SaverDef.V2)
+        return saver.save(session, path, write_meta_graph=False, write_state=False)
 
 
 def manual_download_steps(name, dest_dir=DEFAULT_DEST):

@@ -5,9 +5,8 @@ import os
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file or option is wrong; the message says which and how."""
+from l2caf import networks
+from l2caf.errors import ConfigError
 
 
 def _parse_bool(text):
@@ -39,7 +38,7 @@ def _option(kind, default, help_text, choices=None):
 
 # Keys of every visualiser. Paths are relative to the working directory.
 COMMON_OPTIONS = collections.OrderedDict([
-    ("network", _option("str", "densenet161", "network name (see nets/nets_factory.py)")),
+    ("network", _option("str", "densenet161", "network: %s" % ", ".join(networks.NETWORKS))),
     ("checkpoint", _option("str", "checkpoints/tf-densenet161.ckpt",
                            "checkpoint to restore (file, V2 prefix or folder)")),
     ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's 1000)")),

@@ -4,12 +4,10 @@ import os
 import cv2
 import numpy as np
 
+from l2caf.errors import ImageError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
                     ".pgm", ".jp2")
-
-
-class ImageError(ValueError):
-    """An image or image list cannot be read; the message names it and the reason."""
 
 
 def to_rgb8(image):
@@ -29,7 +27,7 @@ def to_rgb8(image):
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
-def read_rgb(path):
+def read_image(path):
     """The image at `path` as an RGB uint8 array [H, W, 3]."""
     if not os.path.exists(path):
         raise ImageError("%s: no such file" % path)
@@ -73,4 +71,4 @@ def list_images(source):
         if not paths:
             raise ImageError("%s: the list file names no images" % source)
         return paths
-    return [source]  # an image with an unusual extension: read_rgb will tell
+    return [source]  # an image with an unusual extension: read_image will tell

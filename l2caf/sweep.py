@@ -38,7 +38,7 @@ from tqdm import tqdm
 from l2caf import data, images
 from l2caf.config import (FAST_OPTIONS, Config, ConfigError, add_arguments, from_arguments,
                           read_yaml)
-from l2caf.methods import BASELINES
+from l2caf.methods import METHODS
 from l2caf.model import Model
 from l2caf.results import ResultsFile, read_results
 from l2caf.visualize import (GIF_SIZE, LOG, RunError, classes_to_explain, gif_recorder,
@@ -127,7 +127,7 @@ def check_sweep_settings(config):
         raise ConfigError("limit must be 0 (all images) or more, got %d" % config.limit)
     if config.annotations and not os.path.isdir(config.annotations):
         raise ConfigError("annotations: %s is not a folder of XML files" % config.annotations)
-    if config.method in BASELINES:
+    if config.method != "l2caf":
         if config.caf_variant != "cls_specific":
             raise ConfigError("method %s explains classes: it needs caf_variant cls_specific"
                               % config.method)
@@ -140,10 +140,10 @@ def check_sweep_settings(config):
 def load_method(config, spec, num_classes, rows):
     """The configured explainer: L2CAF with `rows` filter rows, or a baseline (whose filter
     stays closed: one row of the default type)."""
-    if config.method not in BASELINES:
+    if config.method == "l2caf":
         return load_explainer(config, spec, num_classes, rows)
     model = Model(spec, num_classes, config.layer, gpu=config.gpu)
-    explainer = BASELINES[config.method](model)  # checks the network before the restore
+    explainer = METHODS[config.method](model)  # checks the network before the restore
     model.restore(config.checkpoint)
     return explainer
 
@@ -226,9 +226,9 @@ class Sweep(object):
 
     def load(self, item):
         """Runs in a worker thread: decodes and resizes one image."""
-        image = images.read_rgb(item.path)
+        image = images.read_image(item.path)
         keep = self.config.save_overlays or self.config.save_gif
-        return LoadedImage(item, images.resize(image, self.explainer.model.spec.image_size),
+        return LoadedImage(item, images.resize(image, self.explainer.model.network.image_size),
                            image.shape[:2], image if keep else None)
 
     def run(self, items):
@@ -268,7 +268,7 @@ class Sweep(object):
         explanations = []
         if rows:
             keys = [os.path.basename(image.item.path) for image in loaded]
-            explanations = self.explainer(network_inputs, keys, classes, prediction, on_check)
+            explanations = self.explainer(network_inputs, classes, keys, prediction, on_check)
         self.write(loaded, prediction.probabilities, explanations, frames)
         self.images_done += len(loaded)
         self.heatmaps_made += len(explanations)
@@ -296,7 +296,7 @@ class Sweep(object):
                                    probabilities[explanation.image_index], paths)
             record.update(method=config.method, ground_truth=image.item.ground_truth,
                           image_size=list(image.size))
-            if config.method in BASELINES:
+            if config.method != "l2caf":
                 record.update(filter_type=None)
             records.append(record)
         self.results.write(records)

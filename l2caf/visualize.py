@@ -8,20 +8,16 @@ import numpy as np
 from tqdm import tqdm
 
 from l2caf import data, heatmaps, images
-from l2caf.checkpoints import CheckpointError
+from l2caf import networks
 from l2caf.config import COMMON_OPTIONS, ConfigError, parse
+from l2caf.errors import L2CAFError, RunError
 from l2caf.methods import L2CAF
 from l2caf.model import Model, list_layers
 from l2caf.results import ResultsFile
-from nets import nets_factory
-from nets.attention_filter import AttentionFilterError
+from l2caf.settings import Settings
 
 LOG = logging.getLogger("l2caf")
 GIF_SIZE = 224
-
-
-class RunError(Exception):
-    """The run cannot start; the message says why and what to do."""
 
 
 def setup_logging(output_dir, log_name="run.log"):
@@ -56,8 +52,8 @@ def check_settings(config, num_labels):
 
 
 def prepare(config):
-    """Network spec, class names and number of outputs of a run, checked."""
-    spec = nets_factory.get_network(config.network)
+    """Network, class names and number of outputs of a run, checked."""
+    spec = networks.get_network(config.network)
     try:
         names = data.class_names(config.labels)
     except (OSError, ValueError) as error:
@@ -94,10 +90,11 @@ def gif_recorder(config, pictures):
     filter row `row` over pictures[row] (RGB, GIF_SIZE), at every convergence check."""
     frames = [[] for _ in pictures]
 
-    def on_check(iteration, maps):
-        for row_frames, picture, heatmap in zip(frames, pictures, maps):
-            row_frames.append(heatmaps.show_heatmap_on_image(picture, heatmap,
-                                                             config.overlay_alpha))
+    def on_check(iteration, maps, running):
+        for row_frames, picture, heatmap, is_running in zip(frames, pictures, maps, running):
+            if is_running:
+                row_frames.append(heatmaps.show_heatmap_on_image(picture, heatmap,
+                                                                 config.overlay_alpha))
     return frames, on_check
 
 
@@ -126,7 +123,7 @@ def result_record(config, model, names, image_path, explanation, probabilities, 
     """The results.jsonl line of one explanation (paths: of its heatmap, overlay and GIF)."""
     class_id = explanation.class_id
     return {
-        "image": image_path, "network": model.spec.name, "layer": model.layer,
+        "image": image_path, "network": model.network.name, "layer": model.layer,
         "caf_variant": config.caf_variant, "filter_type": config.filter_type,
         "class_id": class_id, "class_name": None if class_id is None else names[class_id],
         "iterations": explanation.iterations, "final_loss": explanation.loss,
@@ -138,8 +135,8 @@ def result_record(config, model, names, image_path, explanation, probabilities, 
 def explain_image(config, explainer, names, path, results):
     """All heatmaps of one image; returns how many were made."""
     model = explainer.model
-    image = images.read_rgb(path)
-    batch = images.resize(image, model.spec.image_size)[None].astype(np.float32)
+    image = images.read_image(path)
+    batch = images.resize(image, model.network.image_size)[None].astype(np.float32)
     prediction = explainer.predict(batch)
     probabilities = prediction.probabilities[0]
     made = 0
@@ -151,7 +148,7 @@ def explain_image(config, explainer, names, path, results):
         if config.save_gif:
             frames, on_check = gif_recorder(config, [images.resize(image, GIF_SIZE)])
         [explanation] = explainer(
-            batch, [os.path.basename(path)], None if class_id is None else [[class_id]],
+            batch, None if class_id is None else [[class_id]], [os.path.basename(path)],
             prediction=prediction, on_check=on_check)
         paths = write_outputs(config, path, image, explanation, frames[0])
         results.write([result_record(config, model, names, path, explanation, probabilities,
@@ -167,7 +164,8 @@ def load_explainer(config, spec, num_classes, rows=1):
     model = Model(spec, num_classes, config.layer, config.filter_type, rows=rows,
                   explain=config.explain, gpu=config.gpu)
     model.restore(config.checkpoint)
-    return L2CAF(model, config.caf_variant, config, config.cache_activation)
+    settings = Settings.of({key: config[key] for key in Settings.keys()})
+    return L2CAF(model, config.caf_variant, settings, config.cache_activation)
 
 
 def run(config):
@@ -197,7 +195,7 @@ def run(config):
 def print_layers(config):
     """--list_layers: prints the network's filter insertion points; returns the exit code."""
     spec, _, num_classes = prepare(config)
-    print("\n".join(list_layers(spec, num_classes)))
+    print("\n".join("%s %dx%d" % ((name,) + size) for name, size in list_layers(spec, num_classes)))
     return 0
 
 
@@ -216,8 +214,7 @@ def run_command(command):
     Ctrl-C tells how to continue (exit 130)."""
     try:
         return command()
-    except (ConfigError, RunError, CheckpointError, AttentionFilterError, images.ImageError,
-            nets_factory.UnknownNetworkError) as error:
+    except L2CAFError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

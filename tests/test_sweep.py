@@ -12,7 +12,6 @@ from l2caf.model import Model
 from l2caf.results import read_results
 from l2caf.sweep import load_heatmap, main
 from l2caf.synthetic import CLASS_NAMES, make_dataset
-from nets import nets_factory
 from tests.helpers import random_demo_checkpoint
 
 NUM_IMAGES = 8
@@ -43,7 +42,7 @@ def sweep_arguments(dataset, output_dir, *extra):
 
 @pytest.fixture(scope="module")
 def filter_size():
-    return Model(nets_factory.get_network("demo_densenet"), len(CLASS_NAMES)).filter_size
+    return Model("demo_densenet", len(CLASS_NAMES)).filter_size
 
 
 def pairs(records):

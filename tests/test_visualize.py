@@ -5,13 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
+from l2caf import networks
 from l2caf.model import Model
 from l2caf.results import read_results
 from l2caf.visualize import main
-from nets import nets_factory
 from tests.helpers import random_demo_checkpoint
 
-SPEC = nets_factory.get_network("demo_densenet")
+SPEC = networks.get_network("demo_densenet")
 
 FIELDS = {"image", "network", "layer", "caf_variant", "filter_type", "class_id", "class_name",
           "iterations", "final_loss", "seconds", "heatmap", "overlay", "predictions"}
@@ -44,7 +44,7 @@ def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
     for record in records:
         assert FIELDS <= set(record)
         assert record["network"] == "demo_densenet"
-        assert record["layer"] == SPEC.last_conv_end_point
+        assert record["layer"] == SPEC.last_conv
         heatmap = np.load(record["heatmap"])
         assert heatmap.shape == filter_size
         assert np.sum(heatmap ** 2) == pytest.approx(1, rel=1e-4)
@@ -93,7 +93,9 @@ def test_bad_image_is_reported_and_the_others_go_on(demo, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--layer", "Mixed_4f"], "unknown insertion point(s) Mixed_4f; valid end points are: conv1"),
+    (["--layer", "Mixed_4f"], "network demo_densenet has no layer Mixed_4f; layers where a "
+                              "filter can go: conv1, pool1, dense_block1/conv_block1"),
+    (["--layer", "global_pool"], "layer global_pool has a 1x1 map"),
     (["--classes", "7"], "classes 7 are not class ids 0..2"),
     (["--checkpoint", "/nowhere/model.ckpt"], "/nowhere/model.ckpt"),
     (["--network", "vgg16"], "unknown network 'vgg16'"),
@@ -107,5 +109,5 @@ def test_bad_settings_are_clear_errors(demo, tmp_path, capsys, extra, message):
 def test_list_layers(demo, capsys):
     assert main(["--network", "demo_densenet", "--labels", demo["labels"], "--list_layers"]) == 0
     layers = capsys.readouterr().out.split()
-    assert layers[0] == "conv1" and SPEC.last_conv_end_point in layers
-    assert "Logits" not in layers
+    assert layers[:2] == ["conv1", "84x84"] and SPEC.last_conv in layers
+    assert "Logits" not in layers and "global_pool" not in layers
