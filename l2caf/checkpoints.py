@@ -98,12 +98,11 @@ def _checkpoints_in(folder):
     return sorted(found)
 
 
-def _listing(lines, indent="    "):
-    """Up to MAX_LISTED lines, then how many more were left out."""
-    shown = [indent + line for line in lines[:MAX_LISTED]]
-    if len(lines) > MAX_LISTED:
-        shown.append("%s... and %d more" % (indent, len(lines) - MAX_LISTED))
-    return "\n".join(shown)
+def _listing(lines):
+    """Up to MAX_LISTED items on one line, then how many more were left out."""
+    shown = ", ".join(lines[:MAX_LISTED])
+    return shown + (" ... and %d more" % (len(lines) - MAX_LISTED)
+                    if len(lines) > MAX_LISTED else "")
 
 
 def _how_to_get(path, network_name):
@@ -119,8 +118,8 @@ def _how_to_get(path, network_name):
     else:
         dest = os.path.abspath(DEFAULT_DEST)
     target = os.path.join(dest, info.file_name)
-    return ("\nThe public %s checkpoint comes from %s. Get it with (from the repository "
-            "root):\n  python %s %s --dest %s\nwhich puts it at %s%s"
+    return ("; the public %s checkpoint comes from %s: get it with (from the repository "
+            "root) python %s %s --dest %s, which puts it at %s%s"
             % (network_name, info.url, DOWNLOAD_SCRIPT, network_name, dest, target,
                "" if target == path else "; then use that path"))
 
@@ -149,7 +148,7 @@ def resolve_checkpoint(path, network_name=None):
     if not found:
         raise CheckpointError("no checkpoint in folder %s%s"
                               % (path, _how_to_get(path, network_name)))
-    raise CheckpointError("folder %s holds %d checkpoints, pass one of them:\n%s"
+    raise CheckpointError("folder %s holds %d checkpoints, pass one of them: %s"
                           % (path, len(found), _listing(found)))
 
 
@@ -170,11 +169,11 @@ def checkpoint_variable_shapes(path):
     return reader.get_variable_to_shape_map()
 
 
-def fingerprint(path):
-    """The SHA-256 of the checkpoint at `path` (V1 file or V2 prefix): of the V1 file, or of a
-    V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal weights
-    wherever the files lie."""
-    path = resolve_checkpoint(path)
+def fingerprint(path, network_name=None):
+    """The SHA-256 of the checkpoint at `path` (see resolve_checkpoint): of the V1 file, or
+    of a V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal
+    weights wherever the files lie."""
+    path = resolve_checkpoint(path, network_name)
     digest = hashlib.sha256()
     with open(path + ".index" if os.path.isfile(path + ".index") else path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -195,10 +194,10 @@ def _mismatch_report(checkpoint_shapes, variables):
                              % (name, graph_shape, checkpoint_shapes[name]))
     report = []
     if missing:
-        report.append("  %d variable(s) missing from the checkpoint:\n%s"
+        report.append("%d variable(s) missing from the checkpoint: %s"
                       % (len(missing), _listing(missing)))
     if misshaped:
-        report.append("  %d variable(s) with a different shape:\n%s"
+        report.append("%d variable(s) with a different shape: %s"
                       % (len(misshaped), _listing(misshaped)))
     return report
 
@@ -217,9 +216,9 @@ def restore_variables(session, checkpoint_path, variables, network_name=None):
         scopes = sorted({name.split("/")[0] for name in checkpoint_shapes})
         network = " (network %s)" % network_name if network_name else ""
         raise CheckpointError(
-            "checkpoint %s does not match the graph%s:\n%s\n"
-            "  the checkpoint holds %d variables, under: %s"
-            % (path, network, "\n".join(report), len(checkpoint_shapes),
+            "checkpoint %s does not match the graph%s: %s; the checkpoint holds %d "
+            "variables, under: %s"
+            % (path, network, "; ".join(report), len(checkpoint_shapes),
                ", ".join(scopes[:MAX_LISTED])))
     try:
         with session.graph.as_default():
@@ -317,7 +316,7 @@ def unpack(archive_path, dest_dir, expected_file):
             wanted = [member for member in members
                       if _is_checkpoint_file(os.path.basename(member.name), expected_file)]
             if not wanted:
-                raise CheckpointError("archive %s does not contain %s; it holds:\n%s"
+                raise CheckpointError("archive %s does not contain %s; it holds: %s"
                                       % (archive_path, expected_file,
                                          _listing([member.name for member in members])))
             for member in wanted:
@@ -348,7 +347,7 @@ def verify(dest_dir, name):
              for variable, shape in sorted(info.known_variables.items())
              if checkpoint_shapes.get(variable) != shape]
     if wrong:
-        raise CheckpointError("%s is not the public %s checkpoint:\n%s"
+        raise CheckpointError("%s is not the public %s checkpoint: %s"
                               % (path, name, _listing(wrong)))
     return path
 

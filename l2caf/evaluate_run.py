@@ -30,8 +30,7 @@ from l2caf.annotations import read_annotation_folder
 from l2caf.errors import ConfigError, RunError
 from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, localization_metrics, max_box_acc,
                               record_from_annotation)
-from l2caf.results import read_results
-from l2caf.sweep import load_heatmap, read_config
+from l2caf.run_folder import load_heatmap, read_results, read_run_config as read_config
 
 # (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
 TABLE_COLUMNS = [

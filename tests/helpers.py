@@ -1,6 +1,7 @@
 """Shared test helpers: reference variable lists and small random-weight models."""
 import os
 
+import cv2
 import numpy as np
 
 from l2caf import checkpoints, filters
@@ -59,16 +60,29 @@ def load_values(model, values):
             variable.load(np.asarray(value, variable.dtype.as_numpy_dtype), model.session)
 
 
-def random_demo_checkpoint(directory, num_classes=3):
-    """A demo_densenet checkpoint with random weights and a label list; returns both paths."""
+def random_demo_checkpoint(directory, num_classes=3, seed=0):
+    """A demo_densenet checkpoint with seeded random weights and a label list; returns both
+    paths."""
     with Model("demo_densenet", num_classes) as model:
-        randomize_weights(model)
+        randomize_weights(model, seed)
         checkpoint = os.path.join(str(directory), "random_demo.ckpt")
         checkpoints.save_variables(model.session, checkpoint, model.model_variables)
     labels = os.path.join(str(directory), "labels.txt")
     with open(labels, "w") as stream:
         stream.write("\n".join("class_%d" % i for i in range(num_classes)) + "\n")
     return checkpoint, labels
+
+
+def demo_run_inputs(folder, image_shapes, num_classes=3):
+    """A random demo checkpoint, its label list and a folder of random images of the given
+    {file name: shape} (shape (H, W) for gray): the paths, as a dict."""
+    checkpoint, labels = random_demo_checkpoint(folder, num_classes)
+    images = folder / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in image_shapes.items():
+        cv2.imwrite(str(images / name), rng.integers(0, 255, shape, dtype=np.uint8))
+    return {"checkpoint": checkpoint, "labels": labels, "images": str(images)}
 
 
 class FiltersAt(object):

@@ -5,15 +5,16 @@ import os
 import numpy as np
 import pytest
 
-from l2caf import images as image_io
 from l2caf.errors import ConfigError
 from l2caf.methods import CAM, GradCAM
 from l2caf.model import Model
-from l2caf.results import read_results
-from l2caf.sweep import load_heatmap, main
+from l2caf.cli.visualize_fast import main
+from l2caf.run_folder import load_heatmap, read_results
 from l2caf.synthetic import CLASS_NAMES, generate_examples, make_dataset
 from nets.tf_slim_compat import tf
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, randomize_weights
+
+pytestmark = pytest.mark.slow  # builds InceptionV1 and runs the visualisers end to end
 
 
 def random_images(count, size, seed=0):

@@ -7,6 +7,8 @@ import pytest
 from benchmarks import run
 from l2caf import networks
 
+pytestmark = pytest.mark.slow  # runs the benchmark's processes
+
 # In the order they run: the one-image ones in one process, then each batched one in its own.
 MEASUREMENTS = ["forward_single", "slow_naive_last", "slow_cached_last",
                 "slow_naive_intermediate", "slow_cached_intermediate", "forward_batched",

@@ -8,6 +8,8 @@ from nets.attention_filter import FILTER_COLLECTION
 from nets.tf_slim_compat import slim, tf
 from tests.helpers import FiltersAt, reference_variables
 
+pytestmark = pytest.mark.slow  # builds full-size reference networks
+
 
 TINY_LAYERS = (2, 2)
 TINY_CLASSES = 10

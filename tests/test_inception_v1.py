@@ -11,6 +11,8 @@ from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from tf_slim.nets import inception_v1 as reference  # after nets.tf_slim_compat: see there
 from tests.helpers import FiltersAt, reference_variables
 
+pytestmark = pytest.mark.slow  # builds full-size reference networks
+
 IMAGE_SIZE = inception_v1.inception_v1.default_image_size
 COMPARED_END_POINTS = ['Conv2d_1a_7x7', 'Mixed_3c', 'Mixed_4f', 'Mixed_5c', 'Logits']
 # Where the original L2-CAF code put its filters in InceptionV1.

@@ -28,7 +28,8 @@ def test_list_layers_gives_the_spatial_end_points_and_their_sizes():
     assert "global_pool" not in layers  # 1x1
 
 
-@pytest.mark.parametrize("name", ["inception_v1", "densenet121", "demo_densenet"])
+@pytest.mark.parametrize("name", ["inception_v1", pytest.param("densenet121", marks=pytest.mark.slow),
+                                  "demo_densenet"])
 def test_the_last_conv_layer_is_one_of_the_networks_layers(name):
     network = networks.get_network(name)
     assert network.last_conv in dict(list_layers(network))
@@ -64,6 +65,7 @@ def test_load_takes_the_number_of_classes_from_the_checkpoint_and_prepares_any_i
         Model.load(unsized, DEMO_CHECKPOINT)
 
 
+@pytest.mark.slow
 def test_importing_and_building_change_no_global_tensorflow_setting():
     code = ("import nets.inception_v1, nets.resnet_v2, nets.densenet, l2caf.model\n"
             "from nets.tf_slim_compat import tf\n"
@@ -80,6 +82,7 @@ def test_importing_and_building_change_no_global_tensorflow_setting():
     assert result.stdout.splitlines() == ["(True, None)", "(True, None)"]
 
 
+@pytest.mark.slow
 def test_the_readmes_library_example_runs_as_written():
     with open(os.path.join(REPO_ROOT, "README.md")) as stream:
         readme = stream.read()

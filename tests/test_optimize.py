@@ -63,6 +63,7 @@ def test_learning_rate_is_linear_decay():
     assert rates == pytest.approx([0.5, 0.25, 0.1, 0.1])
 
 
+@pytest.mark.slow
 def test_our_adam_follows_tensorflows_adam_with_polynomial_decay():
     # InceptionV1's head after Mixed_5c is smooth (a mean and a linear layer): no ReLU kink
     # turns last-bit differences between the two runs into different steps.
@@ -228,6 +229,7 @@ def test_class_specific_lowers_its_loss_and_raises_the_class_from_the_initial_fi
     assert np.sum(explanation.heatmap ** 2) == pytest.approx(1.0, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("explain, variant, filter_type", [
     ("logits", "cls_specific", "l2norm"),
     ("logits", "cls_oblivious", "softmax"),

@@ -9,6 +9,8 @@ from nets.attention_filter import FILTER_COLLECTION
 from tf_slim.nets import resnet_v2 as reference
 from tests.helpers import FiltersAt, reference_variables
 
+pytestmark = pytest.mark.slow  # builds full-size reference networks
+
 IMAGE_SHAPE = [2, 224, 224, 3]
 
 

@@ -14,6 +14,8 @@ from l2caf.methods import L2CAF
 from l2caf.model import Model
 from tests.helpers import DEMO_CHECKPOINT
 
+pytestmark = pytest.mark.slow  # explains 80 images with the demo model
+
 HELD_OUT_SEED = 777  # training used seeds 0 (training set) and 1 (validation)
 SETTINGS = {"max_iters": 300}
 
