@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="l2caf",
-    version="0.1.0",
+    version="0.2.0",
     description="L2-CAF (ECCV 2020) attention visualisation for CNNs on TensorFlow 2 with tf-slim",
     packages=find_packages(include=["nets", "nets.*", "l2caf", "l2caf.*"]),
     package_data={"l2caf": ["demo_model/*"]},

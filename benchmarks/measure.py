@@ -19,11 +19,10 @@ import time
 
 import numpy as np
 
-from l2caf import data
-from l2caf.config import COMMON_OPTIONS, Config
+from l2caf import data, networks
 from l2caf.methods import GradCAM, L2CAF
 from l2caf.model import Model
-from nets import nets_factory
+from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
 
 # The warm-up run of an L2-CAF measurement: the first calls build TensorFlow's executors for
@@ -45,12 +44,11 @@ def peak_rss_mb():
     return peak / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
 
 
-def convergence_off_settings():
-    """The visualisers' default settings, with a tolerance no loss change is below (-1): every
-    row runs max_iters iterations."""
-    settings = Config((key, option.default) for key, option in COMMON_OPTIONS.items())
-    settings.update(tolerance=-1.0)
-    return settings
+def convergence_off_settings(iterations):
+    """The paper's settings for `iterations` iterations, with a tolerance no loss change is
+    below (-1): every row runs them all, with CHECKS_PER_RUN checks on the way."""
+    return Settings(max_iters=iterations, check_every=max(1, iterations // CHECKS_PER_RUN),
+                    tolerance=-1.0)
 
 
 class Workload(object):
@@ -66,13 +64,11 @@ class Workload(object):
         self.images = np.random.default_rng(0).uniform(
             0, 255, (batch, size, size, 3)).astype(np.float32)
         self.keys = ["image_%d" % index for index in range(batch)]
-        num_labels = num_classes - spec.label_offset
-        self.classes = [[index % num_labels] for index in range(batch)]
-        self.settings = self.explainer = None
+        self.classes = [[index % self.model.num_labels] for index in range(batch)]
+        self.explainer = None
         if self.mode in ("slow", "fast"):
-            # L2CAF reads its settings at every call: `run` sets the iterations through them.
-            self.settings = convergence_off_settings()
-            self.explainer = L2CAF(self.model, "cls_specific", self.settings,
+            self.explainer = L2CAF(self.model, "cls_specific",
+                                   convergence_off_settings(measurement["iterations"]),
                                    measurement["cache_activation"])
         elif self.mode == "gradcam":
             self.explainer = GradCAM(self.model)
@@ -85,14 +81,13 @@ class Workload(object):
             self.model.session.run(self.model.logits, {self.model.images: self.images})
             return time.perf_counter() - started, None
         if iterations:
-            self.settings.update(max_iters=iterations,
-                                 check_every=max(1, iterations // CHECKS_PER_RUN))
+            self.explainer.settings = convergence_off_settings(iterations)
         checks = []
         started = time.perf_counter()
         prediction = self.explainer.predict(self.images)
         explanations = self.explainer(
-            self.images, self.keys, self.classes, prediction=prediction,
-            on_check=lambda iteration, _: checks.append((iteration, time.perf_counter())))
+            self.images, self.classes, self.keys, prediction=prediction,
+            on_check=lambda updates, *_: checks.append((updates, time.perf_counter())))
         seconds = time.perf_counter() - started
         if not iterations:
             return seconds, None
@@ -160,7 +155,7 @@ def measure_network(task):
 
     The process's peak memory only grows, so a measurement's peak_rss_mb is its own need only
     where it is above the previous one's (run.py orders the measurements by growing need)."""
-    spec = nets_factory.get_network(task["network"])
+    spec = networks.get_network(task["network"])
     # Networks sized by their label list (the demo) get ImageNet's classes: weights are random.
     num_classes = spec.num_classes or len(data.class_names())
     baseline = peak_rss_mb()
@@ -168,7 +163,7 @@ def measure_network(task):
     for number, measurement in enumerate(task["measurements"], task["first_number"]):
         details = ["batch %d" % measurement["batch"]]
         if measurement["mode"] != "forward":
-            details.insert(0, "layer %s" % (measurement["layer"] or spec.last_conv_end_point))
+            details.insert(0, "layer %s" % (measurement["layer"] or spec.last_conv))
         if measurement["iterations"]:
             details.append("%d iterations" % measurement["iterations"])
         log("[%s %d/%d] %s: %s" % (spec.name, number, task["count"], measurement["label"],
@@ -176,7 +171,7 @@ def measure_network(task):
         results.append(measure(measurement, spec, num_classes, task["gpu"], task["repeats"],
                                lambda message: log("    " + message)))
     return {"network": spec.name, "image_size": spec.image_size, "num_classes": num_classes,
-            "last_conv_layer": spec.last_conv_end_point, "device": results[0]["device"],
+            "last_conv_layer": spec.last_conv, "device": results[0]["device"],
             "machine": machine(), "baseline_rss_mb": baseline, "measurements": results}
 
 

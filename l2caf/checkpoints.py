@@ -11,6 +11,7 @@ variables given are restored: the attention filters and their gates are not in a
 public checkpoint.
 """
 import collections
+import hashlib
 import os
 import re
 import shutil
@@ -19,7 +20,8 @@ import urllib.request
 
 from tqdm import tqdm
 
-from nets import nets_factory
+from l2caf import networks
+from l2caf.errors import CheckpointError
 from nets.tf_slim_compat import tf
 
 DOWNLOAD_SCRIPT = "scripts/download_checkpoints.py"
@@ -57,23 +59,18 @@ _KNOWN_VARIABLES = {
 
 
 def _public_checkpoint(name):
-    """File name and link from the network factory, the one place that lists them."""
-    spec = nets_factory.get_network(name)
-    browser_only = "drive.google.com" in spec.download_url
-    archive_name = ("tf-%s.tar.gz" % name if browser_only
-                    else spec.download_url.rsplit("/", 1)[-1])
-    return PublicCheckpoint(spec.checkpoint_file, spec.download_url, archive_name,
-                            browser_only, _KNOWN_VARIABLES[name])
+    """File name and link from l2caf.networks, the one place that lists them."""
+    network = networks.get_network(name)
+    browser_only = "drive.google.com" in network.url
+    archive_name = "tf-%s.tar.gz" % name if browser_only else network.url.rsplit("/", 1)[-1]
+    return PublicCheckpoint(network.checkpoint_file, network.url, archive_name, browser_only,
+                            _KNOWN_VARIABLES[name])
 
 
 PUBLIC_CHECKPOINTS = {name: _public_checkpoint(name) for name in _KNOWN_VARIABLES}
 
 # Users often pass one of a V2 checkpoint's files instead of its prefix.
 _V2_FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, or does not match what it should hold."""
 
 
 def public_checkpoint(name):
@@ -101,12 +98,11 @@ def _checkpoints_in(folder):
     return sorted(found)
 
 
-def _listing(lines, indent="    "):
-    """Up to MAX_LISTED lines, then how many more were left out."""
-    shown = [indent + line for line in lines[:MAX_LISTED]]
-    if len(lines) > MAX_LISTED:
-        shown.append("%s... and %d more" % (indent, len(lines) - MAX_LISTED))
-    return "\n".join(shown)
+def _listing(lines):
+    """Up to MAX_LISTED items on one line, then how many more were left out."""
+    shown = ", ".join(lines[:MAX_LISTED])
+    return shown + (" ... and %d more" % (len(lines) - MAX_LISTED)
+                    if len(lines) > MAX_LISTED else "")
 
 
 def _how_to_get(path, network_name):
@@ -122,8 +118,8 @@ def _how_to_get(path, network_name):
     else:
         dest = os.path.abspath(DEFAULT_DEST)
     target = os.path.join(dest, info.file_name)
-    return ("\nThe public %s checkpoint comes from %s. Get it with (from the repository "
-            "root):\n  python %s %s --dest %s\nwhich puts it at %s%s"
+    return ("; the public %s checkpoint comes from %s: get it with (from the repository "
+            "root) python %s %s --dest %s, which puts it at %s%s"
             % (network_name, info.url, DOWNLOAD_SCRIPT, network_name, dest, target,
                "" if target == path else "; then use that path"))
 
@@ -152,7 +148,7 @@ def resolve_checkpoint(path, network_name=None):
     if not found:
         raise CheckpointError("no checkpoint in folder %s%s"
                               % (path, _how_to_get(path, network_name)))
-    raise CheckpointError("folder %s holds %d checkpoints, pass one of them:\n%s"
+    raise CheckpointError("folder %s holds %d checkpoints, pass one of them: %s"
                           % (path, len(found), _listing(found)))
 
 
@@ -173,6 +169,18 @@ def checkpoint_variable_shapes(path):
     return reader.get_variable_to_shape_map()
 
 
+def fingerprint(path, network_name=None):
+    """The SHA-256 of the checkpoint at `path` (see resolve_checkpoint): of the V1 file, or
+    of a V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal
+    weights wherever the files lie."""
+    path = resolve_checkpoint(path, network_name)
+    digest = hashlib.sha256()
+    with open(path + ".index" if os.path.isfile(path + ".index") else path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _mismatch_report(checkpoint_shapes, variables):
     """Lines describing the variables absent from, or shaped differently in, a checkpoint."""
     missing, misshaped = [], []
@@ -186,10 +194,10 @@ def _mismatch_report(checkpoint_shapes, variables):
                              % (name, graph_shape, checkpoint_shapes[name]))
     report = []
     if missing:
-        report.append("  %d variable(s) missing from the checkpoint:\n%s"
+        report.append("%d variable(s) missing from the checkpoint: %s"
                       % (len(missing), _listing(missing)))
     if misshaped:
-        report.append("  %d variable(s) with a different shape:\n%s"
+        report.append("%d variable(s) with a different shape: %s"
                       % (len(misshaped), _listing(misshaped)))
     return report
 
@@ -208,13 +216,13 @@ def restore_variables(session, checkpoint_path, variables, network_name=None):
         scopes = sorted({name.split("/")[0] for name in checkpoint_shapes})
         network = " (network %s)" % network_name if network_name else ""
         raise CheckpointError(
-            "checkpoint %s does not match the graph%s:\n%s\n"
-            "  the checkpoint holds %d variables, under: %s"
-            % (path, network, "\n".join(report), len(checkpoint_shapes),
+            "checkpoint %s does not match the graph%s: %s; the checkpoint holds %d "
+            "variables, under: %s"
+            % (path, network, "; ".join(report), len(checkpoint_shapes),
                ", ".join(scopes[:MAX_LISTED])))
-    saver = tf.compat.v1.train.Saver(var_list=list(variables))
     try:
-        saver.restore(session, path)
+        with session.graph.as_default():
+            tf.compat.v1.train.Saver(var_list=list(variables)).restore(session, path)
     except tf.errors.OpError as error:
         raise CheckpointError("cannot restore from checkpoint %s (corrupt or truncated "
                               "data): %s" % (path, _op_error_reason(error))) from None
@@ -229,9 +237,10 @@ def save_variables(session, path, variables):
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    saver = tf.compat.v1.train.Saver(var_list=list(variables),
-                                     write_version=tf.compat.v1.train.SaverDef.V2)
-    return saver.save(session, path, write_meta_graph=False, write_state=False)
+    with session.graph.as_default():
+        saver = tf.compat.v1.train.Saver(var_list=list(variables),
+                                         write_version=tf.compat.v1.train.SaverDef.V2)
+        return saver.save(session, path, write_meta_graph=False, write_state=False)
 
 
 def manual_download_steps(name, dest_dir=DEFAULT_DEST):
@@ -307,7 +316,7 @@ def unpack(archive_path, dest_dir, expected_file):
             wanted = [member for member in members
                       if _is_checkpoint_file(os.path.basename(member.name), expected_file)]
             if not wanted:
-                raise CheckpointError("archive %s does not contain %s; it holds:\n%s"
+                raise CheckpointError("archive %s does not contain %s; it holds: %s"
                                       % (archive_path, expected_file,
                                          _listing([member.name for member in members])))
             for member in wanted:
@@ -338,7 +347,7 @@ def verify(dest_dir, name):
              for variable, shape in sorted(info.known_variables.items())
              if checkpoint_shapes.get(variable) != shape]
     if wrong:
-        raise CheckpointError("%s is not the public %s checkpoint:\n%s"
+        raise CheckpointError("%s is not the public %s checkpoint: %s"
                               % (path, name, _listing(wrong)))
     return path
 

@@ -1,13 +1,17 @@
-"""Run configuration: YAML files in configs/, every key overridable as --key value."""
+"""Run configuration: YAML files in configs/, every key overridable as --key value.
+
+Both visualisers take the same keys; they differ only in defaults (FAST_DEFAULTS). No
+TensorFlow here: a mistake in a config is reported at once.
+"""
 import argparse
 import collections
 import os
+import sys
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file or option is wrong; the message says which and how."""
+from l2caf import networks
+from l2caf.errors import ConfigError
 
 
 def _parse_bool(text):
@@ -26,7 +30,14 @@ def _parse_int_list(text):
     return [int(item) for item in text.split(",") if item.strip()] if text else []
 
 
-_PARSERS = {"str": str, "int": int, "float": float, "bool": _parse_bool, "int_list": _parse_int_list}
+def _parse_int(text):
+    if isinstance(text, float) and not text.is_integer() or isinstance(text, bool):
+        raise ValueError("not an integer")
+    return int(text)
+
+
+_PARSERS = {"str": str, "int": _parse_int, "float": float, "bool": _parse_bool,
+            "int_list": _parse_int_list}
 _TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number",
                "bool": "true or false", "int_list": "comma-separated integers (e.g. 207,323)"}
 
@@ -37,68 +48,89 @@ def _option(kind, default, help_text, choices=None):
     return Option(kind, default, help_text, choices)
 
 
-# Keys of every visualiser. Paths are relative to the working directory.
-COMMON_OPTIONS = collections.OrderedDict([
-    ("network", _option("str", "densenet161", "network name (see nets/nets_factory.py)")),
+# Every key, with the slow visualiser's defaults. Paths are relative to the working directory.
+OPTIONS = collections.OrderedDict([
+    ("network", _option("str", "densenet161", "network: %s" % ", ".join(networks.NETWORKS))),
     ("checkpoint", _option("str", "checkpoints/tf-densenet161.ckpt",
                            "checkpoint to restore (file, V2 prefix or folder)")),
     ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's 1000)")),
-    ("images", _option("str", "input_imgs",
-                       "an image, a folder of images, or a text file listing image paths")),
-    ("output_dir", _option("str", "outputs", "folder for heatmaps, overlays, results.jsonl")),
-    ("layer", _option("str", "", "end point whose output is filtered (empty: last conv)")),
-    ("filter_type", _option("str", "l2norm", "filter constraint", ("l2norm", "softmax", "gauss"))),
-    ("caf_variant", _option("str", "cls_specific", "loss",
-                            ("cls_specific", "cls_oblivious"))),
-    ("explain", _option("str", "logits", "output explained by cls_oblivious",
+    ("images", _option("str", "input_imgs", "an image, a folder of images, or a text file "
+                                            "listing image paths (one per line)")),
+    ("annotations", _option("str", "", "folder of bounding-box XMLs named after the images "
+                                       "(ILSVRC layout): the ground truth (empty: none, except "
+                                       "ImageNet's validation labels for ILSVRC2012_val_* "
+                                       "names)")),
+    ("output_dir", _option("str", "outputs", "folder for the results (see the README)")),
+    ("layer", _option("str", "", "end point whose map is filtered (empty: the last conv "
+                                 "layer; --list_layers shows them)")),
+    ("filter_type", _option("str", "l2norm", "filter constraint (gauss: odd square maps only)",
+                            ("l2norm", "softmax", "gauss"))),
+    ("caf_variant", _option("str", "cls_specific", "loss: one run per class, or keep the "
+                                                   "whole output", ("cls_specific",
+                                                                    "cls_oblivious"))),
+    ("explain", _option("str", "logits", "outputs cls_oblivious keeps: the logits, or the "
+                                         "pooled features (retrieval networks)",
                         ("logits", "embedding"))),
+    ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
+                                       "cam (class activation mapping; networks with a linear "
+                                       "head, last conv layer) or gradcam (Grad-CAM, any layer)",
+                       ("l2caf", "cam", "gradcam"))),
     ("learning_rate", _option("float", 0.5, "Adam's initial learning rate")),
     ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear)")),
-    ("max_iters", _option("int", 1000, "iterations at most per filter")),
-    ("tolerance", _option("float", 1e-6,
-                          "stop when the loss moved less than this over check_every iterations")),
-    ("check_every", _option("int", 50, "iterations between convergence checks and GIF frames")),
-    ("top_k", _option("int", 1, "explain the top-k predicted classes (cls_specific)")),
-    ("classes", _option("int_list", [], "explicit class ids to explain, e.g. 207,323")),
-    ("seed", _option("int", 0, "seed of the filter initialisation")),
-    ("gpu", _option("int", 0, "GPU index to use (-1: CPU); CPU when there is no GPU")),
-    ("save_gif", _option("bool", False, "also write a GIF of the heatmap every check_every")),
+    ("max_iters", _option("int", 1000, "Adam iterations at most per filter")),
+    ("tolerance", _option("float", 1e-6, "a filter stops when its loss moved less than this "
+                                         "since the previous check")),
+    ("check_every", _option("int", 50, "iterations between convergence checks (and GIF "
+                                       "frames)")),
+    ("seed", _option("int", 0, "seed of the filter initialisation (with the image name and "
+                               "class)")),
+    ("top_k", _option("int", 1, "explain the k most probable classes (cls_specific)")),
+    ("classes", _option("int_list", [], "explicit class ids to explain, e.g. 207,323 "
+                                        "(instead of top_k)")),
+    ("explain_gt", _option("bool", False, "also explain the ground-truth classes, when known "
+                                          "(cls_specific; for GT-known localisation)")),
+    ("cache_activation", _option("bool", True, "compute the activation before the filter once "
+                                               "per image (false: the whole network every "
+                                               "iteration, as the original; same results)")),
     ("save_overlays", _option("bool", True, "write an overlay PNG per heatmap")),
-    ("cache_activation", _option("bool", True,
-                                 "compute the activation before the filter once per image "
-                                 "(false: the naive path, whole network every iteration)")),
-    ("overlay_alpha", _option("float", 0.6, "heatmap opacity in overlays")),
-])
-
-# Keys of the fast, batched visualiser (scripts/visualize_attention_fast.py): the common keys,
-# with the released fast script's tolerance and no overlays by default, plus the method and
-# the sweep keys.
-FAST_OPTIONS = collections.OrderedDict(COMMON_OPTIONS)
-FAST_OPTIONS.update([
-    ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
-                                       "cam (class activation mapping, networks with a linear "
-                                       "head only) or gradcam (Grad-CAM, any layer)",
-                       ("l2caf", "cam", "gradcam"))),
-    ("tolerance", COMMON_OPTIONS["tolerance"]._replace(default=1e-4)),
-    ("save_overlays", COMMON_OPTIONS["save_overlays"]._replace(default=False)),
-    ("annotations", _option("str", "",
-                            "folder of bounding-box XMLs, one per image named after it "
-                            "(ILSVRC layout); gives the ground truth (empty: none, except "
-                            "ImageNet's validation labels for ILSVRC2012_val_* names)")),
-    ("explain_gt", _option("bool", False,
-                           "also explain the ground-truth classes, when known (cls_specific; "
-                           "for GT-known localisation)")),
-    ("batch_size", _option("int", 64, "images optimised together (filter rows: batch_size "
-                                      "times the classes per image)")),
-    ("heatmap_format", _option("str", "npz", "npz: one compressed file per batch, the "
-                                             "results' heatmap field is FILE.npz:KEY; npy: one "
-                                             "file per heatmap", ("npz", "npy"))),
+    ("save_gif", _option("bool", False, "also write a GIF of the heatmap at every check")),
+    ("overlay_alpha", _option("float", 0.6, "heatmap opacity in overlays and GIFs, 0..1")),
+    ("heatmap_format", _option("str", "npy", "npy: one file per heatmap; npz: one compressed "
+                                             "file per batch (the results' heatmap field is "
+                                             "FILE.npz:KEY)", ("npy", "npz"))),
+    ("batch_size", _option("int", 1, "images explained together (filter rows: batch_size "
+                                     "times the classes per image)")),
     ("workers", _option("int", 4, "threads decoding and resizing the next batch's images")),
     ("limit", _option("int", 0, "only the first N images, in sorted order (0: all)")),
-    ("shard", _option("str", "0/1", "INDEX/COUNT: this run takes every COUNT-th image from "
-                                    "the INDEX-th (0/4 ... 3/4); its output files name the "
-                                    "shard; join them with --merge")),
+    ("shard", _option("str", "0/1", "INDEX/COUNT: this run takes every COUNT-th image from the "
+                                    "INDEX-th (0/4 ... 3/4), into its own files; join them "
+                                    "with --merge. auto: from a Slurm job array "
+                                    "(SLURM_ARRAY_TASK_ID, _MIN and _COUNT)")),
+    ("gpu", _option("int", 0, "GPU index (-1: the CPU); the CPU when there is no GPU")),
+    ("progress", _option("bool", True, "show progress bars")),
 ])
+
+# The fast visualiser's defaults: batches, the released fast script's tolerance, no pictures.
+FAST_DEFAULTS = {"batch_size": 64, "tolerance": 1e-4, "save_overlays": False,
+                 "heatmap_format": "npz"}
+
+# Keys that cannot change a run's results: they may differ between the runs that fill one
+# output folder. Every other key is part of the folder's identity; the checkpoint and the
+# label list count by their contents (a run folder's made_with), not by their paths.
+FREE_KEYS = ("output_dir", "checkpoint", "labels", "cache_activation", "batch_size", "workers",
+             "limit", "shard", "gpu", "progress")
+
+# The section of a run folder's config.yaml with what its results depend on beyond the keys
+# (written by the run; ignored when the file is read as a config).
+MADE_WITH = "made_with"
+
+
+def options(defaults=None):
+    """OPTIONS with some defaults replaced."""
+    replaced = collections.OrderedDict(OPTIONS)
+    for key, default in (defaults or {}).items():
+        replaced[key] = replaced[key]._replace(default=default)
+    return replaced
 
 
 class Config(collections.OrderedDict):
@@ -110,13 +142,13 @@ class Config(collections.OrderedDict):
         except KeyError:
             raise AttributeError(name) from None
 
-    def save(self, path):
-        with open(path, "w") as stream:
-            yaml.safe_dump(dict(self), stream, sort_keys=False)
+
+def defaults(option_table=OPTIONS):
+    return Config((key, option.default) for key, option in option_table.items())
 
 
-def _convert(options, key, value, source, shown_key=None):
-    option = options[key]
+def _convert(option_table, key, value, source, shown_key=None):
+    option = option_table[key]
     shown_key = shown_key or key
     try:
         converted = _PARSERS[option.type](value)
@@ -129,31 +161,53 @@ def _convert(options, key, value, source, shown_key=None):
     return converted
 
 
-def read_yaml(path, options):
-    """The keys of a YAML config file, checked against `options`."""
+def read_yaml(path, option_table=OPTIONS):
+    """The keys of a YAML config file, checked against `option_table` (a run folder's
+    made_with section is left out)."""
     if not os.path.isfile(path):
         raise ConfigError("config file %s does not exist; the configs/ folder has examples" % path)
     try:
         with open(path) as stream:
             data = yaml.safe_load(stream) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, error)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError("config file %s is not valid YAML: %s"
+                          % (path, " ".join(str(error).split()))) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold key: value pairs" % path)
-    unknown = sorted(set(data) - set(options))
+    data.pop(MADE_WITH, None)
+    unknown = sorted(set(map(str, data)) - set(option_table))
     if unknown:
         raise ConfigError("config file %s: unknown key(s) %s; valid keys: %s"
-                          % (path, ", ".join(unknown), ", ".join(options)))
-    return {key: _convert(options, key, value, path) for key, value in data.items()}
+                          % (path, ", ".join(unknown), ", ".join(option_table)))
+    return {key: _convert(option_table, key, value, path) for key, value in data.items()}
 
 
-def add_arguments(parser, options):
-    """Adds --config, --list_layers and one --key option per config key to `parser`."""
-    parser.add_argument("--config", help="YAML configuration file (keys as below)")
-    parser.add_argument("--list_layers", action="store_true",
-                        help="print the network's filter insertion points and exit")
-    group = parser.add_argument_group("configuration keys (override the config file)")
-    for key, option in options.items():
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (and exit status 2), not the usage text."""
+
+    def error(self, message):
+        self.exit(2, "error: %s (see --help)\n" % message)
+
+
+def parser(description, option_table):
+    """The command line of a visualiser: --config, --list_layers, --overwrite, --merge and
+    one --key option per config key."""
+    result = _OneLineParser(description=description,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--config", help="YAML configuration file (keys as below; a run's "
+                                         "own config.yaml repeats that run)")
+    result.add_argument("--list_layers", action="store_true",
+                        help="print the network's layers where a filter can go, with their "
+                             "map sizes (the default marked), and exit")
+    result.add_argument("--overwrite", action="store_true",
+                        help="delete the results already in output_dir (made with other "
+                             "settings) before the run; without it such a folder is refused")
+    result.add_argument("--merge", metavar="DIR",
+                        help="join the shards' results in DIR into DIR/results.jsonl and "
+                             "DIR/failures.jsonl, report the images still missing, and exit "
+                             "(status 1 if any)")
+    group = result.add_argument_group("configuration keys (override the config file)")
+    for key, option in option_table.items():
         details = option.help
         if option.choices:
             details += " {%s}" % ",".join(option.choices)
@@ -161,24 +215,55 @@ def add_arguments(parser, options):
             else option.default
         group.add_argument("--" + key, default=None, metavar=option.type.upper(),
                            help="%s (default: %s)" % (details, default))
+    return result
 
 
-def from_arguments(args, options):
+def from_arguments(args, option_table):
     """Effective config: defaults, then the --config file, then the command line."""
-    values = collections.OrderedDict((key, option.default) for key, option in options.items())
+    values = defaults(option_table)
     if args.config:
-        values.update(read_yaml(args.config, options))
-    for key in options:
+        values.update(read_yaml(args.config, option_table))
+    for key in option_table:
         given = getattr(args, key)
         if given is not None:
-            values[key] = _convert(options, key, given, "command line", "--" + key)
-    return Config(values)
+            values[key] = _convert(option_table, key, given, "command line", "--" + key)
+    check(values)
+    return values
 
 
-def parse(description, options, argv=None):
-    """Parses a script's command line into (Config, argparse namespace)."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, options)
-    args = parser.parse_args(argv)
-    return from_arguments(args, options), args
+def check(config):
+    """Value checks that types alone do not catch (the network-dependent ones are the
+    runner's)."""
+    for key in ("max_iters", "check_every", "top_k", "batch_size", "workers"):
+        if config[key] < 1:
+            raise ConfigError("%s must be at least 1, got %d" % (key, config[key]))
+    for key in ("seed", "limit"):
+        if config[key] < 0:
+            raise ConfigError("%s must be 0 or more, got %d" % (key, config[key]))
+    if config.learning_rate <= 0:
+        raise ConfigError("learning_rate must be positive, got %g" % config.learning_rate)
+    if not 0.0 <= config.overlay_alpha <= 1.0:
+        raise ConfigError("overlay_alpha must be in [0, 1], got %g" % config.overlay_alpha)
+    if any(class_id < 0 for class_id in config.classes):
+        raise ConfigError("classes must be class ids (0 or more), got %s"
+                          % ",".join(map(str, config.classes)))
+    if config.explain == "embedding" and config.caf_variant == "cls_specific":
+        raise ConfigError("explain: embedding works with caf_variant cls_oblivious only (an "
+                          "embedding has no classes)")
+    if config.method != "l2caf":
+        if config.caf_variant != "cls_specific":
+            raise ConfigError("method %s explains classes: it needs caf_variant cls_specific"
+                              % config.method)
+        if config.save_gif:
+            raise ConfigError("save_gif shows an optimisation, and method %s has none; set "
+                              "save_gif false" % config.method)
+
+
+def parse(description, option_table, argv=None):
+    """(Config or None for --merge, argparse namespace) of a command line; a ConfigError
+    for a wrong key or value."""
+    args = parser(description, option_table).parse_args(sys.argv[1:] if argv is None else argv)
+    if args.merge:
+        return None, args
+    return from_arguments(args, option_table), args
+

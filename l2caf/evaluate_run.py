@@ -26,15 +26,12 @@ import sys
 
 from tqdm import tqdm
 
-from l2caf import data, images
-from l2caf.config import ConfigError
+from l2caf import data, images, networks
+from l2caf.errors import ConfigError, RunError
 from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, V2_IOU_THRESHOLDS, default_workers,
                               evaluate_records, parse_thresholds, read_annotations,
                               record_from_annotation)
-from l2caf.results import read_results
-from l2caf.sweep import load_heatmap, read_config
-from l2caf.visualize import RunError
-from nets import nets_factory
+from l2caf.run_folder import load_heatmap, read_results, read_run_config as read_config
 
 # (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
 TABLE_COLUMNS = [
@@ -135,7 +132,7 @@ def _image_size(lines):
     if lines[0].get("image_size"):
         return tuple(lines[0]["image_size"])
     try:
-        return images.read_rgb(lines[0]["image"]).shape[:2]
+        return images.read_image(lines[0]["image"]).shape[:2]
     except images.ImageError as error:
         raise RunError("the results lines give no image_size and the image cannot be read: %s"
                        % error) from None
@@ -238,7 +235,7 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     records = run_records(results_dir, annotations, class_ids)
     metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
                                            iou_threshold, workers, results_dir)
-    layer = config.layer or nets_factory.get_network(config.network).last_conv_end_point
+    layer = config.layer or networks.get_network(config.network).last_conv
     row = collections.OrderedDict([
         ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
         ("network", config.network), ("layer", layer), ("protocol", protocol),
@@ -374,7 +371,7 @@ def main(argv=None, description=__doc__):
         annotations = annotations_option(args.annotations)
         rows = [evaluate_run(results_dir, annotations, args.protocol, args.threshold,
                              thresholds, args.iou, args.workers) for results_dir in args.results]
-    except (ConfigError, RunError, nets_factory.UnknownNetworkError) as error:
+    except (ConfigError, RunError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
     prefix = args.output or os.path.join(args.results[0], "localization_" + args.protocol)

@@ -39,13 +39,13 @@ def show_heatmap_on_image(image, heatmap, alpha=0.6):
     return blended.round().astype(np.uint8)
 
 
-def save_png(path, rgb):
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError("could not write %s" % path)
+def write_png(stream, rgb):
+    """Writes an RGB uint8 image to a binary stream as PNG."""
+    stream.write(cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes())
 
 
-def save_gif(path, frames, frame_seconds=0.2):
-    """Writes RGB uint8 frames as a looping GIF."""
+def write_gif(stream, frames, frame_seconds=0.2):
+    """Writes RGB uint8 frames to a binary stream as a looping GIF."""
     pictures = [Image.fromarray(frame) for frame in frames]
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], loop=0,
+    pictures[0].save(stream, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
                      duration=int(frame_seconds * 1000))

@@ -1,15 +1,24 @@
-"""Reading images in any common format as RGB, and finding the images of a run."""
+"""Reading images in any common format as RGB, as people see them, and finding a run's images.
+
+Pillow decodes the formats it knows (it applies the EXIF orientation of phone photos and
+reports truncated files); OpenCV the others. An image over MAX_PIXELS is refused before it
+is decoded (a PNG of a few kilobytes can hold a 40000 x 30000 image).
+"""
 import os
+import re
+import warnings
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from l2caf.errors import ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
                     ".pgm", ".jp2")
-
-
-class ImageError(ValueError):
-    """An image or image list cannot be read; the message names it and the reason."""
+MAX_PIXELS = 150 * 10 ** 6
+# Pillow warns about images over 89 megapixels; MAX_PIXELS is the limit here.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def to_rgb8(image):
@@ -22,21 +31,58 @@ def to_rgb8(image):
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
-        # Transparent pixels show as white, as image viewers do.
-        rgb = image[:, :, :3].astype(np.float32)
-        alpha = image[:, :, 3:].astype(np.float32) / 255.0
-        image = (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+        image = _on_white(image)
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
-def read_rgb(path):
-    """The image at `path` as an RGB uint8 array [H, W, 3]."""
+def _on_white(image):
+    """Transparent pixels show as white, as image viewers do: 4 channels -> 3."""
+    colour = image[:, :, :3].astype(np.float32)
+    alpha = image[:, :, 3:].astype(np.float32) / 255.0
+    return (colour * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+
+
+def _from_pillow(picture):
+    """A Pillow image, turned upright, -> RGB uint8."""
+    picture = ImageOps.exif_transpose(picture)
+    if picture.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deep gray
+        return to_rgb8(np.asarray(picture).astype(np.uint16 if picture.mode != "F"
+                                                  else np.float32))
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        return _on_white(np.asarray(picture.convert("RGBA")))
+    return np.asarray(picture if picture.mode == "RGB" else picture.convert("RGB"))
+
+
+def read_image(path):
+    """The image at `path` as an RGB uint8 array [H, W, 3], upright. ImageError naming the
+    file if it cannot be used, whatever the reason."""
     if not os.path.exists(path):
         raise ImageError("%s: no such file" % path)
     if os.path.isdir(path):
         raise ImageError("%s: is a folder, not an image" % path)
+    too_large = "%s: the image has %s, over the limit of %g megapixels" % (
+        path, "%s", MAX_PIXELS / 1e6)
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(too_large % ("%dx%d pixels" % (width, height)))
+            return _from_pillow(picture)
+    except UnidentifiedImageError:
+        pass  # a format Pillow does not know: OpenCV's turn
+    except Image.DecompressionBombError as error:  # Pillow's own, higher limit
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageError(too_large % ("%d megapixels" % (int(pixels.group(1)) // 10 ** 6)
+                                      if pixels else "too many pixels")) from None
+    except ImageError:
+        raise
+    except Exception as error:  # any decoder error of any format: this image cannot be used
+        raise ImageError("%s: not a readable image (%s)" % (path, error)) from None
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as error:
+        raise ImageError("%s: not a readable image (%s)" % (path, error.err)) from None
     if image is None:
         raise ImageError("%s: not a readable image (corrupt, empty, or an unknown format)" % path)
     return to_rgb8(image)
@@ -73,4 +119,4 @@ def list_images(source):
         if not paths:
             raise ImageError("%s: the list file names no images" % source)
         return paths
-    return [source]  # an image with an unusual extension: read_rgb will tell
+    return [source]  # an image with an unusual extension: read_image will tell

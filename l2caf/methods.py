@@ -1,136 +1,131 @@
-"""Explanation methods over a Model: L2CAF and the CAM and Grad-CAM baselines.
+"""Explanation methods over a Model: L2CAF, and the CAM and Grad-CAM baselines.
 
-`explainer = L2CAF(model, ...)` (or CAM(model), GradCAM(model)), then
-`explainer(images, image_keys, classes)` -> one Explanation per image and class."""
+    explainer = L2CAF(model)        # or CAM(model), GradCAM(model)
+    explanations = explainer(images, classes)
+
+images: RGB images (arrays [H, W, 3], 0..255, any size; or a batch at the network's input
+size). classes: per image, a class id or a list of them (default: the top-1 predicted
+class; None for cls_oblivious). The result is one Explanation per image and class, image by
+image, class by class.
+"""
 import collections
 import time
 
 import numpy as np
 
-from l2caf.config import ConfigError
-from l2caf.model import LinearHead, ReluHead
-from l2caf.optimize import FilterOptimizer, class_specific_weights, initial_filter
-from nets.attention_filter import filter_shape
+from l2caf import filters, heads, networks
+from l2caf.errors import ConfigError
+from l2caf.optimize import FilterOptimizer
+from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
 
 Explanation = collections.namedtuple(
     "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds"])
 Explanation.__doc__ = """One heatmap: for images[image_index] and class_id (None for
-cls_oblivious), at the filter's resolution, with the final loss, the iterations run and the
-wall time of its optimisation (a batch's time is shared evenly by its rows)."""
-
-Prediction = collections.namedtuple("Prediction", ["probabilities", "outputs", "activation"])
-
-
-class L2CAF(object):
-    """Class-specific or class-oblivious L2-CAF on `model`'s filter layer.
-
-    settings: learning_rate, end_learning_rate, max_iters, tolerance, check_every, seed.
-    cache_activation: feed the activation before the filter, computed once per image
-    (iterations then run only the layers after the filter); False runs the whole network
-    every iteration, as the original did. precompute_head: on the cached path, where the
-    head after the filter allows it (LinearHead: a mean and a linear layer; ReluHead:
-    DenseNet's batch norm, ReLU, mean and linear layer, cls_specific), compute the loss from
-    terms made once per batch (same result, much faster); False runs the head's layers.
-    """
-
-    def __init__(self, model, caf_variant, settings, cache_activation=True,
-                 precompute_head=True):
-        self.model = model
-        self.caf_variant = caf_variant
-        self.settings = settings
-        self.cache_activation = cache_activation
-        self.precomputed_head = None
-        if precompute_head and cache_activation:
-            if LinearHead.applies(model):
-                self.precomputed_head = LinearHead(model, caf_variant)
-            elif ReluHead.applies(model, caf_variant):
-                self.precomputed_head = ReluHead(model)
-        self.optimizer = FilterOptimizer(model, caf_variant, self.precomputed_head)
-
-    def predict(self, images):
-        """The unfiltered network on RGB images [N, S, S, 3] (float 0..255)."""
-        model = self.model
-        probabilities, outputs, activation = model.session.run(
-            [model.probabilities, model.outputs, model.filter.activation], {model.images: images})
-        return Prediction(probabilities, outputs, activation)
-
-    def __call__(self, images, image_keys, classes=None, prediction=None, on_check=None):
-        """Heatmaps for each image and each of its classes.
-
-        classes: per image, a list of class ids (cls_specific); None for cls_oblivious.
-        image_keys: per image, a stable name (it seeds the filter's initialisation).
-        Returns a list of Explanation, image by image, class by class.
-        """
-        prediction = prediction or self.predict(images)
-        pairs = [(index, class_id) for index in range(len(images))
-                 for class_id in (classes[index] if classes is not None else [None])]
-        if len(pairs) > self.model.filter.variable.shape[0]:
-            raise ValueError("%d (image, class) pairs do not fit the %d filter rows"
-                             % (len(pairs), self.model.filter.variable.shape[0]))
-        rows = [index for index, _ in pairs]
-        if self.caf_variant == "cls_specific":
-            if any(class_id is None for _, class_id in pairs):
-                raise ValueError("cls_specific needs class ids for every image")
-            targets = class_specific_weights(
-                prediction.outputs.shape[1],
-                [self.model.class_output(class_id) for _, class_id in pairs])
-        else:
-            targets = prediction.outputs[rows]
-        if self.precomputed_head:
-            self.precomputed_head.load(prediction.activation[rows], targets)
-            feed = {}
-        elif self.cache_activation:
-            feed = {self.model.filter.activation: prediction.activation[rows]}
-        else:
-            feed = {self.model.images: np.asarray(images)[rows]}
-        initial = self._initial_filters(pairs, image_keys)
-        started = time.time()
-        result = self.optimizer.run(feed, initial, targets, self.settings, on_check)
-        seconds = (time.time() - started) / len(pairs)
-        return [Explanation(index, class_id, result.heatmaps[row], float(result.losses[row]),
-                            int(result.iterations[row]), seconds)
-                for row, (index, class_id) in enumerate(pairs)]
-
-    def _initial_filters(self, pairs, image_keys):
-        variable = self.model.filter.variable
-        shape = filter_shape(self.model.filter.filter_type, 1, *self.model.filter_size)[1:]
-        initial = np.zeros(variable.shape, np.float32)
-        for row, (index, class_id) in enumerate(pairs):
-            initial[row] = initial_filter(shape, self.settings.seed, image_keys[index], class_id)
-        if len(pairs) < initial.shape[0]:
-            # Unused rows never reach a loss; any finite non-zero value keeps n(f) finite.
-            initial[len(pairs):] = 1.0
-        return initial
+cls_oblivious), at the layer's resolution, with the final loss and the number of Adam
+updates (None and 0 for the baselines), and the wall time (shared evenly by the pairs
+explained together)."""
 
 
-class ChannelWeightedMap(object):
-    """Base of the one-pass baselines CAM and Grad-CAM on `model`'s filter layer.
-
-    The heatmap of (image, class) is ReLU(sum_c weight_c A[:, :, c]), scaled to a maximum
-    of 1 (an all-zero map stays zero), where A is the activation at the layer with the gate
-    closed (the map L2-CAF's filter multiplies) and the channel weights come from the
-    subclass. Called like L2CAF, they return the same Explanations, with loss None and 0
-    iterations: nothing is optimised, so there is neither a loss nor a seed (image_keys and
-    on_check are accepted and unused).
-    """
+class Explainer(object):
+    """The shared call of the methods: choose the (image, class) pairs, then `explain` them."""
+    explains_classes = True
 
     def __init__(self, model):
         self.model = model
 
     def predict(self, images):
-        """The unfiltered network on RGB images: L2CAF's forward pass."""
-        return L2CAF.predict(self, images)
+        """The unfiltered network on `images` (see the module docstring)."""
+        return self.model.predict(self.model.prepare(images))
 
-    def __call__(self, images, image_keys, classes, prediction=None, on_check=None):
-        """Heatmaps for each image and each of its classes (a list of class ids per image);
-        returns a list of Explanation, image by image, class by class."""
+    def __call__(self, images, classes=None, keys=None, prediction=None, on_check=None):
+        """Explanations of each image's classes. keys: a name per image, which seeds the
+        filter (default: the image's index). prediction: `predict(images)`, if made already.
+        on_check(updates, heatmaps, running): see FilterOptimizer.run (L2CAF only)."""
+        batch = self.model.prepare(images)
+        prediction = prediction or self.model.predict(batch)
+        pairs = [(index, class_id) for index in range(len(batch))
+                 for class_id in self._classes_of(index, classes, prediction)]
+        keys = [str(index) for index in range(len(batch))] if keys is None else list(keys)
+        return self.explain(batch, prediction, pairs, keys, on_check)
+
+    def _classes_of(self, index, classes, prediction):
+        if not self.explains_classes:
+            return [None]
         if classes is None:
-            raise ValueError("%s explains classes: give class ids for every image"
-                             % type(self).__name__)
-        prediction = prediction or self.predict(images)
-        pairs = [(index, class_id) for index in range(len(images))
-                 for class_id in classes[index]]
+            return self.model.top_classes(prediction.probabilities[index], 1)
+        chosen = classes[index]
+        chosen = [chosen] if np.ndim(chosen) == 0 else list(chosen)
+        bad = [c for c in chosen if c is None or not 0 <= c < self.model.num_labels]
+        if bad:
+            raise ConfigError("%s explains classes: %r is not a class id 0..%d of %s"
+                              % (type(self).__name__, bad[0], self.model.num_labels - 1,
+                                 self.model.network.name))
+        return chosen
+
+    def explain(self, images, prediction, pairs, keys, on_check):
+        raise NotImplementedError
+
+
+class L2CAF(Explainer):
+    """Class-specific or class-oblivious L2-CAF at `model`'s layer.
+
+    settings: l2caf.settings.Settings or a dict of some of its keys (the paper's defaults
+    otherwise). cache_activation: iterations start from the activation at the layer, made
+    once per image; False runs the whole network every iteration, as the original did (same
+    results, slower). precompute_head: where the network's head allows it, the loss comes
+    from terms made once per batch (l2caf.heads; same results, much faster). Pairs are
+    explained model.rows at a time, each row stopping when its own loss has settled.
+    """
+
+    def __init__(self, model, caf_variant="cls_specific", settings=None, cache_activation=True,
+                 precompute_head=True):
+        super(L2CAF, self).__init__(model)
+        self.caf_variant = caf_variant
+        self.settings = Settings.of(settings)
+        self.explains_classes = caf_variant == "cls_specific"
+        if model.explain == "embedding" and self.explains_classes:
+            raise ConfigError("explain: embedding works with caf_variant cls_oblivious only "
+                              "(an embedding has no classes)")
+        self.head = heads.head_for(model, caf_variant, cache_activation, precompute_head)
+        self.optimizer = FilterOptimizer(model, self.head)
+
+    def explain(self, images, prediction, pairs, keys, on_check):
+        rows = self.model.rows
+        return [explanation for start in range(0, len(pairs), rows)
+                for explanation in self._explain_rows(images, prediction,
+                                                      pairs[start:start + rows], keys, on_check)]
+
+    def _explain_rows(self, images, prediction, pairs, keys, on_check):
+        model = self.model
+        started = time.time()
+        rows = [index for index, _ in pairs]
+        output_indices = [model.class_output(c) for _, c in pairs] \
+            if self.explains_classes else None
+        targets = heads.loss_targets(self.caf_variant, prediction.outputs[rows], output_indices)
+        self.head.load(images, prediction.activation, rows, targets)
+        height, width = model.filter_size
+        initial = np.ones(model.filter.atten_var.shape, np.float32)
+        # Unused rows keep ones: any finite non-zero value keeps n(f) finite.
+        for row, (index, class_id) in enumerate(pairs):
+            initial[row] = filters.initial_filter(model.filter_type, height, width,
+                                                  self.settings.seed, keys[index], class_id)
+        result = self.optimizer.run(initial, self.settings, len(pairs), on_check)
+        seconds = (time.time() - started) / len(pairs)
+        return [Explanation(index, class_id, result.heatmaps[row], float(result.losses[row]),
+                            int(result.iterations[row]), seconds)
+                for row, (index, class_id) in enumerate(pairs)]
+
+
+class ChannelWeightedMap(Explainer):
+    """Base of the one-pass baselines CAM and Grad-CAM at `model`'s layer.
+
+    The heatmap of (image, class) is ReLU(sum_c weight_c A[:, :, c]), scaled to a maximum
+    of 1 (an all-zero map stays zero), where A is the activation at the layer (the map
+    L2-CAF's filter multiplies) and the channel weights come from the subclass.
+    """
+
+    def explain(self, images, prediction, pairs, keys, on_check):
         started = time.time()
         activations = prediction.activation[[index for index, _ in pairs]]
         weights = self.channel_weights(
@@ -138,7 +133,7 @@ class ChannelWeightedMap(object):
         maps = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0.0)
         peaks = maps.max(axis=(1, 2), keepdims=True)
         heatmaps = maps / np.where(peaks > 0, peaks, 1.0)
-        seconds = (time.time() - started) / len(pairs)
+        seconds = (time.time() - started) / max(len(pairs), 1)
         return [Explanation(index, class_id, heatmaps[row], None, 0, seconds)
                 for row, (index, class_id) in enumerate(pairs)]
 
@@ -151,25 +146,23 @@ class ChannelWeightedMap(object):
 class CAM(ChannelWeightedMap):
     """Class activation mapping (Zhou et al., CVPR 2016).
 
-    For a head that is a global mean followed by a linear layer (the spec's
-    linear_head_scope), logit k = mean over locations of sum_c w[c, k] A[:, :, c] + b_k;
-    CAM maps the summand. Only the last conv end point feeds such a head: any other
-    network or layer is a ConfigError (Grad-CAM works there).
+    For a head that is a global mean followed by a linear layer, logit k = mean over
+    locations of sum_c w[c, k] A[:, :, c] + b_k; CAM maps the summand. Only the last conv
+    layer feeds such a head: any other network or layer is a ConfigError (Grad-CAM works
+    there).
     """
 
     def __init__(self, model):
         super(CAM, self).__init__(model)
-        spec = model.spec
-        if spec.linear_head_scope is None:
-            raise ConfigError(
-                "CAM needs a head that is a global mean followed by a linear layer, and %s "
-                "has none; use method gradcam" % spec.name)
-        if model.layer != spec.last_conv_end_point:
-            raise ConfigError(
-                "CAM maps the last conv end point %s, which feeds %s's linear head, not %s; "
-                "use method gradcam for other layers"
-                % (spec.last_conv_end_point, spec.name, model.layer))
-        self.head_weights = model.variable(spec.linear_head_scope + "/weights")
+        network = model.network
+        if not isinstance(network.head, networks.LinearHead):
+            raise ConfigError("CAM needs a head that is a global mean followed by a linear "
+                              "layer, and %s has none; use method gradcam" % network.name)
+        if model.layer != network.last_conv:
+            raise ConfigError("CAM maps the last conv layer %s, which feeds %s's linear head, "
+                              "not %s; use method gradcam for other layers"
+                              % (network.last_conv, network.name, model.layer))
+        self.head_weights = model.variable(network.head.logits_scope + "/weights")
 
     def channel_weights(self, activations, output_indices):
         # Read at every call: the checkpoint may be restored after construction.
@@ -178,7 +171,7 @@ class CAM(ChannelWeightedMap):
 
 
 class GradCAM(ChannelWeightedMap):
-    """Grad-CAM (Selvaraju et al., ICCV 2017) at `model`'s filter layer, any layer.
+    """Grad-CAM (Selvaraju et al., ICCV 2017) at `model`'s layer, any layer.
 
     A channel's weight is the spatial mean of d logit_k / dA over its map. One gradient run
     serves a batch of rows: the gradient of the sum over rows of each row's own logit, which
@@ -201,4 +194,4 @@ class GradCAM(ChannelWeightedMap):
         return gradient.mean(axis=(1, 2))
 
 
-BASELINES = {"cam": CAM, "gradcam": GradCAM}
+METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM}

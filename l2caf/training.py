@@ -1,4 +1,4 @@
-"""Training the demo model: the small DenseNet of nets_factory on the synthetic shapes.
+"""Training the demo model: the small DenseNet of l2caf.networks on the synthetic shapes.
 
 The data are drawn fresh for the run (l2caf.synthetic, one seed), the model learns a
 softmax over the shape classes (an image with two objects has half of each label), and
@@ -10,8 +10,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from l2caf import checkpoints, images, synthetic
-from nets import nets_factory
+from l2caf import checkpoints, images, networks, synthetic
+from l2caf.model import build_network
 from nets.tf_slim_compat import tf
 
 DEMO_NETWORK = "demo_densenet"
@@ -19,7 +19,7 @@ DEMO_NETWORK = "demo_densenet"
 
 def make_examples(num_images, image_size, seed, two_object_fraction):
     """Images resized to the network's input and their soft label vectors."""
-    spec = nets_factory.get_network(DEMO_NETWORK)
+    spec = networks.get_network(DEMO_NETWORK)
     pixels = np.zeros((num_images, spec.image_size, spec.image_size, 3), np.uint8)
     labels = np.zeros((num_images, len(synthetic.CLASS_NAMES)), np.float32)
     examples = synthetic.generate_examples(num_images, image_size, seed, two_object_fraction)
@@ -37,7 +37,7 @@ def train(output_dir, num_images=4000, epochs=8, batch_size=32, learning_rate=2e
 
     Returns the validation accuracy (top-1 on single-object images) in [0, 1].
     """
-    spec = nets_factory.get_network(DEMO_NETWORK)
+    spec = networks.get_network(DEMO_NETWORK)
     num_classes = len(synthetic.CLASS_NAMES)
     train_images, train_labels = make_examples(num_images, image_size, seed, two_object_fraction)
     valid_images, valid_labels = make_examples(num_validation, image_size, seed + 1, 0.0)
@@ -48,7 +48,7 @@ def train(output_dir, num_images=4000, epochs=8, batch_size=32, learning_rate=2e
                                                           spec.image_size, 3])
         labels_in = tf.compat.v1.placeholder(tf.float32, [None, num_classes])
         is_training = tf.compat.v1.placeholder_with_default(False, [])
-        logits, _ = nets_factory.build(spec, images_in, num_classes, is_training=is_training)
+        logits, _ = build_network(spec, images_in, num_classes, is_training=is_training)
         model_variables = tf.compat.v1.global_variables()
         loss = tf.compat.v1.losses.softmax_cross_entropy(labels_in, logits) + \
             tf.compat.v1.losses.get_regularization_loss()

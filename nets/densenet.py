@@ -9,13 +9,14 @@ The variables are those of pudae/tensorflow-densenet's public checkpoints (for e
 DenseNet is pre-activation: every convolution is preceded by its own BN + ReLU. The output
 of a conv block is therefore the raw concatenation of its input and its new feature maps,
 and a filter at a conv block multiplies that concatenation before the next BN. At the last
-conv block (`last_conv_end_point`) that BN is final_block's: the filtered map goes through
-BN, ReLU, a global mean and the 1x1 `logits` convolution.
+conv block (dense_block4/conv_block24 in DenseNet-161) that BN is final_block's: the
+filtered map goes through BN, ReLU, a global mean and the 1x1 `logits` convolution.
 
-End points (names relative to the network scope; all but the last three can take a filter):
+End points (names relative to the network scope, where pudae's are full scope names; all but
+the last three can take a filter):
   conv1                  the stem: 7x7/2 convolution, BN, ReLU
   pool1                  3x3/2 max pool
-  dense_blockB/conv_blockL   each conv block's output (the default filter points)
+  dense_blockB/conv_blockL   each conv block's output (where the original L2-CAF put filters)
   dense_blockB           each dense block's output
   transition_blockB      each transition's output (after its 2x2 average pool)
   final_block            BN + ReLU after the last dense block
@@ -25,28 +26,19 @@ End points (names relative to the network scope; all but the last three can take
 """
 import collections
 
-from nets.attention_filter import apply_filter
+from nets import attention_filter
 from nets.tf_slim_compat import slim, tf
 
 DENSENET121_LAYERS = (6, 12, 24, 16)
 DENSENET161_LAYERS = (6, 12, 36, 24)
 DENSENET169_LAYERS = (6, 12, 32, 32)
+# Of every batch norm (densenet_arg_scope), the final block's included: the library reads it
+# to compute that batch norm outside the network.
+BATCH_NORM_EPSILON = 1.1e-5
 
 
 def _conv_block_name(block, layer):
     return "dense_block%d/conv_block%d" % (block, layer)
-
-
-def default_attention_points(num_layers):
-    """Every conv block of every dense block: where the original L2-CAF inserts filters."""
-    return [_conv_block_name(block, layer)
-            for block, block_layers in enumerate(num_layers, 1)
-            for layer in range(1, block_layers + 1)]
-
-
-def last_conv_end_point(num_layers):
-    """The last conv block, e.g. 'dense_block4/conv_block24' for DenseNet-161."""
-    return _conv_block_name(len(num_layers), num_layers[-1])
 
 
 @slim.add_arg_scope
@@ -92,18 +84,16 @@ def densenet(inputs, num_classes=1000, reduction=0.5, growth_rate=48, num_filter
       is_training: batch norm (and dropout) in training mode.
       reuse: whether to reuse the variables of `scope`.
       scope: the network's variable scope, the checkpoint's prefix.
-      attention: an `AttentionFilters`, or None; its default points are
-        `default_attention_points(num_layers)`.
+      attention: called as attention(end_point, net) after each spatial end point (an
+        `attention_filter.AttentionFilter`), or None for no filters.
 
     Returns:
       logits ([N, num_classes]) and the dict of end points described in the module doc.
     """
-    if attention is not None:
-        attention.use_defaults(default_attention_points(num_layers))
     end_points = collections.OrderedDict()
 
     def add_end_point(name, net):
-        net = apply_filter(attention, name, net)
+        net = attention_filter.apply(attention, name, net)
         end_points[name] = net
         return net
 
@@ -131,9 +121,6 @@ def densenet(inputs, num_classes=1000, reduction=0.5, growth_rate=48, num_filter
             net = add_end_point(
                 "global_pool", tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool"))
             # The end points from here on are vectors, where no spatial filter can go.
-            if attention is not None:
-                attention.check_points(list(end_points))
-
             end_points["PreLogits"] = tf.squeeze(net, [1, 2], name="PreLogits")
             if not num_classes:
                 return end_points["PreLogits"], end_points
@@ -179,7 +166,8 @@ def densenet169(inputs, num_classes=1000, dropout_rate=None, is_training=False, 
 densenet169.default_image_size = 224
 
 
-def densenet_arg_scope(weight_decay=1e-4, batch_norm_decay=0.99, batch_norm_epsilon=1.1e-5):
+def densenet_arg_scope(weight_decay=1e-4, batch_norm_decay=0.99,
+                       batch_norm_epsilon=BATCH_NORM_EPSILON):
     """The layer defaults of pudae's DenseNets (NHWC only: the filters assume it)."""
     with slim.arg_scope([slim.conv2d],
                         weights_regularizer=slim.l2_regularizer(weight_decay),

@@ -4,14 +4,15 @@ Szegedy et al., "Going deeper with convolutions", arXiv 1409.4842. The layers an
 names are those of tf-slim's `inception_v1`, so the public TF-slim checkpoint
 `inception_v1_2016_08_28` restores into this network. Any end point of the base
 (`Conv2d_1a_7x7` ... `Mixed_5c`) can take an attention filter (see nets.attention_filter).
+
+End points: those of tf-slim, except that the pooled features are always
+'AvgPool_0a_7x7' (tf-slim names them 'global_pool' with global_pool=True) and that
+'PreLogits' (the pooled features as [batch, channels]) is added.
 """
 import functools
 
-from nets.attention_filter import apply_filter
+from nets import attention_filter
 from nets.tf_slim_compat import tf, slim
-
-DEFAULT_ATTENTION_POINTS = ['Mixed_4c', 'Mixed_4e', 'Mixed_4f', 'Mixed_5b', 'Mixed_5c']
-LAST_CONV_END_POINT = 'Mixed_5c'
 
 
 def _mixed_block(inputs, depths, scope, branch_2_conv_scope='Conv2d_0b_3x3'):
@@ -85,15 +86,13 @@ def inception_v1(inputs, num_classes=1001, is_training=False, dropout_keep_prob=
     reuse, scope: of the network's variable scope.
     global_pool: average the last feature map over all its positions instead of a 7x7
         window, so that images of any size give one prediction.
-    attention: an `AttentionFilters`, or None for no filters; its points default to
-        DEFAULT_ATTENTION_POINTS and may be any end point of the base.
+    attention: called as attention(end_point, net) after each end point of the base (an
+        `attention_filter.AttentionFilter`), or None for no filters.
 
     Returns (logits, end_points). end_points maps each base end point (Conv2d_1a_7x7 ...
     Mixed_5c, after its filter) and 'AvgPool_0a_7x7' (the pooled features [batch, 1, 1, C],
     whichever pooling), 'PreLogits' (the same, [batch, C]), 'Logits' and 'Predictions'.
     """
-    if attention is not None:
-        attention.use_defaults(DEFAULT_ATTENTION_POINTS)
     end_points = {}
     with tf.compat.v1.variable_scope(scope, 'InceptionV1', [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training), \
@@ -101,11 +100,8 @@ def inception_v1(inputs, num_classes=1001, is_training=False, dropout_keep_prob=
             net = inputs
             for end_point, layer in _BASE_LAYERS:
                 net = layer(net, scope=end_point)
-                net = apply_filter(attention, end_point, net)
+                net = attention_filter.apply(attention, end_point, net)
                 end_points[end_point] = net
-            # Only the base's feature maps take filters, so only they are valid points.
-            if attention is not None:
-                attention.check_points(list(end_points))
 
             with tf.compat.v1.variable_scope('Logits'):
                 if global_pool:

@@ -9,7 +9,8 @@ Structure and variable names equal tf-slim's `resnet_v2`, so the public slim che
 As in slim, a block subsamples in its last unit (not its first), and with `output_stride`
 the later units switch to atrous convolution to keep the feature map denser.
 
-End points, short names relative to the network scope: 'conv1', 'pool1', every unit
+End points, short names relative to the network scope (tf-slim's are the full scope names,
+such as 'resnet_v2_50/block1/unit_1/bottleneck_v2'): 'conv1', 'pool1', every unit
 'block<b>/unit_<u>', every block 'block<b>', 'postnorm' (the final BN + ReLU: the last conv
 feature map, 7x7x2048 at 224x224), 'global_pool', 'PreLogits', 'Logits', 'Predictions'.
 Every spatial end point (up to 'global_pool') can take an attention filter.
@@ -17,16 +18,14 @@ Every spatial end point (up to 'global_pool') can take an attention filter.
 Typical use:
 
   with slim.arg_scope(resnet_v2.resnet_arg_scope()):
-    logits, end_points = resnet_v2.resnet_v2_50(images, attention=AttentionFilters())
+    logits, end_points = resnet_v2.resnet_v2_50(images, attention=AttentionFilter.create(
+        'postnorm', lambda height, width: [1, height, width]))
 """
 import collections
 
-from nets.attention_filter import apply_filter
+from nets import attention_filter
 from nets.tf_slim_compat import slim, tf
 from tf_slim.nets import resnet_utils
-
-DEFAULT_ATTENTION_POINTS = ['postnorm']
-LAST_CONV_END_POINT = 'postnorm'
 
 # The root block (conv1 and pool1) subsamples by this factor before the residual blocks.
 ROOT_BLOCK_STRIDE = 4
@@ -108,12 +107,10 @@ def resnet_v2(inputs,
     """
     if output_stride is not None and output_stride % ROOT_BLOCK_STRIDE != 0:
         raise ValueError('output_stride must be a multiple of %d' % ROOT_BLOCK_STRIDE)
-    if attention is not None:
-        attention.use_defaults(DEFAULT_ATTENTION_POINTS)
     end_points = collections.OrderedDict()
 
     def add_end_point(name, net):
-        net = apply_filter(attention, name, net)
+        net = attention_filter.apply(attention, name, net)
         end_points[name] = net
         return net
 
@@ -155,8 +152,6 @@ def resnet_v2(inputs,
             if global_pool:
                 net = tf.reduce_mean(net, [1, 2], name='pool5', keepdims=True)
                 net = add_end_point('global_pool', net)
-            if attention is not None:
-                attention.check_points(list(end_points))
 
             # The head's end points have no spatial map, so they take no filter.
             if global_pool:
@@ -202,7 +197,8 @@ def resnet_v2_50(inputs,
     spatial_squeeze: drop the 1x1 spatial axes of the logits.
     reuse: whether to reuse the variables of `scope`.
     scope: the variable scope, as in the checkpoint.
-    attention: an `AttentionFilters`, or None for no filters.
+    attention: called as attention(end_point, net) after each spatial end point (an
+      `attention_filter.AttentionFilter`), or None for no filters.
     Returns (logits, end_points).
     """
     return resnet_v2(inputs, resnet_v2_blocks([3, 4, 6, 3]), num_classes=num_classes,

@@ -3,13 +3,16 @@
 Every module of this project takes `tf` and `slim` from here, so that the two fixes
 below happen once, before tf-slim is imported anywhere:
 
-* TensorFlow is noisy on import: its C++ start-up lines (oneDNN, CUDA, absl) ignore
-  TF_CPP_MIN_LOG_LEVEL on current releases, so the import runs with the process's stderr
-  sent to /dev/null. Set L2CAF_TF_VERBOSE=1 to see them. Python errors are unaffected.
+* TensorFlow is noisy on import and when it first looks for devices (session creation:
+  "failed call to cuInit" on machines without a GPU): its C++ lines (oneDNN, CUDA, absl)
+  ignore TF_CPP_MIN_LOG_LEVEL on current releases, so both run with the process's stderr
+  sent to /dev/null (`quiet_stderr`). Set L2CAF_TF_VERBOSE=1 to see them. Python errors
+  are unaffected.
 * On TF >= 2.16, `slim.batch_norm` builds a `tf.compat.v1.layers` layer, and TensorFlow
   looks it up under `tf_keras.legacy_tf_layers`, a module path that tf-keras moved to
   `tf_keras.src.legacy_tf_layers`. We register the moved modules under the old names.
 """
+import contextlib
 import importlib
 import os
 import sys
@@ -18,22 +21,27 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _import_tensorflow_quietly():
-    if os.environ.get("L2CAF_TF_VERBOSE") == "1" or "tensorflow" in sys.modules:
-        return importlib.import_module("tensorflow")
+@contextlib.contextmanager
+def quiet_stderr():
+    """Sends what C++ code writes to the process's stderr to /dev/null meanwhile (nothing
+    is hidden with L2CAF_TF_VERBOSE=1)."""
+    if os.environ.get("L2CAF_TF_VERBOSE") == "1":
+        yield
+        return
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        return importlib.import_module("tensorflow")
+        yield
     finally:
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
         os.close(devnull)
 
 
-tf = _import_tensorflow_quietly()
+with quiet_stderr():
+    tf = importlib.import_module("tensorflow")
 
 tf.get_logger().setLevel("ERROR")
 
@@ -62,6 +70,4 @@ import tf_slim as slim  # noqa: E402
 # tf-slim builds tf.compat.v1.layers with `layer.apply`, which warns on every layer.
 warnings.filterwarnings("ignore", message="`layer.apply` is deprecated")
 
-tf.compat.v1.disable_eager_execution()
-
-__all__ = ["tf", "slim"]
+__all__ = ["tf", "slim", "quiet_stderr"]

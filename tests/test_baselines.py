@@ -5,19 +5,16 @@ import os
 import numpy as np
 import pytest
 
-from l2caf import images as image_io
-from l2caf.config import ConfigError
+from l2caf.errors import ConfigError
 from l2caf.methods import CAM, GradCAM
 from l2caf.model import Model
-from l2caf.results import read_results
-from l2caf.sweep import load_heatmap, main
+from l2caf.cli.visualize_fast import main
+from l2caf.run_folder import load_heatmap, read_results
 from l2caf.synthetic import CLASS_NAMES, generate_examples, make_dataset
-from nets import nets_factory
 from nets.tf_slim_compat import tf
-from tests.helpers import REPO_ROOT, randomize_batch_norm
+from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, randomize_weights
 
-DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
-DEMO_CHECKPOINT = os.path.join(DEMO_DIR, "demo_densenet.ckpt")
+pytestmark = pytest.mark.slow  # builds InceptionV1 and runs the visualisers end to end
 
 
 def random_images(count, size, seed=0):
@@ -33,14 +30,8 @@ def scaled_to_max_1(maps):
 def inception():
     """InceptionV1 with seeded random weights (He-scaled, so that activations keep their
     scale): its head is a 7x7 mean and a linear 1x1 conv."""
-    model = Model(nets_factory.get_network("inception_v1"), 1001)
-    rng = np.random.default_rng(0)
-    for variable in model.model_variables:
-        if variable.op.name.endswith("/weights"):
-            shape = variable.shape.as_list()
-            scale = np.float32(np.sqrt(2.0 / np.prod(shape[:-1])))
-            variable.load(rng.standard_normal(shape, np.float32) * scale, model.session)
-    randomize_batch_norm(model)
+    model = Model("inception_v1", 1001)
+    randomize_weights(model)
     yield model
     model.close()
 
@@ -57,8 +48,8 @@ def test_cam_is_the_head_weighted_last_activation_and_equals_gradcam(inception):
     negative_share = np.mean(raw_maps < 0, axis=(2, 3))
     mixed = [np.flatnonzero((share > 0.2) & (share < 0.8))[:2] for share in negative_share]
     classes = [[int(c) for c in mixed[0]], [int(mixed[1][0])]]
-    cam = CAM(inception)(images, ["a", "b"], classes)
-    gradcam = GradCAM(inception)(images, ["a", "b"], classes)
+    cam = CAM(inception)(images, classes)
+    gradcam = GradCAM(inception)(images, classes)
     pairs = [(0, classes[0][0]), (0, classes[0][1]), (1, classes[1][0])]
     assert [(e.image_index, e.class_id) for e in cam] == pairs
     assert [(e.image_index, e.class_id) for e in gradcam] == pairs
@@ -75,14 +66,12 @@ def test_cam_is_the_head_weighted_last_activation_and_equals_gradcam(inception):
 
 def test_gradcam_at_an_inner_layer_equals_numpy_from_each_rows_gradient():
     num_classes = len(CLASS_NAMES)
-    spec = nets_factory.get_network("demo_densenet")
     # The shipped model, whose maps are not all cut by the ReLU (random weights' may be).
-    model = Model(spec, num_classes, layer="dense_block1/conv_block2")
-    model.restore(DEMO_CHECKPOINT)
-    images = np.stack([image_io.resize(image, spec.image_size) for image, _ in
-                       generate_examples(2, 168, seed=5)]).astype(np.float32)
+    model = Model.load("demo_densenet", DEMO_CHECKPOINT, layer="dense_block1/conv_block2")
+    assert model.num_classes == num_classes  # read from the checkpoint
+    images = model.prepare([image for image, _ in generate_examples(2, 168, seed=5)])
     classes = [[0, 4], [4]]
-    explanations = GradCAM(model)(images, ["a", "b"], classes)
+    explanations = GradCAM(model)(images, classes)
 
     with model.graph.as_default():
         gradients = [tf.gradients(model.logits[:, class_id], model.filter.activation)[0]
@@ -102,23 +91,30 @@ def test_gradcam_at_an_inner_layer_equals_numpy_from_each_rows_gradient():
 
 
 def test_cam_without_a_linear_head_or_off_the_last_layer_is_a_clear_error():
-    densenet = Model(nets_factory.get_network("demo_densenet"), len(CLASS_NAMES))
+    densenet = Model("demo_densenet", len(CLASS_NAMES))
     with pytest.raises(ConfigError, match="CAM needs a head that is a global mean followed by "
                                           "a linear layer, and demo_densenet has none; use "
                                           "method gradcam"):
         CAM(densenet)
     densenet.close()
-    inner = Model(nets_factory.get_network("inception_v1"), 1001, layer="Mixed_4f")
-    with pytest.raises(ConfigError, match="CAM maps the last conv end point Mixed_5c.*not "
+    inner = Model("inception_v1", 1001, layer="Mixed_4f")
+    with pytest.raises(ConfigError, match="CAM maps the last conv layer Mixed_5c.*not "
                                           "Mixed_4f; use method gradcam"):
         CAM(inner)
     inner.close()
 
 
-def test_class_ids_are_needed():
-    model = Model(nets_factory.get_network("demo_densenet"), len(CLASS_NAMES))
-    with pytest.raises(ValueError, match="GradCAM explains classes"):
-        GradCAM(model)(random_images(1, 168), ["a"], None)
+def test_the_top_class_by_default_and_bad_class_ids_are_clear_errors():
+    model = Model.load("demo_densenet", DEMO_CHECKPOINT)
+    images = random_images(2, 168, seed=3)
+    top = [model.top_classes(p, 1)[0] for p in model.predict(images).probabilities]
+    explainer = GradCAM(model)
+    assert [(e.image_index, e.class_id) for e in explainer(images)] == [(0, top[0]),
+                                                                        (1, top[1])]
+    for bad in (6, -1, None):
+        with pytest.raises(ConfigError, match="GradCAM explains classes: %r is not a class id "
+                                              "0..5 of demo_densenet" % (bad,)):
+            explainer(images, [[0], [bad]])
     model.close()
 
 

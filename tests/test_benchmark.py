@@ -5,7 +5,9 @@ import json
 import pytest
 
 from benchmarks import run
-from nets import nets_factory
+from l2caf import networks
+
+pytestmark = pytest.mark.slow  # runs the benchmark's processes
 
 # In the order they run: the one-image ones in one process, then each batched one in its own.
 MEASUREMENTS = ["forward_single", "slow_naive_last", "slow_cached_last",
@@ -34,8 +36,8 @@ def _check_spread(values):
 def test_quick_run_measures_every_mode_with_positive_numbers(quick_report):
     report, _ = quick_report
     network = report["networks"]["demo_densenet"]
-    spec = nets_factory.get_network("demo_densenet")
-    assert network["layers"] == {"last": spec.last_conv_end_point,
+    spec = networks.get_network("demo_densenet")
+    assert network["layers"] == {"last": spec.last_conv,
                                  "intermediate": run.INTERMEDIATE_LAYERS["demo_densenet"]}
     assert network["device"] in ("CPU", "GPU")
     assert list(network["measurements"]) == MEASUREMENTS
@@ -139,7 +141,7 @@ def test_markdown_has_a_row_per_measurement_and_per_network_ratios(quick_report)
 
 
 def test_every_network_has_an_intermediate_layer():
-    assert set(run.INTERMEDIATE_LAYERS) == set(nets_factory.NETWORKS)
+    assert set(run.INTERMEDIATE_LAYERS) == set(networks.NETWORKS)
 
 
 def test_quick_changes_the_defaults_and_given_options_win():

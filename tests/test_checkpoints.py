@@ -284,6 +284,7 @@ def run_script(*args):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_script_help_explains_every_option():
     result = run_script("--help")
     assert result.returncode == 0
@@ -298,6 +299,7 @@ def load_script_main():
     return module.main
 
 
+@pytest.mark.slow
 def test_script_installs_an_archive(tmp_path, inception_archive):
     archive, _ = inception_archive
     dest = str(tmp_path / "dest")

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO_ROOT
 
 
@@ -27,6 +29,7 @@ def test_the_old_module_path_is_importable_after_the_fix():
     assert hasattr(module, "BatchNormalization")
 
 
+@pytest.mark.slow
 def test_plain_tf_slim_fails_without_the_fix_and_works_with_it():
     # Proves the fix is needed on this TensorFlow (and that it is what makes slim work).
     code = ("import tensorflow as tf, tf_slim as slim\n"
@@ -40,6 +43,7 @@ def test_plain_tf_slim_fails_without_the_fix_and_works_with_it():
     assert plain.returncode != 0 and "legacy_tf_layers" in plain.stderr
 
 
+@pytest.mark.slow
 def test_import_prints_nothing():
     result = subprocess.run(
         [sys.executable, "-c", "from nets.tf_slim_compat import tf, slim"],

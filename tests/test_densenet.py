@@ -4,14 +4,23 @@ import numpy as np
 import pytest
 
 from nets import densenet
-from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
+from nets.attention_filter import FILTER_COLLECTION
 from nets.tf_slim_compat import slim, tf
-from tests.helpers import reference_variables
+from tests.helpers import FiltersAt, reference_variables
+
+pytestmark = pytest.mark.slow  # builds full-size reference networks
 
 
 TINY_LAYERS = (2, 2)
 TINY_CLASSES = 10
 TINY_LAST_CONV = "dense_block2/conv_block2"
+
+
+def conv_blocks(num_layers):
+    """Every conv block of every dense block: where the original L2-CAF put filters."""
+    return ["dense_block%d/conv_block%d" % (block, layer)
+            for block, block_layers in enumerate(num_layers, 1)
+            for layer in range(1, block_layers + 1)]
 
 
 def model_variables_by_name():
@@ -35,19 +44,16 @@ def random_images(batch=2, size=32):
 def test_densenet161_variables_equal_the_checkpoint():
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, [1, 224, 224, 3])
-        attention = AttentionFilters()
+        attention = FiltersAt(conv_blocks(densenet.DENSENET161_LAYERS))
         with slim.arg_scope(densenet.densenet_arg_scope()):
             logits, end_points = densenet.densenet161(images, attention=attention)
 
         assert model_variables_by_name() == reference_variables("densenet161")
-        assert list(attention.filters) == densenet.default_attention_points(
-            densenet.DENSENET161_LAYERS)
         # A raw filter and a gate per conv block, none of them among the model variables.
         assert len(tf.compat.v1.get_collection(FILTER_COLLECTION)) == 2 * sum(
             densenet.DENSENET161_LAYERS)
-        last_conv = densenet.last_conv_end_point(densenet.DENSENET161_LAYERS)
-        assert last_conv == "dense_block4/conv_block24"
-        assert end_points[last_conv].shape.as_list() == [1, 7, 7, 2208]
+        assert all(f.activation is not None for f in attention.filters.values())
+        assert end_points["dense_block4/conv_block24"].shape.as_list() == [1, 7, 7, 2208]
         assert logits.shape.as_list() == [1, 1000]
 
 
@@ -60,9 +66,9 @@ def test_densenet121_and_169_build_their_conv_blocks(network, scope, num_layers,
         images = tf.compat.v1.placeholder(tf.float32, [1, 224, 224, 3])
         with slim.arg_scope(densenet.densenet_arg_scope()):
             _, end_points = network(images)
-        conv_blocks = [name for name in end_points if "/conv_block" in name]
-        assert conv_blocks == densenet.default_attention_points(num_layers)
-        assert len(conv_blocks) == sum(num_layers)
+        conv_block_points = [name for name in end_points if "/conv_block" in name]
+        assert conv_block_points == conv_blocks(num_layers)
+        assert len(conv_block_points) == sum(num_layers)
         assert end_points["PreLogits"].shape.as_list() == [1, channels]
         weights = model_variables_by_name()
         assert weights[scope + "/logits/weights"] == (1, 1, channels, 1000)
@@ -106,10 +112,10 @@ def test_closed_gates_leave_the_network_bit_identical():
     with tf.Graph().as_default():
         images = tf.constant(random_images())
         plain_logits, _ = build_tiny(images)
-        attention = AttentionFilters()
+        attention = FiltersAt(conv_blocks(TINY_LAYERS))
         # The same weights, with a filter (gate closed) after every conv block.
         logits, _ = build_tiny(images, attention=attention, reuse=tf.compat.v1.AUTO_REUSE)
-        assert list(attention.filters) == densenet.default_attention_points(TINY_LAYERS)
+        assert all(f.activation is not None for f in attention.filters.values())
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             plain, filtered = session.run([plain_logits, logits])
@@ -119,15 +125,15 @@ def test_closed_gates_leave_the_network_bit_identical():
 @pytest.mark.parametrize("filter_type", ["l2norm", "softmax"])
 def test_open_gate_at_last_conv_block_filters_before_final_batch_norm(filter_type):
     with tf.Graph().as_default():
-        attention = AttentionFilters([TINY_LAST_CONV], filter_type=filter_type, rows=2)
+        attention = FiltersAt([TINY_LAST_CONV], filter_type=filter_type, rows=2)
         logits, end_points = build_tiny(tf.constant(random_images()), attention=attention)
         last_conv = attention.filters[TINY_LAST_CONV]
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             closed_logits = session.run(logits)
-            session.run(last_conv.gate.assign(True))
+            session.run(last_conv.atten_var_gate.assign(True))
             raw, activation, output, final_block, open_logits = session.run(
-                [last_conv.variable, last_conv.activation, last_conv.output,
+                [last_conv.atten_var, last_conv.activation, last_conv.output,
                  end_points["final_block"], logits])
 
     flat = raw.reshape(len(raw), -1)
@@ -143,16 +149,3 @@ def test_open_gate_at_last_conv_block_filters_before_final_batch_norm(filter_typ
                                rtol=1e-5, atol=1e-6)
     assert np.abs(open_logits - closed_logits).max() > 1e-4
 
-
-def test_gauss_filter_at_an_even_sized_map_is_refused():
-    with tf.Graph().as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3])
-        with pytest.raises(AttentionFilterError, match="odd"):
-            build_tiny(images, attention=AttentionFilters([TINY_LAST_CONV], filter_type="gauss"))
-
-
-def test_unknown_attention_point_is_refused():
-    with tf.Graph().as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3])
-        with pytest.raises(AttentionFilterError, match="dense_block9/conv_block1"):
-            build_tiny(images, attention=AttentionFilters(["dense_block9/conv_block1"]))

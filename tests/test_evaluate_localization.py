@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from l2caf.evaluate_run import main
-from l2caf.sweep import main as sweep_main
+from l2caf.cli.visualize_fast import main as sweep_main
 from l2caf.synthetic import make_dataset
 from tests.helpers import REPO_ROOT
 from tests.test_wsol_protocol import plain_boxes as wsol_boxes
+
+pytestmark = pytest.mark.slow  # runs the visualisers end to end
 
 DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
 NUM_IMAGES = 12

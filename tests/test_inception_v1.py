@@ -5,13 +5,18 @@ import numpy as np
 import pytest
 
 from nets.tf_slim_compat import tf, slim
+from l2caf import filters
 from nets import inception_v1
-from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
+from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from tf_slim.nets import inception_v1 as reference  # after nets.tf_slim_compat: see there
-from tests.helpers import reference_variables
+from tests.helpers import FiltersAt, reference_variables
+
+pytestmark = pytest.mark.slow  # builds full-size reference networks
 
 IMAGE_SIZE = inception_v1.inception_v1.default_image_size
 COMPARED_END_POINTS = ['Conv2d_1a_7x7', 'Mixed_3c', 'Mixed_4f', 'Mixed_5c', 'Logits']
+# Where the original L2-CAF code put its filters in InceptionV1.
+ORIGINAL_FILTER_POINTS = ['Mixed_4c', 'Mixed_4e', 'Mixed_4f', 'Mixed_5b', 'Mixed_5c']
 
 ReferenceRun = collections.namedtuple('ReferenceRun', ['checkpoint', 'images', 'end_points'])
 
@@ -33,10 +38,12 @@ def build(images, **kwargs):
 
 
 def restore(sess, checkpoint):
-    """Loads the network weights from `checkpoint` and initialises the attention filters."""
-    tf.compat.v1.train.Saver(slim.get_model_variables()).restore(sess, checkpoint)
+    """Loads the network weights from `checkpoint` and initialises the other variables (the
+    attention filters)."""
+    model_variables = slim.get_model_variables()
+    tf.compat.v1.train.Saver(model_variables).restore(sess, checkpoint)
     sess.run(tf.compat.v1.variables_initializer(
-        tf.compat.v1.get_collection(FILTER_COLLECTION)))
+        [v for v in tf.compat.v1.global_variables() if v not in model_variables]))
 
 
 def normalized_filter(raw, filter_type):
@@ -73,22 +80,24 @@ def reference_run(tmp_path_factory):
 def test_variables_equal_the_checkpoint_list():
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, [1, IMAGE_SIZE, IMAGE_SIZE, 3])
-        build(images, num_classes=1001, attention=AttentionFilters())
-        filters = tf.compat.v1.get_collection(FILTER_COLLECTION)
-        network_variables = [v for v in tf.compat.v1.global_variables() if v not in filters]
+        build(images, num_classes=1001, attention=FiltersAt(ORIGINAL_FILTER_POINTS))
+        filter_variables = tf.compat.v1.get_collection(FILTER_COLLECTION)
+        network_variables = [v for v in tf.compat.v1.global_variables()
+                             if v not in filter_variables]
         expected = reference_variables("inception_v1")
 
         assert {v.op.name: tuple(v.shape.as_list()) for v in network_variables} == expected
         assert {v.op.name for v in slim.get_model_variables()} == set(expected)
-        assert sorted(v.op.name for v in filters) == sorted(
+        assert sorted(v.op.name for v in filter_variables) == sorted(
             'InceptionV1/%s/%s' % (point, name)
-            for point in inception_v1.DEFAULT_ATTENTION_POINTS
+            for point in ORIGINAL_FILTER_POINTS
             for name in ('atten_var', 'atten_var_gate'))
 
 
 def test_restored_reference_weights_give_the_reference_outputs(reference_run):
     with tf.Graph().as_default():
-        logits, end_points = build(tf.constant(reference_run.images), attention=AttentionFilters())
+        logits, end_points = build(tf.constant(reference_run.images),
+                                   attention=FiltersAt(['Mixed_5c']))
         with tf.compat.v1.Session() as sess:
             restore(sess, reference_run.checkpoint)
             outputs = sess.run({name: end_points[name] for name in COMPARED_END_POINTS})
@@ -100,27 +109,34 @@ def test_restored_reference_weights_give_the_reference_outputs(reference_run):
                                    rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-def test_gate_at_mixed_4f(reference_run):
-    """Closed, the gate changes nothing; open, it multiplies Mixed_4f by n(f) (both types)."""
+def test_injected_filter_and_gate_at_mixed_4f(reference_run):
+    """A filter variable and gate made outside the network: closed, the gate changes
+    nothing; open, it multiplies Mixed_4f by n(f) (both types)."""
     filter_types = ['l2norm', 'softmax']
     raw = np.random.RandomState(1).normal(size=[2, 14, 14]).astype(np.float32)
     with tf.Graph().as_default():
         images = tf.constant(reference_run.images)
         plain_logits, plain_end_points = build(images)
-        logits, mixed_4f, filters = {}, {}, {}
+        logits, mixed_4f, injected = {}, {}, {}
         for filter_type in filter_types:
-            attention = AttentionFilters(['Mixed_4f'], filter_type=filter_type, rows=2)
+            with tf.compat.v1.variable_scope('outside_' + filter_type):
+                atten_var = tf.compat.v1.get_variable('atten_var', [2, 14, 14])
+                gate = tf.compat.v1.get_variable('atten_var_gate', [], tf.bool,
+                                                 initializer=tf.compat.v1.zeros_initializer())
+            attention = AttentionFilter(
+                'Mixed_4f', atten_var, gate,
+                lambda raw, filter_type=filter_type: filters.normalize(raw, filter_type, 14))
             logits[filter_type], end_points = build(
                 images, attention=attention, reuse=tf.compat.v1.AUTO_REUSE)
             mixed_4f[filter_type] = end_points['Mixed_4f']
-            filters[filter_type] = attention.filters['Mixed_4f']
+            injected[filter_type] = attention
         fetches = [plain_logits, plain_end_points['Mixed_4f'], logits, mixed_4f]
         with tf.compat.v1.Session() as sess:
             restore(sess, reference_run.checkpoint)
             closed = sess.run(fetches)
-            for attention_filter in filters.values():
-                attention_filter.variable.load(raw, sess)
-                attention_filter.gate.load(True, sess)
+            for attention_filter in injected.values():
+                attention_filter.atten_var.load(raw, sess)
+                attention_filter.atten_var_gate.load(True, sess)
             opened = sess.run(fetches)
 
     plain_logits_value, unfiltered, closed_logits, closed_mixed_4f = closed
@@ -134,38 +150,21 @@ def test_gate_at_mixed_4f(reference_run):
         assert np.abs(opened_logits[filter_type] - plain_logits_value).max() > 1e-3
 
 
-def test_unknown_point_lists_the_valid_points():
-    with tf.Graph().as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [1, 64, 64, 3])
-        with pytest.raises(AttentionFilterError) as error:
-            build(images, global_pool=True, attention=AttentionFilters(['Mixed_9z']))
-    message = str(error.value)
-    assert 'Mixed_9z' in message
-    assert 'Conv2d_1a_7x7' in message and 'Mixed_4f' in message and 'Mixed_5c' in message
-
-
-def test_gauss_filter_needs_an_odd_feature_map():
-    with tf.Graph().as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [1, IMAGE_SIZE, IMAGE_SIZE, 3])
-        with pytest.raises(AttentionFilterError, match='14x14'):
-            build(images, attention=AttentionFilters(['Mixed_4f'], filter_type='gauss'))
-
-
 def test_gauss_filter_at_mixed_5c(reference_run):
     with tf.Graph().as_default():
-        attention = AttentionFilters([inception_v1.LAST_CONV_END_POINT], filter_type='gauss')
+        attention = FiltersAt(['Mixed_5c'], filter_type='gauss')
         _, end_points = build(tf.constant(reference_run.images[:1]), attention=attention)
         mixed_5c = attention.filters['Mixed_5c']
         with tf.compat.v1.Session() as sess:
             restore(sess, reference_run.checkpoint)
-            mixed_5c.variable.load([[1.0, -2.0]], sess)
-            mixed_5c.gate.load(True, sess)
+            mixed_5c.atten_var.load([[1.0, -2.0]], sess)
+            mixed_5c.atten_var_gate.load(True, sess)
             activation, filtered = sess.run([mixed_5c.activation, end_points['Mixed_5c']])
 
     grid = np.arange(-3, 4)
     density = np.exp(-0.5 * ((grid[:, None] - 1.0) ** 2 + (grid[None, :] + 2.0) ** 2))
     kernel = density / density.sum()
-    assert mixed_5c.variable.shape.as_list() == [1, 2]
+    assert mixed_5c.atten_var.shape.as_list() == [1, 2]
     np.testing.assert_allclose(filtered, activation * kernel[None, :, :, None],
                                rtol=1e-5, atol=1e-7)
 

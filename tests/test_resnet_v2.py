@@ -5,9 +5,11 @@ import pytest
 
 from nets.tf_slim_compat import slim, tf  # before tf_slim.nets: it fixes tf-slim's import
 from nets import resnet_v2
-from nets.attention_filter import FILTER_COLLECTION, AttentionFilterError, AttentionFilters
+from nets.attention_filter import FILTER_COLLECTION
 from tf_slim.nets import resnet_v2 as reference
-from tests.helpers import reference_variables
+from tests.helpers import FiltersAt, reference_variables
+
+pytestmark = pytest.mark.slow  # builds full-size reference networks
 
 IMAGE_SHAPE = [2, 224, 224, 3]
 
@@ -58,7 +60,7 @@ def normalized_filter(filter_type, raw):
 def test_variables_equal_the_checkpoint_and_end_points_have_slim_shapes():
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, IMAGE_SHAPE)
-        logits, end_points = build_ours(images, attention=AttentionFilters())
+        logits, end_points = build_ours(images, attention=FiltersAt(['postnorm']))
 
         assert variable_shapes(slim.get_model_variables()) == reference_variables("resnet_v2_50")
         filters = tf.compat.v1.get_collection(FILTER_COLLECTION)
@@ -78,7 +80,6 @@ def test_variables_equal_the_checkpoint_and_end_points_have_slim_shapes():
         assert shapes['Logits'] == shapes['Predictions'] == [2, 1001]
         assert logits is end_points['Logits']
         assert len([n for n in end_points if '/unit_' in n]) == 16
-        assert resnet_v2.LAST_CONV_END_POINT in end_points
 
 
 def test_restores_a_slim_reference_checkpoint_with_equal_outputs(tmp_path):
@@ -100,13 +101,13 @@ def test_restores_a_slim_reference_checkpoint_with_equal_outputs(tmp_path):
 
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, IMAGE_SHAPE)
-        attention = AttentionFilters()
+        attention = FiltersAt(['postnorm'])
         logits, end_points = build_ours(images, attention=attention)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.variables_initializer(
                 tf.compat.v1.get_collection(FILTER_COLLECTION)))
             tf.compat.v1.train.Saver(slim.get_model_variables()).restore(sess, checkpoint)
-            assert not sess.run(attention.filters['postnorm'].gate)
+            assert not sess.run(attention.filters['postnorm'].atten_var_gate)
             actual = sess.run({'logits': logits, 'postnorm': end_points['postnorm'],
                                'block2': end_points['block2']}, {images: images_value})
 
@@ -136,7 +137,7 @@ def test_output_stride_matches_the_slim_reference_with_shared_weights():
 def test_closed_gates_leave_the_network_bit_identical():
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, IMAGE_SHAPE)
-        attention = AttentionFilters(['block3/unit_6', 'postnorm'])
+        attention = FiltersAt(['block3/unit_6', 'postnorm'])
         filtered_logits, filtered_end_points = build_ours(images, attention=attention)
         plain_logits, plain_end_points = build_ours(images, reuse=True)
         with tf.compat.v1.Session() as sess:
@@ -158,31 +159,24 @@ def test_open_gate_multiplies_the_end_point_by_the_normalized_filter(end_point, 
     batch = IMAGE_SHAPE[0]
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, IMAGE_SHAPE)
-        attention = AttentionFilters([end_point], filter_type=filter_type, rows=batch)
+        attention = FiltersAt([end_point], filter_type=filter_type, rows=batch)
         logits, end_points = build_ours(images, attention=attention)
         inserted = attention.filters[end_point]
-        assert inserted.variable.op.name == 'resnet_v2_50/%s/atten_var' % end_point
+        assert inserted.atten_var.op.name == 'resnet_v2_50/%s/atten_var' % end_point
         with tf.compat.v1.Session() as sess:
             initialize_randomly(sess)
             feed = {images: random_images()}
             closed_logits = sess.run(logits, feed)
             raw = np.random.RandomState(2).normal(
-                size=inserted.variable.shape.as_list()).astype(np.float32)
-            inserted.variable.load(raw, sess)
-            inserted.gate.load(True, sess)
+                size=inserted.atten_var.shape.as_list()).astype(np.float32)
+            inserted.atten_var.load(raw, sess)
+            inserted.atten_var_gate.load(True, sess)
             activation, output, open_logits = sess.run(
                 [inserted.activation, end_points[end_point], logits], feed)
 
     expected = activation * normalized_filter(filter_type, raw)[..., None]
     np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
     assert not np.allclose(open_logits, closed_logits, rtol=1e-3, atol=1e-3)
-
-
-def test_an_unknown_insertion_point_is_an_error_naming_the_valid_ones():
-    with tf.Graph().as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [1, 64, 64, 3])
-        with pytest.raises(AttentionFilterError, match='block5.*block4/unit_3'):
-            build_ours(images, attention=AttentionFilters(['block5']))
 
 
 def test_resnet_v2_101_extends_block3_of_resnet_v2_50():

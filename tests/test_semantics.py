@@ -6,37 +6,29 @@ right object under the peak for 80% of two-object heatmaps; the thresholds below
 from what the shipped model measured (87.5% of 40 and 100% of 40; run pytest with -s to
 see the rates), a little under it for floating-point differences between machines.
 """
-import collections
-import os
-
 import numpy as np
 import pytest
 
-from l2caf import evaluation, images, synthetic
+from l2caf import evaluation, synthetic
 from l2caf.methods import L2CAF
 from l2caf.model import Model
-from nets import nets_factory
-from tests.helpers import REPO_ROOT
+from tests.helpers import DEMO_CHECKPOINT
 
-DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
+pytestmark = pytest.mark.slow  # explains 80 images with the demo model
+
 HELD_OUT_SEED = 777  # training used seeds 0 (training set) and 1 (validation)
-Settings = collections.namedtuple("Settings", ["learning_rate", "end_learning_rate", "max_iters",
-                                               "tolerance", "check_every", "seed"])
-SETTINGS = Settings(0.5, 0.0, 300, 1e-6, 50, 0)
+SETTINGS = {"max_iters": 300}
 
 
 def explain(examples):
     """Class-specific heatmaps of every object's class, all images in one batch."""
-    spec = nets_factory.get_network("demo_densenet")
     rows = sum(len(objects) for _, objects in examples)
-    model = Model(spec, len(synthetic.CLASS_NAMES), rows=rows)
-    model.restore(os.path.join(DEMO_DIR, spec.checkpoint_file))
-    batch = np.stack([images.resize(image, spec.image_size) for image, _ in examples])
-    classes = [[synthetic.CLASS_NAMES.index(o.name) for o in objects] for _, objects in examples]
-    explanations = L2CAF(model, "cls_specific", SETTINGS)(
-        batch.astype(np.float32), ["held_out_%d" % i for i in range(len(examples))], classes)
-    model.close()
-    return explanations
+    with Model.load("demo_densenet", DEMO_CHECKPOINT, rows=rows) as model:
+        classes = [[synthetic.CLASS_NAMES.index(o.name) for o in objects]
+                   for _, objects in examples]
+        return L2CAF(model, "cls_specific", SETTINGS)(
+            [image for image, _ in examples], classes,
+            ["held_out_%d" % i for i in range(len(examples))])
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +45,9 @@ def two_objects():
 
 def test_the_model_classifies_held_out_images(single_object):
     examples, _ = single_object
-    spec = nets_factory.get_network("demo_densenet")
-    model = Model(spec, len(synthetic.CLASS_NAMES))
-    model.restore(os.path.join(DEMO_DIR, spec.checkpoint_file))
-    batch = np.stack([images.resize(image, spec.image_size) for image, _ in examples])
-    predicted = model.session.run(model.logits, {model.images: batch}).argmax(axis=1)
+    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
+        predicted = model.predict(model.prepare([image for image, _ in examples])) \
+            .probabilities.argmax(axis=1)
     truth = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
     accuracy = np.mean(predicted == truth)
     print("\nheld-out classification accuracy: %.3f" % accuracy)

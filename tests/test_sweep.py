@@ -5,15 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from l2caf import visualize
+from l2caf.cli.visualize import main as slow_main
+from l2caf.cli.visualize_fast import OPTIONS, main
 from l2caf.evaluation.annotations import read_annotation_folder
-from l2caf.config import FAST_OPTIONS
 from l2caf.model import Model
-from l2caf.results import read_results
-from l2caf.sweep import load_heatmap, main
+from l2caf.run_folder import load_heatmap, read_results
 from l2caf.synthetic import CLASS_NAMES, make_dataset
-from nets import nets_factory
 from tests.helpers import random_demo_checkpoint
+
+pytestmark = pytest.mark.slow  # runs the visualisers end to end
 
 NUM_IMAGES = 8
 
@@ -43,7 +43,7 @@ def sweep_arguments(dataset, output_dir, *extra):
 
 @pytest.fixture(scope="module")
 def filter_size():
-    return Model(nets_factory.get_network("demo_densenet"), len(CLASS_NAMES)).filter_size
+    return Model("demo_densenet", len(CLASS_NAMES)).filter_size
 
 
 def pairs(records):
@@ -66,7 +66,7 @@ def test_each_heatmap_equals_the_slow_visualisers(dataset, tmp_path, filter_type
                                for i in range(3)))
     common = ["--images", str(listing), "--filter_type", filter_type, "--caf_variant", variant,
               "--top_k", "2", "--tolerance", "1e-4", "--seed", "7"]
-    assert visualize.main(model_arguments(dataset, tmp_path / "slow", *common)) == 0
+    assert slow_main(model_arguments(dataset, tmp_path / "slow", *common)) == 0
     # Batches of 2 images (4 rows), the last one partial.
     assert main(model_arguments(dataset, tmp_path / "fast", "--batch_size", "2", *common)) == 0
     slow = {(r["image"], r["class_id"]): r for r in read_results(
@@ -178,7 +178,7 @@ def test_a_corrupt_image_is_a_failure_and_the_others_are_done(dataset, filter_si
 @pytest.mark.parametrize("extra, message", [
     (["--shard", "2/2"], "shard must be INDEX/COUNT with 0 <= INDEX < COUNT"),
     (["--batch_size", "0"], "batch_size must be at least 1"),
-    (["--annotations", "/nowhere"], "annotations: /nowhere is not a folder"),
+    (["--annotations", "/nowhere"], "annotations: /nowhere: no such annotation folder"),
 ])
 def test_bad_sweep_settings_are_clear_errors(dataset, tmp_path, capsys, extra, message):
     assert main(sweep_arguments(dataset, tmp_path, *extra)) == 2
@@ -189,7 +189,7 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for key, option in FAST_OPTIONS.items():
+    for key, option in OPTIONS.items():
         assert "--%s" % key in text
         assert " ".join(option.help.split()) in text
     for flag in ("--merge DIR", "--config", "--list_layers"):

@@ -1,32 +1,30 @@
-"""The slow visualiser end to end, on a random-weight demo network and tiny images."""
+"""The slow visualiser end to end, on a random-weight demo network and tiny images (its
+error contract is in test_cli.py)."""
 import os
 
 import cv2
 import numpy as np
 import pytest
 
+from l2caf import networks
 from l2caf.model import Model
-from l2caf.results import read_results
-from l2caf.visualize import main
-from nets import nets_factory
-from tests.helpers import random_demo_checkpoint
+from l2caf.cli.visualize import main
+from l2caf.run_folder import read_results
+from tests.helpers import demo_run_inputs
 
-SPEC = nets_factory.get_network("demo_densenet")
+pytestmark = pytest.mark.slow  # runs the visualisers end to end
 
-FIELDS = {"image", "network", "layer", "caf_variant", "filter_type", "class_id", "class_name",
-          "iterations", "final_loss", "seconds", "heatmap", "overlay", "predictions"}
+SPEC = networks.get_network("demo_densenet")
+
+FIELDS = ["image", "network", "layer", "method", "caf_variant", "filter_type", "class_id",
+          "class_name", "iterations", "final_loss", "seconds", "heatmap", "overlay", "gif",
+          "predictions", "ground_truth", "image_size"]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    checkpoint, labels = random_demo_checkpoint(folder, num_classes=3)
-    images = folder / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    cv2.imwrite(str(images / "wide.png"), rng.integers(0, 255, (60, 90, 3), dtype=np.uint8))
-    cv2.imwrite(str(images / "gray.jpg"), rng.integers(0, 255, (50, 50), dtype=np.uint8))
-    return {"checkpoint": checkpoint, "labels": labels, "images": str(images)}
+    return demo_run_inputs(tmp_path_factory.mktemp("demo"),
+                           {"wide.png": (60, 90, 3), "gray.jpg": (50, 50)})
 
 
 def arguments(demo, output_dir, *extra):
@@ -42,9 +40,9 @@ def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
     assert len(records) == 4  # 2 images x top-2 classes
     filter_size = Model(SPEC, 3).filter_size
     for record in records:
-        assert FIELDS <= set(record)
+        assert list(record) == FIELDS
         assert record["network"] == "demo_densenet"
-        assert record["layer"] == SPEC.last_conv_end_point
+        assert record["layer"] == SPEC.last_conv
         heatmap = np.load(record["heatmap"])
         assert heatmap.shape == filter_size
         assert np.sum(heatmap ** 2) == pytest.approx(1, rel=1e-4)
@@ -79,33 +77,3 @@ def test_class_oblivious_and_explicit_seed_reproduce(demo, tmp_path):
     assert [r["class_id"] for r in a] == [None, None]
     for left, right in zip(a, b):
         np.testing.assert_array_equal(np.load(left["heatmap"]), np.load(right["heatmap"]))
-
-
-def test_bad_image_is_reported_and_the_others_go_on(demo, tmp_path, capsys):
-    listing = tmp_path / "list.txt"
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"\xff\xd8 truncated")
-    listing.write_text("%s\n%s\n" % (broken, os.path.join(demo["images"], "wide.png")))
-    code = main(arguments(demo, tmp_path / "out", "--images", str(listing)))
-    assert code == 1
-    assert "broken.jpg: not a readable image" in capsys.readouterr().err
-    assert len(read_results(str(tmp_path / "out" / "results.jsonl"))) == 1
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--layer", "Mixed_4f"], "unknown insertion point(s) Mixed_4f; valid end points are: conv1"),
-    (["--classes", "7"], "classes 7 are not class ids 0..2"),
-    (["--checkpoint", "/nowhere/model.ckpt"], "/nowhere/model.ckpt"),
-    (["--network", "vgg16"], "unknown network 'vgg16'"),
-    (["--filter_type", "gauss", "--layer", "pool1"], "gauss needs a square feature map of odd"),
-])
-def test_bad_settings_are_clear_errors(demo, tmp_path, capsys, extra, message):
-    assert main(arguments(demo, tmp_path, *extra)) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_list_layers(demo, capsys):
-    assert main(["--network", "demo_densenet", "--labels", demo["labels"], "--list_layers"]) == 0
-    layers = capsys.readouterr().out.split()
-    assert layers[0] == "conv1" and SPEC.last_conv_end_point in layers
-    assert "Logits" not in layers

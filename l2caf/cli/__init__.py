@@ -1,0 +1,99 @@
+"""The command lines. Each script in scripts/ calls `launch`, which imports its module and
+runs its `main`; errors become one line on stderr and an exit status:
+
+    0    done
+    1    done, but some images could not be used (failures.jsonl says which and why), or
+         --merge found work still missing
+    2    a usage or configuration error (a bad key or value, a missing checkpoint, an output
+         folder holding results of other settings): nothing was written
+    3    the results cannot be written (output folder not a folder, not writable, disk
+         full): the finished results are kept
+    130  interrupted (Ctrl-C): the finished results are kept; the same command continues
+
+TensorFlow is imported only once the command line is understood, so that --help and
+mistakes are answered at once.
+"""
+import importlib
+import sys
+
+from l2caf.errors import L2CAFError, OutputError
+
+INTERRUPTED = ("interrupted: the finished results are kept; run the same command again to "
+               "continue")
+
+
+def run_command(command):
+    """command()'s exit status, with the library's errors and Ctrl-C as described above."""
+    try:
+        return command()
+    except OutputError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 3
+    except L2CAFError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+def launch(module, description):
+    """What a script runs: `module`'s main(description=...), Ctrl-C included while Python
+    imports it."""
+    try:
+        main = importlib.import_module(module).main
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return main(description=description)
+
+
+def visualizer_main(description, option_table, argv=None):
+    """A visualiser's main: --merge, --list_layers, or a run of the runner."""
+    from l2caf import config as configuration
+
+    def command():
+        config, args = configuration.parse(description, option_table, argv)
+        from l2caf import run_folder, runner  # TensorFlow from here on
+        if args.merge:
+            return print_merge_report(run_folder.merge(args.merge))
+        if args.list_layers:
+            print("\n".join(runner.layer_lines(config)))
+            return 0
+        return report(runner.Run(config, args.overwrite).execute())
+    return run_command(command)
+
+
+def report(summary):
+    """Prints a runner.Summary; returns 1 if an image failed, else 0."""
+    rate = summary.heatmaps / max(summary.seconds, 1e-9)
+    print("%d images done (%d heatmaps, %.2f heatmaps/s), %d skipped as already done, %d "
+          "failed; results in %s" % (summary.images_done, summary.heatmaps, rate,
+                                     summary.skipped, len(summary.failures),
+                                     summary.results_path))
+    if not summary.failures:
+        return 0
+    print("%d image(s) could not be used (failures.jsonl says why):" % len(summary.failures),
+          file=sys.stderr)
+    for _, reason in summary.failures[:20]:
+        print("  %s" % reason, file=sys.stderr)
+    if len(summary.failures) > 20:
+        print("  ... and %d more" % (len(summary.failures) - 20), file=sys.stderr)
+    return 1
+
+
+def print_merge_report(report):
+    """Prints a run_folder.MergeReport; returns 1 if work is missing or failed, else 0."""
+    print("%s: %d lines (%d duplicates dropped) for %d images; %d failed, %d missing, "
+          "%d incomplete" % (report.path, report.lines, report.duplicates, report.images,
+                             len(report.failed), len(report.missing), len(report.incomplete)))
+    for label, paths in (("failed", report.failed), ("missing", report.missing),
+                         ("incomplete", report.incomplete)):
+        if paths:
+            print("  %s: %s%s" % (label, ", ".join(paths[:5]),
+                                  " ..." if len(paths) > 5 else ""))
+    if report.shards_to_rerun:
+        print("rerun shard(s) %s with the same command to finish them, then merge again"
+              % ", ".join(map(str, report.shards_to_rerun)))
+        return 1
+    return 0

@@ -1,0 +1,334 @@
+"""Every run of both visualisers: images in, explanations out, for any batch size.
+
+`Run(config)` checks everything (settings, network, labels, checkpoint, images, the output
+folder's settings) before anything is written; `Run.execute` then builds the model, and
+goes through the images in batches: a thread pool decodes and resizes the next batch while
+one forward pass gives the current batch's predictions and activations, the classes to
+explain are chosen (those already in the folder skipped), the explainer makes the heatmaps of
+all the batch's (image, class) pairs at once, and the heatmaps, pictures and results lines
+are written (see l2caf.run_folder). An image that cannot be used is recorded in
+failures.jsonl and the log; the others go on.
+"""
+import collections
+import concurrent.futures
+import hashlib
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from l2caf import __version__, data, heatmaps, images, networks, run_folder
+from l2caf.errors import ConfigError, ImageError
+from l2caf.run_folder import RunFolder, heatmap_key
+
+LOG = logging.getLogger("l2caf")
+GIF_SIZE = 224
+
+Summary = collections.namedtuple(
+    "Summary", ["images_done", "heatmaps", "skipped", "failures", "seconds", "results_path"])
+Summary.__doc__ = """What a run did: images explained, heatmaps made, images skipped as
+already done, (image, reason) failures, seconds, and its results file."""
+
+LoadedImage = collections.namedtuple("LoadedImage", ["item", "network_input", "size", "image"])
+LoadedImage.__doc__ = """A decoded image: its data.LabeledImage, the RGB image resized to the
+network's input, its own (height, width), and the image itself when pictures need it."""
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """run.log; a failed log write (a full disk) is not reported here: the next results
+    write reports it, as an OutputError naming the file."""
+
+    def handleError(self, record):
+        pass
+
+
+class _TerminalHandler(logging.Handler):
+    """Warnings and errors on stderr, above the progress bar."""
+
+    def emit(self, record):
+        tqdm.write("%s: %s" % (record.levelname.lower(), record.getMessage()), file=sys.stderr)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Run(object):
+    """A visualiser run of `config`, checked (ConfigError, CheckpointError, RunError) but
+    not started; nothing is written until `execute`."""
+
+    def __init__(self, config, overwrite=False):
+        from l2caf import checkpoints, model  # TensorFlow, only once the config is right
+        self.config, self.overwrite = config, overwrite
+        self.network = networks.get_network(config.network)
+        self.shard = run_folder.parse_shard(config.shard)
+        try:
+            self.class_names = data.class_names(config.labels)
+        except (OSError, ValueError) as error:
+            raise ConfigError("labels: %s" % error) from None
+        self.num_classes = self.network.num_classes or model.checkpoint_num_classes(
+            self.network, config.checkpoint)
+        num_labels = self.num_classes - self.network.label_offset
+        if num_labels != len(self.class_names):
+            raise ConfigError("network %s has %d classes but the label list %s has %d names"
+                              % (self.network.name, num_labels, config.labels or "(ImageNet)",
+                                 len(self.class_names)))
+        bad = [c for c in config.classes if c >= num_labels]
+        if bad:
+            raise ConfigError("classes %s are not class ids 0..%d of this network"
+                              % (",".join(map(str, bad)), num_labels - 1))
+        listed = run_folder.list_images(config)
+        # Named over all the images, so that every shard and --limit give the same names.
+        self.names = run_folder.output_names([item.path for item in listed])
+        self.items = run_folder.select(listed, config, self.shard)
+        self.folder = RunFolder(config.output_dir, self.shard)
+        self.made_with = collections.OrderedDict([
+            ("l2caf_version", __version__), ("image_size", self.network.image_size),
+            ("layer", config.layer or self.network.last_conv),
+            ("checkpoint_sha256", checkpoints.fingerprint(config.checkpoint, self.network.name)),
+            ("labels_sha256", _sha256(config.labels) if config.labels else "imagenet")])
+        if not overwrite:
+            self.folder.check(config, self.made_with)
+
+    def classes_per_image(self, items):
+        """The most (image, class) pairs an image of `items` can need."""
+        config = self.config
+        if config.caf_variant == "cls_oblivious":
+            return 1
+        count = len(config.classes) or min(config.top_k, len(self.class_names))
+        if config.explain_gt:
+            count += max((len(item.ground_truth or ()) for item in items), default=0)
+        return count
+
+    def build_explainer(self, rows):
+        """The configured method on the restored model, `rows` filter rows."""
+        from l2caf.methods import METHODS
+        from l2caf.model import Model
+        config = self.config
+        model = Model(self.network, self.num_classes, config.layer, config.filter_type,
+                      rows=rows if config.method == "l2caf" else 1, explain=config.explain,
+                      gpu=config.gpu)
+        if config.method == "l2caf":
+            settings = {key: config[key] for key in ("learning_rate", "end_learning_rate",
+                                                     "max_iters", "tolerance", "check_every",
+                                                     "seed")}
+            explainer = METHODS["l2caf"](model, config.caf_variant, settings,
+                                         config.cache_activation)
+        else:
+            explainer = METHODS[config.method](model)
+        model.restore(config.checkpoint)
+        return explainer
+
+    def execute(self):
+        """Explains every (image, class) pair of the shard not done yet; returns a Summary."""
+        config, folder = self.config, self.folder
+        done = run_folder.read_results(folder.results_path) \
+            if os.path.exists(folder.results_path) and not self.overwrite else []
+        done_pairs = {(record["image"], record.get("class_id")) for record in done}
+        done = run_folder.by_image(done)
+        todo = [item for item in self.items if not run_folder.is_complete(
+            config, len(self.class_names), done.get(item.path), item.ground_truth,
+            lambda image, class_id: (image, class_id) in done_pairs)]
+        explainer = None
+        if todo:
+            rows = min(config.batch_size, len(todo)) * self.classes_per_image(todo)
+            explainer = self.build_explainer(rows)
+        folder.open(self.overwrite)
+        folder.write_config(config, self.made_with)
+        self._start_log()
+        started = time.time()
+        results = run_folder.LinesFile(folder.results_path)
+        # Failed images are tried again, so the failures file holds this run's.
+        failures = run_folder.LinesFile(folder.failures_path, keep=False)
+        try:
+            batches = _Batches(self, explainer, results, failures)
+            if todo:
+                batches.explain_all(todo)
+        finally:
+            results.close()
+            failures.close()
+        summary = Summary(batches.images_done, batches.heatmaps_made,
+                          len(self.items) - len(todo), batches.failed, time.time() - started,
+                          folder.results_path)
+        LOG.info("%d images done (%d heatmaps) in %.1f s, %d skipped as already done, %d "
+                 "failed", summary.images_done, summary.heatmaps, summary.seconds,
+                 summary.skipped, len(summary.failures))
+        return summary
+
+    def _start_log(self):
+        LOG.setLevel(logging.INFO)
+        LOG.propagate = False
+        for handler in LOG.handlers[:]:
+            LOG.removeHandler(handler)
+            handler.close()
+        to_file = _QuietFileHandler(self.folder.log_path)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        to_terminal = _TerminalHandler(logging.WARNING)
+        LOG.addHandler(to_file)
+        LOG.addHandler(to_terminal)
+
+
+def _prefetched(items, batch_size, load, workers):
+    """Yields the batches of `items` as lists of (item, future of load(item)). The next batch
+    goes to the `workers` threads before a batch is yielded, so that decoding it overlaps the
+    work on the current one."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        ahead = None
+        for start in range(0, len(items), batch_size):
+            batch = [(item, pool.submit(load, item)) for item in items[start:start + batch_size]]
+            if ahead is not None:
+                yield ahead
+            ahead = batch
+        if ahead is not None:
+            yield ahead
+
+
+class _Batches(object):
+    """The batch loop of a Run: explains batches into `results`; unusable images go to
+    `failures`."""
+
+    def __init__(self, run, explainer, results, failures):
+        self.run, self.config, self.explainer = run, run.config, explainer
+        self.results, self.failures = results, failures
+        if self.config.heatmap_format == "npz":
+            self.store = run_folder.NpzChunks(self.config.output_dir, run.shard)
+        else:
+            self.store = run_folder.NpyFiles(self.config.output_dir)
+        self.failed = []
+        self.images_done = self.heatmaps_made = 0
+
+    def load(self, item):
+        """Runs in a worker thread: decodes and resizes one image."""
+        image = images.read_image(item.path)
+        keep = self.config.save_overlays or self.config.save_gif
+        return LoadedImage(item, images.resize(image, self.run.network.image_size),
+                           image.shape[:2], image if keep else None)
+
+    def explain_all(self, items):
+        config = self.config
+        with tqdm(total=len(items), desc="images", unit="image", dynamic_ncols=True,
+                  disable=not config.progress) as progress:
+            for batch in _prefetched(items, config.batch_size, self.load, config.workers):
+                self.explain_batch(batch)
+                progress.update(len(batch))
+
+    def explain_batch(self, batch):
+        loaded = []
+        for item, future in batch:
+            try:
+                loaded.append(future.result())
+            except ImageError as error:
+                self.record_failure(item.path, error)
+        if not loaded:
+            return
+        config, model = self.config, self.explainer.model
+        started = time.time()
+        network_inputs = np.stack([image.network_input for image in loaded]).astype(np.float32)
+        prediction = self.explainer.predict(network_inputs)
+        classes = [[class_id for class_id in run_folder.explained_classes(
+                        config, model.top_classes(probabilities, config.top_k),
+                        image.item.ground_truth)
+                    if not self.results.is_done(image.item.path, class_id)]
+                   for image, probabilities in zip(loaded, prediction.probabilities)]
+        rows = [image for image, image_classes in zip(loaded, classes) for _ in image_classes]
+        gif = _GifRecorder(config, rows) if config.save_gif else None
+        explanations = self.explainer(network_inputs, classes,
+                                      [os.path.basename(image.item.path) for image in loaded],
+                                      prediction, gif and gif.on_check) if rows else []
+        self.write(loaded, prediction.probabilities, explanations, gif)
+        self.images_done += len(loaded)
+        self.heatmaps_made += len(explanations)
+        LOG.info("batch of %d images: %d heatmaps in %.2f s", len(loaded), len(explanations),
+                 time.time() - started)
+
+    def write(self, loaded, probabilities, explanations, gif):
+        """The batch's heatmaps and pictures, then its results lines, all at once."""
+        config, model = self.config, self.explainer.model
+        keys = [heatmap_key(self.run.names[loaded[e.image_index].item.path], e.class_id)
+                for e in explanations]
+        references = self.store.write(collections.OrderedDict(
+            (key, e.heatmap.astype(np.float32)) for key, e in zip(keys, explanations))) \
+            if explanations else {}
+        records = []
+        for row, (explanation, key) in enumerate(zip(explanations, keys)):
+            image = loaded[explanation.image_index]
+            stem = os.path.join(config.output_dir, key)
+            overlay = gif_path = None
+            if config.save_overlays:
+                overlay = stem + ".png"
+                picture = heatmaps.show_heatmap_on_image(image.image, explanation.heatmap,
+                                                         config.overlay_alpha)
+                run_folder.write_atomically(overlay, lambda s: heatmaps.write_png(s, picture))
+            if gif is not None:
+                gif_path = stem + ".gif"
+                frames = gif.frames(row, explanation)
+                run_folder.write_atomically(gif_path, lambda s: heatmaps.write_gif(s, frames))
+            class_id = explanation.class_id
+            records.append(collections.OrderedDict([
+                ("image", image.item.path), ("network", model.network.name),
+                ("layer", model.layer), ("method", config.method),
+                ("caf_variant", config.caf_variant),
+                ("filter_type", config.filter_type if config.method == "l2caf" else None),
+                ("class_id", class_id),
+                ("class_name", None if class_id is None else self.run.class_names[class_id]),
+                ("iterations", explanation.iterations), ("final_loss", explanation.loss),
+                ("seconds", round(explanation.seconds, 4)), ("heatmap", references[key]),
+                ("overlay", overlay), ("gif", gif_path),
+                ("predictions", self.top5(probabilities[explanation.image_index])),
+                ("ground_truth", image.item.ground_truth), ("image_size", list(image.size))]))
+        self.results.write(records)
+
+    def top5(self, probabilities):
+        model = self.explainer.model
+        return [{"class_id": c, "class_name": self.run.class_names[c],
+                 "probability": float(probabilities[model.class_output(c)])}
+                for c in model.top_classes(probabilities, 5)]
+
+    def record_failure(self, path, error):
+        LOG.error("skipped %s", error)
+        self.failures.write([{"image": path, "reason": str(error)}])
+        self.failed.append((path, str(error)))
+
+
+class _GifRecorder(object):
+    """The GIF frames of a batch's rows: the overlay at every check while the row runs, and
+    its final heatmap."""
+
+    def __init__(self, config, rows):
+        self.alpha = config.overlay_alpha
+        self.pictures = [images.resize(image.image, GIF_SIZE) for image in rows]
+        self.rows = [[] for _ in rows]
+        self.updates = [None] * len(rows)
+
+    def on_check(self, updates, maps, running):
+        for row, heatmap in enumerate(maps[:len(self.rows)]):
+            if running[row]:
+                self.rows[row].append(heatmaps.show_heatmap_on_image(
+                    self.pictures[row], heatmap, self.alpha))
+                self.updates[row] = updates
+
+    def frames(self, row, explanation):
+        if self.updates[row] != explanation.iterations:
+            return self.rows[row] + [heatmaps.show_heatmap_on_image(
+                self.pictures[row], explanation.heatmap, self.alpha)]
+        return self.rows[row]
+
+
+def layer_lines(config):
+    """--list_layers: a line per layer where a filter can go, its map size, the default
+    marked."""
+    from l2caf.model import list_layers
+    network = networks.get_network(config.network)
+    layers = list_layers(network)
+    width = max(len(name) for name, _ in layers)
+    return ["%-*s %dx%d%s" % (width, name, height, map_width,
+                              "  (default: the last conv layer)" if name == network.last_conv
+                              else "")
+            for name, (height, map_width) in layers]

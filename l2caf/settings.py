@@ -1,0 +1,43 @@
+"""The settings of an L2-CAF optimisation, with the paper's defaults."""
+import dataclasses
+
+from l2caf.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """learning_rate decays linearly to end_learning_rate over max_iters Adam iterations;
+    every check_every iterations a filter whose loss moved less than tolerance since the
+    previous check stops (the released slow script's 1e-6; its fast script used 1e-4).
+    seed fixes each filter's initialisation (with the image key and the class)."""
+    learning_rate: float = 0.5
+    end_learning_rate: float = 0.0
+    max_iters: int = 1000
+    tolerance: float = 1e-6
+    check_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self):
+        for key in ("max_iters", "check_every"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError("%s must be at least 1, got %r" % (key, getattr(self, key)))
+        if self.learning_rate <= 0:
+            raise ConfigError("learning_rate must be positive, got %r" % (self.learning_rate,))
+        if self.seed < 0:
+            raise ConfigError("seed must be 0 or more, got %r" % (self.seed,))
+
+    @classmethod
+    def keys(cls):
+        return [field.name for field in dataclasses.fields(cls)]
+
+    @classmethod
+    def of(cls, values=None):
+        """Settings from None (the defaults), Settings, or a mapping of some of the keys
+        (another key is an error naming it)."""
+        if values is None or isinstance(values, cls):
+            return values or cls()
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise ConfigError("unknown setting(s) %s; the settings are %s"
+                              % (", ".join(unknown), ", ".join(cls.keys())))
+        return cls(**values)
