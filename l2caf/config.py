@@ -182,7 +182,7 @@ def read_yaml(path, option_table=OPTIONS):
     return {key: _convert(option_table, key, value, path) for key, value in data.items()}
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """A usage error is one line on stderr (and exit status 2), not the usage text."""
 
     def error(self, message):
@@ -192,7 +192,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def parser(description, option_table):
     """The command line of a visualiser: --config, --list_layers, --overwrite, --merge and
     one --key option per config key."""
-    result = _OneLineParser(description=description,
+    result = ArgumentParser(description=description,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument("--config", help="YAML configuration file (keys as below; a run's "
                                          "own config.yaml repeats that run)")

@@ -10,7 +10,7 @@ is the tight box of the object's visible pixels.
 On disk (`make_dataset`):
 
     OUT/images/synth_00000.JPEG ...       RGB images
-    OUT/annotations/synth_00000.xml ...   one ILSVRC-style XML per image (l2caf.annotations)
+    OUT/annotations/synth_00000.xml ...   one ILSVRC-style XML per image (l2caf.evaluation.annotations)
     OUT/labels.txt                        one class name per line; class index = line number
     OUT/dataset.json                      the options the data set was made with
 

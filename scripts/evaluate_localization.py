@@ -20,8 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from l2caf.cli import launch  # noqa: E402
+
 if __name__ == "__main__":
-    # Imported here, not above: the evaluation's worker processes start by importing this
+    # Launched here, not above: the evaluation's worker processes start by importing this
     # file again (multiprocessing's spawn), and need none of what reads the runs.
-    from l2caf.evaluate_run import main
-    sys.exit(main(description=__doc__))
+    sys.exit(launch("l2caf.cli.evaluate", __doc__))

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from l2caf.evaluate_run import main
+from l2caf.cli.evaluate import main
 from l2caf.cli.visualize_fast import main as sweep_main
 from l2caf.synthetic import make_dataset
 from tests.helpers import REPO_ROOT

@@ -1,4 +1,4 @@
-"""Localisation evaluation of visualiser runs, behind scripts/evaluate_localization.py: the
+"""Localisation evaluation of visualiser runs (scripts/evaluate_localization.py): the
 paper's table (classification and localisation errors, GT-known accuracy, MaxBoxAcc, and
 under the 'wsol' protocol MaxBoxAccV2) from results folders and the annotations: the ILSVRC
 bounding-box XMLs, or wsolevaluation's metadata of the same images.
@@ -16,22 +16,21 @@ top-1 sweep without explain_gt, for an image whose class is ranked 2nd to 5th), 
 counts as not localised: the table then marks the scores it affects as bounds (loc errors
 "<=", accuracies ">=") and a note says how many images lack which heatmaps.
 """
-import argparse
 import collections
 import csv
 import glob
+import io
 import json
 import os
-import sys
 
 from tqdm import tqdm
 
-from l2caf import data, images, networks
-from l2caf.errors import ConfigError, RunError
-from l2caf.evaluation import (DEFAULT_THRESHOLDS, PROTOCOLS, V2_IOU_THRESHOLDS, default_workers,
-                              evaluate_records, parse_thresholds, read_annotations,
-                              record_from_annotation)
-from l2caf.run_folder import load_heatmap, read_results, read_run_config as read_config
+from l2caf import data, images
+from l2caf.errors import RunError
+from l2caf.evaluation import (DEFAULT_THRESHOLDS, V2_IOU_THRESHOLDS, evaluate_records,
+                              read_annotations, record_from_annotation)
+from l2caf.run_folder import (load_heatmap, read_results, read_run_config as read_config,
+                              write_atomically)
 
 # (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
 TABLE_COLUMNS = [
@@ -56,16 +55,8 @@ LACKING_HEATMAPS = collections.OrderedDict([
 ])
 
 
-def thresholds_option(text):
-    """The --thresholds sweep (l2caf.evaluation.parse_thresholds); ConfigError if malformed."""
-    try:
-        return parse_thresholds(text)
-    except ValueError as error:
-        raise ConfigError("--thresholds %s" % error) from None
-
-
-def annotations_option(folder):
-    """{image stem: Annotation} of the --annotations folder, XMLs or wsolevaluation metadata;
+def load_annotations(folder):
+    """{image stem: Annotation} of an annotation folder, XMLs or wsolevaluation metadata;
     RunError if it is neither or is malformed."""
     try:
         return read_annotations(folder)
@@ -112,17 +103,10 @@ def class_ids_of(config, config_source):
 
 
 def _load_heatmap(reference, results_dir):
-    """The heatmap a results line names; from a folder that has moved, the file of that name
-    in results_dir."""
+    """The heatmap a results line names (from a folder that has moved, the file of that name
+    in results_dir)."""
     try:
-        return load_heatmap(reference)
-    except FileNotFoundError:
-        moved = os.path.join(results_dir, os.path.basename(reference))
-        try:
-            return load_heatmap(moved)
-        except (OSError, KeyError) as error:
-            raise RunError("heatmap %s cannot be read, nor %s: %s" % (reference, moved, error)) \
-                from None
+        return load_heatmap(reference, results_dir)
     except (OSError, KeyError, ValueError) as error:
         raise RunError("heatmap %s cannot be read: %s" % (reference, error)) from None
 
@@ -168,9 +152,9 @@ def image_record(lines, annotation, class_ids, results_dir):
     return record
 
 
-def run_records(results_dir, annotations, class_ids):
-    """The ImageRecords of the images of a run (all of them must be annotated)."""
-    by_image = read_run_lines(results_dir)
+def run_records(results_dir, by_image, annotations, class_ids):
+    """The ImageRecords of the images of a run, from their results lines (all of them must
+    be annotated)."""
     stems = {image: os.path.splitext(os.path.basename(image))[0] for image in by_image}
     unannotated = [image for image, stem in stems.items() if stem not in annotations]
     if unannotated:
@@ -232,10 +216,11 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         raise RunError("%s: no such results folder" % results_dir)
     config = read_run_config(results_dir)
     class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
-    records = run_records(results_dir, annotations, class_ids)
+    by_image = read_run_lines(results_dir)
+    records = run_records(results_dir, by_image, annotations, class_ids)
     metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
                                            iou_threshold, workers, results_dir)
-    layer = config.layer or networks.get_network(config.network).last_conv
+    layer = next(iter(by_image.values()))[0]["layer"]  # the results say which, resolved
     row = collections.OrderedDict([
         ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
         ("network", config.network), ("layer", layer), ("protocol", protocol),
@@ -304,80 +289,16 @@ def markdown_table(rows):
 def write_csv(path, rows):
     """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds as
     JSON, None as an empty cell."""
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            thresholds = row["max_box_acc_v2_thresholds"]
-            writer.writerow(dict(row, notes="; ".join(row["notes"]),
-                                 max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds)))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for row in rows:
+        thresholds = row["max_box_acc_v2_thresholds"]
+        writer.writerow(dict(row, notes="; ".join(row["notes"]),
+                             max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds)))
+    write_atomically(path, lambda stream: stream.write(text.getvalue().encode("utf-8")))
 
 
 def write_json(path, rows):
-    with open(path, "w") as stream:
-        json.dump(rows, stream, indent=2)
-        stream.write("\n")
-
-
-def main(argv=None, description=__doc__):
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
-                        help="results folders of visualiser runs (sweeps, merged or not); one "
-                             "table row each")
-    parser.add_argument("--annotations", required=True, metavar="DIR",
-                        help="the images' boxes: a folder of bounding-box XMLs, one per image "
-                             "named after it (ILSVRC layout), or a folder of wsolevaluation "
-                             "metadata (image_ids.txt, class_labels.txt, image_sizes.txt, "
-                             "localization.txt; class labels are class ids), told apart by the "
-                             "files present; images are matched to results by file name")
-    parser.add_argument("--protocol", default="cam", choices=PROTOCOLS,
-                        help="box from heatmap: cam (bilinear to the image's size, largest "
-                             "8-connected component: the paper's Tables 1 and 3), adl (to the "
-                             "image's size, uint8, largest contour: Table 2) or wsol "
-                             "(wsolevaluation's benchmark: bicubic to 224x224, min-max "
-                             "normalised, uint8, largest contour, ground-truth boxes scaled to "
-                             "224x224; adds MaxBoxAccV2) (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=0.2,
-                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1), "
-                             "for the loc errors and GT-known loc acc (default: %(default)s)")
-    parser.add_argument("--thresholds", default="0:1:0.01", metavar="SPEC",
-                        help="MaxBoxAcc's (and MaxBoxAccV2's) threshold sweep: START:STOP:STEP "
-                             "(STOP excluded) or a comma-separated list (default: %(default)s). "
-                             "wsolevaluation's own default step is 0.001 (0:1:0.001): ten times "
-                             "the boxes under cam and adl; under wsol a threshold acts through "
-                             "int(threshold x 255), so at most 255 distinct boxes per heatmap "
-                             "are made whatever the step")
-    parser.add_argument("--iou", type=float, default=0.5,
-                        help="IoU with a ground-truth box that a box needs to be right, for the "
-                             "loc errors, GT-known loc acc and MaxBoxAcc; MaxBoxAccV2 always "
-                             "averages IoU %s (default: %%(default)s)"
-                             % ", ".join("%g" % value for value in V2_IOU_THRESHOLDS))
-    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
-                        help="processes that box the heatmaps (default: the cores this process "
-                             "may use, here %(default)s)")
-    parser.add_argument("--output", metavar="PREFIX",
-                        help="write the table to PREFIX.csv and PREFIX.json (default: "
-                             "localization_<protocol> in the first results folder)")
-    args = parser.parse_args(argv)
-    try:
-        if not 0.0 <= args.threshold < 1.0:
-            raise ConfigError("--threshold must be in [0, 1), got %g" % args.threshold)
-        if not 0.0 < args.iou <= 1.0:
-            raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
-        if args.workers < 1:
-            raise ConfigError("--workers must be at least 1, got %d" % args.workers)
-        thresholds = thresholds_option(args.thresholds)
-        annotations = annotations_option(args.annotations)
-        rows = [evaluate_run(results_dir, annotations, args.protocol, args.threshold,
-                             thresholds, args.iou, args.workers) for results_dir in args.results]
-    except (ConfigError, RunError) as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
-    prefix = args.output or os.path.join(args.results[0], "localization_" + args.protocol)
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    write_csv(prefix + ".csv", rows)
-    write_json(prefix + ".json", rows)
-    print(markdown_table(rows))
-    print("\nwritten: %s.csv, %s.json" % (prefix, prefix))
-    return 0
+    text = json.dumps(rows, indent=2) + "\n"
+    write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
