@@ -25,6 +25,11 @@ from l2caf.model import Model
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
 
+# Keras networks measured beside the slim ones: keras.applications models with random
+# weights at 224x224 (name: (keras.applications function, its preprocessing)).
+KERAS_NETWORKS = {"keras_resnet50": ("ResNet50", "caffe"),
+                  "keras_mobilenet_v2": ("MobileNetV2", "tf")}
+
 # The warm-up run of an L2-CAF measurement: the first calls build TensorFlow's executors for
 # these feeds and shapes; iterations need no warming, so a short run does.
 WARM_UP_ITERATIONS = 2
@@ -55,12 +60,12 @@ class Workload(object):
     """A measurement's model, explainer and input batch (random images, seeded), and one
     timed pass over the batch."""
 
-    def __init__(self, measurement, spec, num_classes, gpu):
+    def __init__(self, measurement, network, gpu):
         self.mode = measurement["mode"]
         batch = measurement["batch"]
-        self.model = Model(spec, num_classes, measurement["layer"],
-                           rows=batch if self.mode == "fast" else 1, gpu=gpu)
-        size = spec.image_size
+        self.model = build_model(network, measurement["layer"],
+                                 batch if self.mode == "fast" else 1, gpu)
+        size = self.model.image_size
         self.images = np.random.default_rng(0).uniform(
             0, 255, (batch, size, size, 3)).astype(np.float32)
         self.keys = ["image_%d" % index for index in range(batch)]
@@ -78,7 +83,7 @@ class Workload(object):
         the forward pass then the explanations, as the visualisers make them."""
         if self.explainer is None:
             started = time.perf_counter()
-            self.model.session.run(self.model.logits, {self.model.images: self.images})
+            self.model.predict(self.images)
             return time.perf_counter() - started, None
         if iterations:
             self.explainer.settings = convergence_off_settings(iterations)
@@ -97,21 +102,35 @@ class Workload(object):
         (first_iteration, first_time), (last_iteration, last_time) = checks[0], checks[-1]
         return seconds, (last_time - first_time) / (last_iteration - first_iteration)
 
-    def device(self):
-        """'GPU' when the session has a GPU (TensorFlow then places the network there)."""
-        types = {device.device_type for device in self.model.session.list_devices()}
-        return "GPU" if "GPU" in types else "CPU"
+    @staticmethod
+    def device():
+        """'GPU' when TensorFlow has one (it then places the network there)."""
+        return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
 
     def close(self):
         self.model.close()
 
 
-def measure(measurement, spec, num_classes, gpu, repeats, progress):
+def build_model(network, layer, rows, gpu):
+    """An l2caf model of `network` (a slim network or a KERAS_NETWORKS name) with random
+    weights. Networks sized by their label list (the demo) get ImageNet's classes."""
+    if network in KERAS_NETWORKS:
+        import keras
+        from l2caf.keras_model import KerasModel
+        function, preprocess = KERAS_NETWORKS[network]
+        keras_model = getattr(keras.applications, function)(weights=None)
+        return KerasModel(keras_model, layer, rows=rows, preprocess=preprocess, gpu=gpu,
+                          name=network)
+    spec = networks.get_network(network)
+    return Model(spec, spec.num_classes or len(data.class_names()), layer, rows=rows, gpu=gpu)
+
+
+def measure(measurement, network, gpu, repeats, progress):
     """One measurement: a warm-up run, then `repeats` timed runs; and the process's peak
     memory at its end."""
     iterations = measurement["iterations"]
     started = time.perf_counter()
-    workload = Workload(measurement, spec, num_classes, gpu)
+    workload = Workload(measurement, network, gpu)
     try:
         progress("model built in %.1f s; warm-up" % (time.perf_counter() - started))
         workload.run(WARM_UP_ITERATIONS if iterations else None)
@@ -120,10 +139,14 @@ def measure(measurement, spec, num_classes, gpu, repeats, progress):
             samples.append(workload.run(iterations))
             progress("repeat %d/%d: %.3f s" % (repeat + 1, repeats, samples[-1][0]))
         device, layer = workload.device(), workload.model.layer
+        image_size, num_classes = workload.model.image_size, workload.model.num_classes
+        # Built with the default layer when none is given: the last conv layer.
+        last_conv = None if measurement["layer"] else layer
     finally:
         workload.close()
     return dict(measurement, layer=None if measurement["mode"] == "forward" else layer,
-                device=device, batch_seconds=[seconds for seconds, _ in samples],
+                device=device, image_size=image_size, num_classes=num_classes,
+                last_conv_layer=last_conv, batch_seconds=[seconds for seconds, _ in samples],
                 iteration_seconds=[per_iteration for _, per_iteration in samples]
                 if iterations else None,
                 peak_rss_mb=peak_rss_mb())
@@ -155,24 +178,24 @@ def measure_network(task):
 
     The process's peak memory only grows, so a measurement's peak_rss_mb is its own need only
     where it is above the previous one's (run.py orders the measurements by growing need)."""
-    spec = networks.get_network(task["network"])
-    # Networks sized by their label list (the demo) get ImageNet's classes: weights are random.
-    num_classes = spec.num_classes or len(data.class_names())
+    network = task["network"]
     baseline = peak_rss_mb()
     results = []
     for number, measurement in enumerate(task["measurements"], task["first_number"]):
         details = ["batch %d" % measurement["batch"]]
         if measurement["mode"] != "forward":
-            details.insert(0, "layer %s" % (measurement["layer"] or spec.last_conv))
+            details.insert(0, "layer %s" % (measurement["layer"] or "the last conv layer"))
         if measurement["iterations"]:
             details.append("%d iterations" % measurement["iterations"])
-        log("[%s %d/%d] %s: %s" % (spec.name, number, task["count"], measurement["label"],
+        log("[%s %d/%d] %s: %s" % (network, number, task["count"], measurement["label"],
                                    ", ".join(details)))
-        results.append(measure(measurement, spec, num_classes, task["gpu"], task["repeats"],
+        results.append(measure(measurement, network, task["gpu"], task["repeats"],
                                lambda message: log("    " + message)))
-    return {"network": spec.name, "image_size": spec.image_size, "num_classes": num_classes,
-            "last_conv_layer": spec.last_conv, "device": results[0]["device"],
-            "machine": machine(), "baseline_rss_mb": baseline, "measurements": results}
+    return {"network": network, "image_size": results[0]["image_size"],
+            "num_classes": results[0]["num_classes"],
+            "last_conv_layer": results[0]["last_conv_layer"],
+            "device": results[0]["device"], "machine": machine(), "baseline_rss_mb": baseline,
+            "measurements": results}
 
 
 def main(argv):

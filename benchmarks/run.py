@@ -24,7 +24,8 @@ that did not raise the peak shows "<=".
 Writes benchmark.json and benchmark.md (benchmark_quick.* with --quick) to --output, and
 prints the Markdown tables. The same command runs on a GPU when there is one (--gpu).
 Examples:
-  python benchmarks/run.py                   # inception_v1, resnet_v2_50, densenet161
+  python benchmarks/run.py                   # inception_v1, resnet_v2_50, densenet161,
+                                             # keras_resnet50 (keras.applications)
   python benchmarks/run.py --quick           # a smoke run, about half a minute
   python benchmarks/run.py --networks resnet_v2_50 --iterations 200 --repeats 5
 """
@@ -52,9 +53,12 @@ INTERMEDIATE_LAYERS = {
     "densenet161": "dense_block3/conv_block36",
     "densenet169": "dense_block3/conv_block32",
     "demo_densenet": "dense_block1/conv_block2",
+    "keras_resnet50": "conv4_block6_out",
+    "keras_mobilenet_v2": "block_13_expand_relu",
 }
 
-FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "iterations": 100,
+FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161,keras_resnet50",
+                 "iterations": 100,
                  "naive_iterations": 20, "repeats": 3, "batch_size": 64}
 QUICK_DEFAULTS = {"networks": "demo_densenet", "iterations": 2, "naive_iterations": 2,
                   "repeats": 1, "batch_size": 2}

@@ -18,7 +18,7 @@ _PUBLIC = {
     "Model": "l2caf.model", "L2CAF": "l2caf.methods", "CAM": "l2caf.methods",
     "GradCAM": "l2caf.methods", "Explanation": "l2caf.methods", "Settings": "l2caf.settings",
     "show_heatmap_on_image": "l2caf.heatmaps", "read_image": "l2caf.images",
-    "L2CAFError": "l2caf.errors",
+    "L2CAFError": "l2caf.errors", "KerasModel": "l2caf.keras_model",
 }
 __all__ = sorted(_PUBLIC)
 

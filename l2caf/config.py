@@ -50,10 +50,21 @@ def _option(kind, default, help_text, choices=None):
 
 # Every key, with the slow visualiser's defaults. Paths are relative to the working directory.
 OPTIONS = collections.OrderedDict([
-    ("network", _option("str", "densenet161", "network: %s" % ", ".join(networks.NETWORKS))),
+    ("network", _option("str", "densenet161", "network: %s, or keras (any Keras model)"
+                        % ", ".join(networks.NETWORKS))),
     ("checkpoint", _option("str", "checkpoints/tf-densenet161.ckpt",
-                           "checkpoint to restore (file, V2 prefix or folder)")),
-    ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's 1000)")),
+                           "checkpoint to restore (file, V2 prefix or folder); for network "
+                           "keras the saved model: a .keras or .h5 file or a SavedModel "
+                           "folder")),
+    ("preprocess", _option("str", "none", "network keras: what the model expects of RGB "
+                                          "images 0..255: none (as they are), tf (-1..1), "
+                                          "caffe (BGR minus the ImageNet means), torch (0..1, "
+                                          "ImageNet mean and std)",
+                           ("none", "tf", "caffe", "torch"))),
+    ("image_size", _option("int", 0, "network keras: the model's input size (0: the "
+                                     "model's own)")),
+    ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's names for "
+                                  "1000 classes, else class_0, class_1, ...)")),
     ("images", _option("str", "input_imgs", "an image, a folder of images, or a text file "
                                             "listing image paths (one per line)")),
     ("annotations", _option("str", "", "folder of bounding-box XMLs named after the images "
@@ -237,7 +248,7 @@ def check(config):
     for key in ("max_iters", "check_every", "top_k", "batch_size", "workers"):
         if config[key] < 1:
             raise ConfigError("%s must be at least 1, got %d" % (key, config[key]))
-    for key in ("seed", "limit"):
+    for key in ("seed", "limit", "image_size"):
         if config[key] < 0:
             raise ConfigError("%s must be 0 or more, got %d" % (key, config[key]))
     if config.learning_rate <= 0:

@@ -2,17 +2,19 @@
 
 A row explaining class c (cls_specific) has the loss sum_k w_k FT_k with w_k = +1 for k != c
 and w_c = -1 (raise c, lower the rest); cls_oblivious has mean_k (NT_k - FT_k)^2, NT the
-unfiltered outputs. FT are the outputs with the filter on. Per batch, `load` gives a head each
-row's input (its image, or the activation at the filter's layer) and targets (w, or NT); then
-`row_losses(raw filter)` is each row's loss, built inside the optimiser's graph loop.
+unfiltered outputs. FT are the outputs with the filter on. A head is two functions of
+tensors: `terms(inputs, targets)`, made once per batch from each row's inputs (its image
+and/or the activation at the filter's layer, as named by `sources`) and targets (w, or NT);
+and `row_losses(terms, raw filter)`, every iteration. l2caf.optimize runs them in a session
+graph (slim networks) or in tf.functions (Keras models).
 
 NetworkHead runs the network's own layers after the filter; LinearHead and ReluHead compute
-the same loss from terms made once per batch, where the head after the last conv layer
-allows it (see each).
+the same loss from terms made once per batch, where the model's head after the filter's
+layer allows it (see each).
 """
 import numpy as np
 
-from l2caf import filters, networks
+from l2caf import filters
 from l2caf.errors import ConfigError
 from nets.tf_slim_compat import tf
 
@@ -37,42 +39,15 @@ def caf_loss(caf_variant, outputs, targets):
 
 
 class Head(object):
-    """What the optimiser asks for. A subclass defines `terms` (what it keeps per batch, from
-    the rows' inputs and targets) and `row_losses`; `uses_images` says whether a row's input
-    is its image rather than the activation at the layer."""
-    uses_images = False
+    """The interface: `sources` (the row inputs `terms` takes, from 'images' and
+    'activation'), `terms` and `row_losses`."""
+    sources = ("activation",)
 
     def __init__(self, model, caf_variant):
         if caf_variant not in CAF_VARIANTS:
             raise ConfigError("caf_variant must be one of %s, got %r"
                               % (", ".join(CAF_VARIANTS), caf_variant))
         self.model, self.caf_variant = model, caf_variant
-        source = model.images if self.uses_images else model.filter.activation
-        with model.graph.as_default(), tf.compat.v1.variable_scope(None, "l2caf_head"):
-            self._inputs = tf.compat.v1.placeholder(tf.float32, [model.rows] + source.shape[1:])
-            self._targets = tf.compat.v1.placeholder(
-                tf.float32, [model.rows, model.outputs.shape[-1]])
-            terms = self.terms(self._inputs, self._targets)
-            # Kept in variables, so that every loop run of the batch reads them, made once.
-            self.kept = [tf.compat.v1.get_variable(
-                "term_%d" % index, term.shape, term.dtype, trainable=False,
-                initializer=tf.compat.v1.zeros_initializer(),
-                collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
-                for index, term in enumerate(terms)]
-            self._load = tf.group(*[tf.compat.v1.assign(variable, term)
-                                    for variable, term in zip(self.kept, terms)])
-            model.session.run([variable.initializer for variable in self.kept])
-
-    def load(self, images, activation, rows, targets):
-        """Keeps the terms of a batch: row i explains images[rows[i]] (activation[rows[i]])
-        with targets[i]; rows beyond len(rows) are padding."""
-        inputs = (images if self.uses_images else activation)[rows]
-        feed = {}
-        for placeholder, values in ((self._inputs, inputs), (self._targets, targets)):
-            padded = np.zeros(placeholder.shape, np.float32)
-            padded[:len(values)] = values
-            feed[placeholder] = padded
-        self.model.session.run(self._load, feed)
 
     def normalized(self, raw, dtype=tf.float32):
         """n(f) of the raw filter rows, as multiplied into the map."""
@@ -80,38 +55,40 @@ class Head(object):
         return tf.cast(filters.normalize(raw, model.filter_type, model.filter_size[0]), dtype)
 
     def terms(self, inputs, targets):
+        """The batch's terms (a list of tensors) from {source: [rows, ...]} and targets."""
         raise NotImplementedError
 
-    def row_losses(self, raw):
-        """[rows] float32 losses of the raw filter rows `raw` (a tensor)."""
+    def row_losses(self, terms, raw):
+        """[rows] float32 losses of the raw filter rows `raw`."""
         raise NotImplementedError
 
 
 class NetworkHead(Head):
     """The network's own layers after the filter, every iteration: from the activation at
-    the layer, or (uses_images, the original's way) from the image, the whole network."""
+    the layer (cache_activation) or from the image, the whole network (the original's way).
+    The model says which inputs it needs (`network_head_sources`)."""
 
-    def __init__(self, model, caf_variant, uses_images=False):
-        self.uses_images = uses_images
+    def __init__(self, model, caf_variant, cache_activation=True):
         super(NetworkHead, self).__init__(model, caf_variant)
+        self.sources = model.network_head_sources(cache_activation)
 
     def terms(self, inputs, targets):
-        return [inputs, targets]
+        return [inputs[source] for source in self.sources] + [targets]
 
-    def row_losses(self, raw):
-        inputs, targets = self.kept
-        source = {"images" if self.uses_images else "activation": inputs}
-        return caf_loss(self.caf_variant,
-                        self.model.filtered_outputs(self.normalized(raw), **source), targets)
+    def row_losses(self, terms, raw):
+        outputs = self.model.filtered_outputs(self.normalized(raw),
+                                              **dict(zip(self.sources, terms[:-1])))
+        return caf_loss(self.caf_variant, outputs, terms[-1])
 
 
 class LinearHead(Head):
     """The loss as a quadratic form in the filter, for heads that are linear in it.
 
-    Where the head after the filter is a spatial mean and a linear layer (InceptionV1 and
-    ResNet-V2 at their last conv layer; any network's pooled embedding), the outputs are
-    FT = b + P^T n / (H W), with n = n(f) flattened and P the per-location outputs
-    (P_hw = A_hw . W; for the embedding P = A and b = 0). Each row's loss is then
+    Where the layer's map goes straight into a spatial mean and a linear layer (InceptionV1
+    and ResNet-V2 at their last conv layer, Keras models ending in global average pooling
+    and a Dense layer), the outputs are FT = b + P^T n / (H W), with n = n(f) flattened and P
+    the per-location outputs (P_hw = A_hw . W; for the pooled embedding P = A and b = 0).
+    Each row's loss is then
         loss = const + a . n + n^T G n
     cls_specific (class weights w): const = w . b, a = P w / (H W), G = 0;
     cls_oblivious (unfiltered outputs NT, K outputs, d = NT - b):
@@ -122,22 +99,19 @@ class LinearHead(Head):
 
     @staticmethod
     def applies(model):
-        return (model.layer == model.network.last_conv
-                and (model.explain == "embedding"
-                     or isinstance(model.network.head, networks.LinearHead)))
+        return model.layer == model.linear_head_layer
 
-    def terms(self, activation, targets):
+    def terms(self, inputs, targets):
         model = self.model
         locations = model.filter_size[0] * model.filter_size[1]
+        activation = inputs["activation"]
         activation = tf.reshape(tf.cast(activation, tf.float64),
                                 [model.rows, locations, activation.shape[-1]])
         targets = tf.cast(targets, tf.float64)
         if model.explain == "embedding":
             per_location, bias = activation, tf.constant(0.0, tf.float64)
         else:
-            scope = model.network.head.logits_scope
-            weights = tf.cast(model.variable(scope + "/weights"), tf.float64)[0, 0]
-            bias = tf.cast(model.variable(scope + "/biases"), tf.float64)
+            weights, bias = (tf.cast(value, tf.float64) for value in model.linear_head())
         if self.caf_variant == "cls_specific":
             # a = P w = A (W w): contracting W with w first avoids forming P.
             channel_weights = targets if model.explain == "embedding" else tf.einsum(
@@ -153,11 +127,11 @@ class LinearHead(Head):
                 tf.einsum("nlk,nmk->nlm", per_location, per_location) / (
                     locations ** 2 * outputs)]
 
-    def row_losses(self, raw):
+    def row_losses(self, terms, raw):
         normalized = tf.reshape(self.normalized(raw, tf.float64), [self.model.rows, -1])
-        losses = self.kept[0] + tf.reduce_sum(self.kept[1] * normalized, axis=1)
-        if len(self.kept) == 3:
-            losses += tf.einsum("nl,nlm,nm->n", normalized, self.kept[2], normalized)
+        losses = terms[0] + tf.reduce_sum(terms[1] * normalized, axis=1)
+        if len(terms) == 3:
+            losses += tf.einsum("nl,nlm,nm->n", normalized, terms[2], normalized)
         return tf.cast(losses, tf.float32)
 
 
@@ -175,25 +149,17 @@ class ReluHead(Head):
 
     @staticmethod
     def applies(model, caf_variant):
-        return (caf_variant == "cls_specific" and model.explain == "logits"
-                and model.layer == model.network.last_conv
-                and isinstance(model.network.head, networks.ReluHead))
+        return caf_variant == "cls_specific" and model.explain == "logits" \
+            and model.layer == model.relu_head_layer
 
-    def terms(self, activation, targets):
-        model, head = self.model, self.model.network.head
-
-        def variable(name):
-            return tf.cast(model.variable(name), tf.float64)
-
-        epsilon = networks.resolve(head.batch_norm_epsilon)
-        norm = head.batch_norm_scope
-        scale = variable(norm + "/gamma") / tf.sqrt(variable(norm + "/moving_variance") + epsilon)
-        shift = variable(norm + "/beta") - variable(norm + "/moving_mean") * scale
-        weights = variable(head.logits_scope + "/weights")[0, 0]
+    def terms(self, inputs, targets):
+        model = self.model
+        scale, shift, weights, bias = (tf.cast(value, tf.float64)
+                                       for value in model.relu_head())
         targets = tf.cast(targets, tf.float64)
         channel_weights = tf.einsum("ck,nk->nc", weights, targets)[:, None, :]
         locations = model.filter_size[0] * model.filter_size[1]
-        activation = tf.reshape(tf.cast(activation, tf.float64),
+        activation = tf.reshape(tf.cast(inputs["activation"], tf.float64),
                                 [model.rows, locations, weights.shape[0]])
         slope = scale * activation  # s_c A_hwc: the term's slope in n before u
         flat, zero = tf.equal(slope, 0.0), tf.zeros_like(slope)
@@ -215,15 +181,15 @@ class ReluHead(Head):
         rising, falling = slope > 0, slope < 0
         flat_intercept = tf.where(flat, tf.nn.relu(shift) + zero, zero)
         return [
-            tf.reduce_sum(targets * variable(head.logits_scope + "/biases"), axis=1),
+            tf.reduce_sum(targets * bias, axis=1),
             tf.gather(knots, order, batch_dims=2),
             on_between_knots(tf.where(rising, slope, zero), tf.where(falling, slope, zero)),
             on_between_knots(tf.where(rising, shift + zero, flat_intercept),
                              tf.where(falling, shift + zero, zero)),
         ]
 
-    def row_losses(self, raw):
-        bias, knots, slopes, intercepts = self.kept
+    def row_losses(self, terms, raw):
+        bias, knots, slopes, intercepts = terms
         locations = int(knots.shape[1])
         normalized = tf.reshape(self.normalized(raw, tf.float64), [-1, locations, 1])
         segment = tf.stop_gradient(tf.searchsorted(knots, normalized, side="left"))
@@ -233,13 +199,10 @@ class ReluHead(Head):
 
 
 def head_for(model, caf_variant, cache_activation=True, precompute_head=True):
-    """The fastest head that gives `model`'s loss: without cache_activation the whole
-    network on the images (the original's way); with it, a precomputed head where the
-    network's head allows one (and precompute_head), else the layers after the filter."""
-    if not cache_activation:
-        return NetworkHead(model, caf_variant, uses_images=True)
-    if precompute_head and LinearHead.applies(model):
+    """The fastest head that gives `model`'s loss: a precomputed head where the model's head
+    allows one (with cache_activation and precompute_head), else the network's layers."""
+    if cache_activation and precompute_head and LinearHead.applies(model):
         return LinearHead(model, caf_variant)
-    if precompute_head and ReluHead.applies(model, caf_variant):
+    if cache_activation and precompute_head and ReluHead.applies(model, caf_variant):
         return ReluHead(model, caf_variant)
-    return NetworkHead(model, caf_variant)
+    return NetworkHead(model, caf_variant, cache_activation)

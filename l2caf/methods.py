@@ -13,11 +13,10 @@ import time
 
 import numpy as np
 
-from l2caf import filters, heads, networks
+from l2caf import filters, heads
 from l2caf.errors import ConfigError
 from l2caf.optimize import FilterOptimizer
 from l2caf.settings import Settings
-from nets.tf_slim_compat import tf
 
 Explanation = collections.namedtuple(
     "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds"])
@@ -60,7 +59,7 @@ class Explainer(object):
         if bad:
             raise ConfigError("%s explains classes: %r is not a class id 0..%d of %s"
                               % (type(self).__name__, bad[0], self.model.num_labels - 1,
-                                 self.model.network.name))
+                                 self.model.name))
         return chosen
 
     def explain(self, images, prediction, pairs, keys, on_check):
@@ -103,14 +102,15 @@ class L2CAF(Explainer):
         output_indices = [model.class_output(c) for _, c in pairs] \
             if self.explains_classes else None
         targets = heads.loss_targets(self.caf_variant, prediction.outputs[rows], output_indices)
-        self.head.load(images, prediction.activation, rows, targets)
         height, width = model.filter_size
-        initial = np.ones(model.filter.atten_var.shape, np.float32)
+        initial = np.ones(filters.filter_shape(model.filter_type, model.rows, height, width),
+                          np.float32)
         # Unused rows keep ones: any finite non-zero value keeps n(f) finite.
         for row, (index, class_id) in enumerate(pairs):
             initial[row] = filters.initial_filter(model.filter_type, height, width,
                                                   self.settings.seed, keys[index], class_id)
-        result = self.optimizer.run(initial, self.settings, len(pairs), on_check)
+        result = self.optimizer.run(images, prediction.activation, rows, targets, initial,
+                                    self.settings, on_check)
         seconds = (time.time() - started) / len(pairs)
         return [Explanation(index, class_id, result.heatmaps[row], float(result.losses[row]),
                             int(result.iterations[row]), seconds)
@@ -127,9 +127,10 @@ class ChannelWeightedMap(Explainer):
 
     def explain(self, images, prediction, pairs, keys, on_check):
         started = time.time()
-        activations = prediction.activation[[index for index, _ in pairs]]
+        rows = [index for index, _ in pairs]
+        activations = prediction.activation[rows]
         weights = self.channel_weights(
-            activations, [self.model.class_output(class_id) for _, class_id in pairs])
+            images[rows], activations, [self.model.class_output(c) for _, c in pairs])
         maps = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0.0)
         peaks = maps.max(axis=(1, 2), keepdims=True)
         heatmaps = maps / np.where(peaks > 0, peaks, 1.0)
@@ -137,9 +138,9 @@ class ChannelWeightedMap(Explainer):
         return [Explanation(index, class_id, heatmaps[row], None, 0, seconds)
                 for row, (index, class_id) in enumerate(pairs)]
 
-    def channel_weights(self, activations, output_indices):
-        """[rows, channels] weights for activation rows [rows, H, W, channels], each row
-        explaining the network output output_indices[row]."""
+    def channel_weights(self, images, activations, output_indices):
+        """[rows, channels] weights for the activation rows [rows, H, W, channels] of the
+        images, each row explaining the network output output_indices[row]."""
         raise NotImplementedError
 
 
@@ -147,27 +148,24 @@ class CAM(ChannelWeightedMap):
     """Class activation mapping (Zhou et al., CVPR 2016).
 
     For a head that is a global mean followed by a linear layer, logit k = mean over
-    locations of sum_c w[c, k] A[:, :, c] + b_k; CAM maps the summand. Only the last conv
-    layer feeds such a head: any other network or layer is a ConfigError (Grad-CAM works
-    there).
+    locations of sum_c w[c, k] A[:, :, c] + b_k; CAM maps the summand. Only the layer that
+    feeds such a head can be mapped: any other model or layer is a ConfigError (Grad-CAM
+    works there).
     """
 
     def __init__(self, model):
         super(CAM, self).__init__(model)
-        network = model.network
-        if not isinstance(network.head, networks.LinearHead):
+        if model.linear_head_layer is None:
             raise ConfigError("CAM needs a head that is a global mean followed by a linear "
-                              "layer, and %s has none; use method gradcam" % network.name)
-        if model.layer != network.last_conv:
-            raise ConfigError("CAM maps the last conv layer %s, which feeds %s's linear head, "
-                              "not %s; use method gradcam for other layers"
-                              % (network.last_conv, network.name, model.layer))
-        self.head_weights = model.variable(network.head.logits_scope + "/weights")
+                              "layer, and %s has none; use method gradcam" % model.name)
+        if model.layer != model.linear_head_layer:
+            raise ConfigError("CAM maps the layer %s, which feeds %s's linear head, not %s; "
+                              "use method gradcam for other layers"
+                              % (model.linear_head_layer, model.name, model.layer))
 
-    def channel_weights(self, activations, output_indices):
+    def channel_weights(self, images, activations, output_indices):
         # Read at every call: the checkpoint may be restored after construction.
-        head = self.model.session.run(self.head_weights)  # [1, 1, channels, outputs]
-        return head[0, 0][:, output_indices].T
+        return self.model.linear_head_weights()[:, output_indices].T
 
 
 class GradCAM(ChannelWeightedMap):
@@ -178,20 +176,10 @@ class GradCAM(ChannelWeightedMap):
     is each row's own gradient because the rows of an inference-mode network do not mix.
     """
 
-    def __init__(self, model):
-        super(GradCAM, self).__init__(model)
-        with model.graph.as_default(), tf.compat.v1.name_scope("gradcam"):
-            self.output_weights = tf.compat.v1.placeholder(tf.float32, model.logits.shape,
-                                                           "output_weights")
-            score = tf.reduce_sum(self.output_weights * model.logits)
-            self.gradient = tf.gradients(score, model.filter.activation)[0]
-
-    def channel_weights(self, activations, output_indices):
-        one_hot = np.zeros((len(output_indices), int(self.model.logits.shape[1])), np.float32)
+    def channel_weights(self, images, activations, output_indices):
+        one_hot = np.zeros((len(output_indices), self.model.num_classes), np.float32)
         one_hot[np.arange(len(output_indices)), output_indices] = 1.0
-        gradient = self.model.session.run(self.gradient, {
-            self.model.filter.activation: activations, self.output_weights: one_hot})
-        return gradient.mean(axis=(1, 2))
+        return self.model.output_gradients(images, activations, one_hot).mean(axis=(1, 2))
 
 
 METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM}

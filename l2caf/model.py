@@ -64,6 +64,15 @@ def build_network(network, images, num_classes, attention=None, is_training=Fals
             **network.options)
 
 
+def prepare_images(pictures, size):
+    """RGB images -> a network's input batch, float32 [N, size, size, 3]: an array already
+    at the input size, or any images (arrays [H, W, 3], 0..255), resized whole."""
+    if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (size, size, 3):
+        return pictures.astype(np.float32, copy=False)
+    return np.stack([image_io.resize(_uint8_or_float32(picture), size)
+                     for picture in pictures]).astype(np.float32)
+
+
 def _uint8_or_float32(picture):
     """An image as OpenCV resizes it: uint8 pictures as they are, others as float32."""
     picture = np.asarray(picture)
@@ -187,6 +196,33 @@ class Model(object):
         return tuple(int(d) for d in self.filter.activation.shape[1:3])
 
     @property
+    def name(self):
+        return self.network.name
+
+    @property
+    def image_size(self):
+        return self.network.image_size
+
+    @property
+    def num_outputs(self):
+        """How many outputs the losses see (classes, or the embedding's size)."""
+        return int(self.outputs.shape[-1])
+
+    @property
+    def linear_head_layer(self):
+        """The layer whose map goes straight into a spatial mean and a linear layer (the
+        logits), or None."""
+        linear = isinstance(self.network.head, networks.LinearHead)
+        return self.network.last_conv if linear else None
+
+    @property
+    def relu_head_layer(self):
+        """The layer whose map goes into batch norm, ReLU, a spatial mean and a linear layer,
+        or None."""
+        relu = isinstance(self.network.head, networks.ReluHead)
+        return self.network.last_conv if relu else None
+
+    @property
     def num_labels(self):
         """Class ids run 0..num_labels-1 (the background output of 1001-class networks is
         not a class)."""
@@ -198,13 +234,8 @@ class Model(object):
                                       network_name=self.network.name)
 
     def prepare(self, pictures):
-        """RGB images -> the network's input batch, float32 [N, size, size, 3]: an array
-        already at the input size, or any images (arrays [H, W, 3], 0..255), resized whole."""
-        size = self.network.image_size
-        if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (size, size, 3):
-            return pictures.astype(np.float32, copy=False)
-        return np.stack([image_io.resize(_uint8_or_float32(picture), size)
-                         for picture in pictures]).astype(np.float32)
+        """RGB images -> the network's input batch (see prepare_images)."""
+        return prepare_images(pictures, self.network.image_size)
 
     def predict(self, images):
         """The unfiltered network on an input batch (see `prepare`)."""
@@ -226,6 +257,55 @@ class Model(object):
                 self.network, self.images if images is None else images, self.num_classes,
                 attention)
         return end_points["PreLogits"] if self.explain == "embedding" else logits
+
+    def source_shape(self, source):
+        """The shape of one row of 'images' or of the 'activation' at the layer."""
+        tensor = self.images if source == "images" else self.filter.activation
+        return tensor.shape.as_list()[1:]
+
+    def network_head_sources(self, cache_activation):
+        """What the network's layers after the filter start from: the activation at the
+        layer (the layers after it form a chain in every slim network), or the image."""
+        return ("activation",) if cache_activation else ("images",)
+
+    def optimization_program(self, head):
+        from l2caf.optimize import SessionProgram
+        return SessionProgram(self, head)
+
+    def linear_head(self):
+        """(weights [C, K], biases [K]) of the linear layer after the spatial mean that
+        follows linear_head_layer, as tensors of the graph being built."""
+        scope = self.network.head.logits_scope
+        return self.variable(scope + "/weights")[0, 0], self.variable(scope + "/biases")
+
+    def linear_head_weights(self):
+        """The weights of `linear_head`, [C, K], as an array."""
+        return self.session.run(self.variable(self.network.head.logits_scope + "/weights"))[0, 0]
+
+    def relu_head(self):
+        """(scale [C], shift [C], weights [C, K], biases [K]) of the inference batch norm
+        (x * scale + shift), ReLU, spatial mean and linear layer after relu_head_layer, as
+        tensors of the graph being built."""
+        head = self.network.head
+        norm = head.batch_norm_scope
+        epsilon = networks.resolve(head.batch_norm_epsilon)
+        scale = self.variable(norm + "/gamma") / tf.sqrt(
+            self.variable(norm + "/moving_variance") + epsilon)
+        shift = self.variable(norm + "/beta") - self.variable(norm + "/moving_mean") * scale
+        return (scale, shift, self.variable(head.logits_scope + "/weights")[0, 0],
+                self.variable(head.logits_scope + "/biases"))
+
+    def output_gradients(self, images, activations, output_weights):
+        """d(sum of output_weights * logits)/d(activation at the layer) of each row, at the
+        activations [rows, H, W, C] of the images."""
+        if not hasattr(self, "_output_gradients"):
+            with self.graph.as_default(), tf.compat.v1.name_scope("output_gradients"):
+                self._output_weights = tf.compat.v1.placeholder(
+                    tf.float32, self.logits.shape, "output_weights")
+                self._output_gradients = tf.gradients(
+                    tf.reduce_sum(self._output_weights * self.logits), self.filter.activation)[0]
+        return self.session.run(self._output_gradients, {
+            self.filter.activation: activations, self._output_weights: output_weights})
 
     def variable(self, name):
         """The network variable `name`, relative to the network scope (e.g. 'logits/weights')."""

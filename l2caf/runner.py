@@ -60,25 +60,102 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+class _SlimSource(object):
+    """A slim network of l2caf.networks, restored from its checkpoint."""
+
+    def __init__(self, config):
+        from l2caf import checkpoints, model  # TensorFlow, only once the config is right
+        network = self.network = networks.get_network(config.network)
+        if config.preprocess != "none" or config.image_size:
+            raise ConfigError("preprocess and image_size are for network keras; %s has its own "
+                              "preprocessing and takes %dx%d images"
+                              % (network.name, network.image_size, network.image_size))
+        self.num_classes = network.num_classes or model.checkpoint_num_classes(
+            network, config.checkpoint)
+        self.num_labels = self.num_classes - network.label_offset
+        self.image_size = network.image_size
+        self.layer = config.layer or network.last_conv
+        self.fingerprint = checkpoints.fingerprint(config.checkpoint, network.name)
+
+    def explainer(self, config, rows):
+        from l2caf.model import Model
+        model = Model(self.network, self.num_classes, config.layer, config.filter_type, rows,
+                      config.explain, config.gpu)
+        explainer = _explainer(model, config)  # CAM checks the network before the restore
+        model.restore(config.checkpoint)
+        return explainer
+
+    @staticmethod
+    def layers(config):
+        from l2caf.model import list_layers
+        network = networks.get_network(config.network)
+        return list_layers(network), network.last_conv
+
+
+class _KerasSource(object):
+    """A Keras model saved in a file or folder (config.checkpoint)."""
+
+    def __init__(self, config):
+        from l2caf import keras_model
+        self.keras_model = keras_model.load_keras_model(config.checkpoint)
+        with self._model(config, 1) as probe:  # checks the layer, sizes and head
+            self.num_classes = self.num_labels = probe.num_classes
+            self.image_size, self.layer = probe.image_size, probe.layer
+        self.fingerprint = keras_model.fingerprint(config.checkpoint)
+
+    def _model(self, config, rows):
+        from l2caf.keras_model import KerasModel
+        return KerasModel(self.keras_model, config.layer, config.filter_type, rows,
+                          config.explain, config.preprocess, config.image_size, config.gpu)
+
+    def explainer(self, config, rows):
+        return _explainer(self._model(config, rows), config)
+
+    @staticmethod
+    def layers(config):
+        from l2caf import keras_model
+        loaded = keras_model.load_keras_model(config.checkpoint)
+        return keras_model.spatial_layers(loaded), keras_model.default_layer(loaded)
+
+
+def _source(config):
+    return (_KerasSource if config.network == "keras" else _SlimSource)(config)
+
+
+def _explainer(model, config):
+    """The configured method on `model`."""
+    from l2caf.methods import METHODS
+    if config.method != "l2caf":
+        return METHODS[config.method](model)
+    settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",
+                                             "tolerance", "check_every", "seed")}
+    return METHODS["l2caf"](model, config.caf_variant, settings, config.cache_activation)
+
+
+def class_names(labels, num_labels):
+    """The class names of a run: the label list's; without one, ImageNet's for 1000 classes,
+    else class_0, class_1, ..."""
+    if labels or num_labels == 1000:
+        try:
+            return data.class_names(labels)
+        except (OSError, ValueError) as error:
+            raise ConfigError("labels: %s" % error) from None
+    return ["class_%d" % index for index in range(num_labels)]
+
+
 class Run(object):
     """A visualiser run of `config`, checked (ConfigError, CheckpointError, RunError) but
     not started; nothing is written until `execute`."""
 
     def __init__(self, config, overwrite=False):
-        from l2caf import checkpoints, model  # TensorFlow, only once the config is right
         self.config, self.overwrite = config, overwrite
-        self.network = networks.get_network(config.network)
         self.shard = run_folder.parse_shard(config.shard)
-        try:
-            self.class_names = data.class_names(config.labels)
-        except (OSError, ValueError) as error:
-            raise ConfigError("labels: %s" % error) from None
-        self.num_classes = self.network.num_classes or model.checkpoint_num_classes(
-            self.network, config.checkpoint)
-        num_labels = self.num_classes - self.network.label_offset
+        self.source = _source(config)
+        num_labels = self.source.num_labels
+        self.class_names = class_names(config.labels, num_labels)
         if num_labels != len(self.class_names):
             raise ConfigError("network %s has %d classes but the label list %s has %d names"
-                              % (self.network.name, num_labels, config.labels or "(ImageNet)",
+                              % (config.network, num_labels, config.labels or "(ImageNet)",
                                  len(self.class_names)))
         bad = [c for c in config.classes if c >= num_labels]
         if bad:
@@ -90,10 +167,9 @@ class Run(object):
         self.items = run_folder.select(listed, config, self.shard)
         self.folder = RunFolder(config.output_dir, self.shard)
         self.made_with = collections.OrderedDict([
-            ("l2caf_version", __version__), ("image_size", self.network.image_size),
-            ("layer", config.layer or self.network.last_conv),
-            ("checkpoint_sha256", checkpoints.fingerprint(config.checkpoint, self.network.name)),
-            ("labels_sha256", _sha256(config.labels) if config.labels else "imagenet")])
+            ("l2caf_version", __version__), ("image_size", self.source.image_size),
+            ("layer", self.source.layer), ("checkpoint_sha256", self.source.fingerprint),
+            ("labels_sha256", _sha256(config.labels) if config.labels else "none")])
         if not overwrite:
             self.folder.check(config, self.made_with)
 
@@ -106,25 +182,6 @@ class Run(object):
         if config.explain_gt:
             count += max((len(item.ground_truth or ()) for item in items), default=0)
         return count
-
-    def build_explainer(self, rows):
-        """The configured method on the restored model, `rows` filter rows."""
-        from l2caf.methods import METHODS
-        from l2caf.model import Model
-        config = self.config
-        model = Model(self.network, self.num_classes, config.layer, config.filter_type,
-                      rows=rows if config.method == "l2caf" else 1, explain=config.explain,
-                      gpu=config.gpu)
-        if config.method == "l2caf":
-            settings = {key: config[key] for key in ("learning_rate", "end_learning_rate",
-                                                     "max_iters", "tolerance", "check_every",
-                                                     "seed")}
-            explainer = METHODS["l2caf"](model, config.caf_variant, settings,
-                                         config.cache_activation)
-        else:
-            explainer = METHODS[config.method](model)
-        model.restore(config.checkpoint)
-        return explainer
 
     def execute(self):
         """Explains every (image, class) pair of the shard not done yet; returns a Summary."""
@@ -139,7 +196,8 @@ class Run(object):
         explainer = None
         if todo:
             rows = min(config.batch_size, len(todo)) * self.classes_per_image(todo)
-            explainer = self.build_explainer(rows)
+            explainer = self.source.explainer(self.config, rows if self.config.method ==
+                                              "l2caf" else 1)
         folder.open(self.overwrite)
         folder.write_config(config, self.made_with)
         self._start_log()
@@ -208,7 +266,7 @@ class _Batches(object):
         """Runs in a worker thread: decodes and resizes one image."""
         image = images.read_image(item.path)
         keep = self.config.save_overlays or self.config.save_gif
-        return LoadedImage(item, images.resize(image, self.run.network.image_size),
+        return LoadedImage(item, images.resize(image, self.run.source.image_size),
                            image.shape[:2], image if keep else None)
 
     def explain_all(self, items):
@@ -272,7 +330,7 @@ class _Batches(object):
                 run_folder.write_atomically(gif_path, lambda s: heatmaps.write_gif(s, frames))
             class_id = explanation.class_id
             records.append(collections.OrderedDict([
-                ("image", image.item.path), ("network", model.network.name),
+                ("image", image.item.path), ("network", config.network),
                 ("layer", model.layer), ("method", config.method),
                 ("caf_variant", config.caf_variant),
                 ("filter_type", config.filter_type if config.method == "l2caf" else None),
@@ -324,11 +382,8 @@ class _GifRecorder(object):
 def layer_lines(config):
     """--list_layers: a line per layer where a filter can go, its map size, the default
     marked."""
-    from l2caf.model import list_layers
-    network = networks.get_network(config.network)
-    layers = list_layers(network)
+    layers, default = (_KerasSource if config.network == "keras" else _SlimSource).layers(config)
     width = max(len(name) for name, _ in layers)
     return ["%-*s %dx%d%s" % (width, name, height, map_width,
-                              "  (default: the last conv layer)" if name == network.last_conv
-                              else "")
+                              "  (default: the last conv layer)" if name == default else "")
             for name, (height, map_width) in layers]

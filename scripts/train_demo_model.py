@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Trains the embedded demo model (a small DenseNet) on synthetic shapes, on the CPU.
+"""Trains an embedded demo model on synthetic shapes, on the CPU.
 
-Writes <output_dir>/demo_densenet.ckpt (slim format) and labels.txt. The shipped model in
-l2caf/demo_model/ was made with the defaults:
+--kind slim (default): the small DenseNet; writes <output_dir>/demo_densenet.ckpt (slim
+format) and labels.txt. --kind keras: a small Keras CNN (global average pooling and a Dense
+layer at the end); writes <output_dir>/demo_keras.keras and labels.txt. The shipped models in
+l2caf/demo_model/ were made with the defaults:
   python scripts/train_demo_model.py --output_dir l2caf/demo_model
+  python scripts/train_demo_model.py --output_dir l2caf/demo_model --kind keras
 """
 import argparse
 import os
@@ -11,31 +14,39 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from l2caf.training import train  # noqa: E402
+from l2caf.training import train, train_keras  # noqa: E402
+
+EPOCHS = {"slim": 8, "keras": 8}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="l2caf/demo_model",
-                        help="folder for the checkpoint and labels.txt (default: %(default)s)")
+                        help="folder for the model and labels.txt (default: %(default)s)")
+    parser.add_argument("--kind", choices=sorted(EPOCHS), default="slim",
+                        help="slim: the DenseNet of the demo configs; keras: the Keras CNN of "
+                             "configs/demo_keras.yaml (default: %(default)s)")
     parser.add_argument("--num_images", type=int, default=4000,
                         help="synthetic training images, made in memory (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=8,
-                        help="passes over the training images (default: %(default)s)")
+    parser.add_argument("--epochs", type=int,
+                        help="passes over the training images (default: 8; keras also "
+                             "trains on the images mirrored)")
     parser.add_argument("--batch_size", type=int, default=32, help="default: %(default)s")
     parser.add_argument("--learning_rate", type=float, default=2e-3,
                         help="Adam's initial rate, cosine decay to 0 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the data and the initialisation (default: %(default)s)")
     args = parser.parse_args(argv)
+    args.epochs = args.epochs or EPOCHS[args.kind]
     for name in ("num_images", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error("--%s must be at least 1" % name)
     if args.batch_size > args.num_images:
         parser.error("--batch_size must not exceed --num_images")
-    train(args.output_dir, num_images=args.num_images, epochs=args.epochs,
-          batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+    (train if args.kind == "slim" else train_keras)(
+        args.output_dir, num_images=args.num_images, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
     return 0
 
 

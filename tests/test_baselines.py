@@ -98,8 +98,9 @@ def test_cam_without_a_linear_head_or_off_the_last_layer_is_a_clear_error():
         CAM(densenet)
     densenet.close()
     inner = Model("inception_v1", 1001, layer="Mixed_4f")
-    with pytest.raises(ConfigError, match="CAM maps the last conv layer Mixed_5c.*not "
-                                          "Mixed_4f; use method gradcam"):
+    with pytest.raises(ConfigError, match="CAM maps the layer Mixed_5c, which feeds "
+                                          "inception_v1's linear head, not Mixed_4f; use "
+                                          "method gradcam"):
         CAM(inner)
     inner.close()
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import run
+from benchmarks import measure, run
 from l2caf import networks
 
 pytestmark = pytest.mark.slow  # runs the benchmark's processes
@@ -141,13 +141,13 @@ def test_markdown_has_a_row_per_measurement_and_per_network_ratios(quick_report)
 
 
 def test_every_network_has_an_intermediate_layer():
-    assert set(run.INTERMEDIATE_LAYERS) == set(networks.NETWORKS)
+    assert set(run.INTERMEDIATE_LAYERS) == set(networks.NETWORKS) | set(measure.KERAS_NETWORKS)
 
 
 def test_quick_changes_the_defaults_and_given_options_win():
     full = run.parse_options([])
     assert (full.networks, full.iterations, full.repeats, full.batch_size) == (
-        ["inception_v1", "resnet_v2_50", "densenet161"], 100, 3, 64)
+        ["inception_v1", "resnet_v2_50", "densenet161", "keras_resnet50"], 100, 3, 64)
     quick = run.parse_options(["--quick", "--iterations", "5", "--networks", "resnet_v2_50"])
     assert (quick.networks, quick.iterations, quick.repeats) == (["resnet_v2_50"], 5, 1)
 

@@ -102,10 +102,14 @@ def test_every_shipped_config_is_valid_for_its_visualiser(path):
     values = config.defaults(FAST if fast else SLOW)
     values.update(config.read_yaml(path, FAST if fast else SLOW))
     config.check(values)
-    network = networks.get_network(values.network)
-    assert values.layer in ("", network.last_conv)
     assert values.caf_variant == "cls_specific" and values.filter_type == "l2norm"
     assert values.tolerance == (1e-4 if fast else 1e-6)
+    if values.network == "keras":  # a model shipped here
+        assert os.path.exists(os.path.join(REPO_ROOT, values.checkpoint))
+        assert values.layer == "" and values.preprocess == "none"
+        return
+    network = networks.get_network(values.network)
+    assert values.layer in ("", network.last_conv)
     if network.url:  # a public checkpoint: the config names its file, as downloaded
         assert values.checkpoint == os.path.join(checkpoints.DEFAULT_DEST,
                                                  network.checkpoint_file)
@@ -120,6 +124,7 @@ def test_every_shipped_config_is_valid_for_its_visualiser(path):
 
 def test_every_network_has_configs_for_both_visualisers():
     names = {os.path.basename(path) for path in CONFIGS}
-    assert names == {"demo.yaml", "demo_fast.yaml", "densenet.yaml", "densenet_fast.yaml",
+    assert names == {"demo.yaml", "demo_fast.yaml", "demo_keras.yaml", "densenet.yaml",
+                     "densenet_fast.yaml",
                      "inception_v1.yaml", "inception_v1_fast.yaml", "resnet50_v2.yaml",
                      "resnet50_v2_fast.yaml"}

@@ -190,11 +190,11 @@ def test_a_settled_row_stops_at_a_check_while_others_go_on(demo_model):
     prediction = model.predict(images)
     targets = heads.loss_targets("cls_specific", prediction.outputs, [1, 1])
     targets[0] = 0.0  # no learning signal: row 0's loss never moves
-    optimizer.head.load(images, prediction.activation, [0, 1], targets)
     initial = np.random.default_rng(0).standard_normal(model.filter.atten_var.shape)
     checks = []
-    result = optimizer.run(initial.astype(np.float32), settings(max_iters=60, tolerance=1e-9),
-                           2, lambda updates, _, running: checks.append((updates, list(running))))
+    result = optimizer.run(images, prediction.activation, [0, 1], targets,
+                           initial.astype(np.float32), settings(max_iters=60, tolerance=1e-9),
+                           lambda updates, _, running: checks.append((updates, list(running))))
     # Row 0 equals the previous check at iteration 10: it stops after 11 updates.
     assert result.iterations.tolist() == [11, 60]
     assert checks == [(1, [True, True]), (11, [True, True]), (21, [False, True]),
@@ -270,7 +270,8 @@ def test_relu_head_equals_running_the_head(filter_type, demo_model):
 def test_an_intermediate_layer_runs_the_layers_after_it(demo_model):
     model = demo_model(layer="dense_block1/conv_block2")
     explainer = L2CAF(model, "cls_specific", settings())
-    assert isinstance(explainer.head, heads.NetworkHead) and not explainer.head.uses_images
+    assert isinstance(explainer.head, heads.NetworkHead)
+    assert explainer.head.sources == ("activation",)
     images = random_images(1, seed=2)
     naive = L2CAF(model, "cls_specific", settings(), cache_activation=False)
     [cached], [whole] = explainer(images, [1]), naive(images, [1])
