@@ -11,7 +11,6 @@ variables given are restored: the attention filters and their gates are not in a
 public checkpoint.
 """
 import collections
-import hashlib
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-from l2caf import networks
+from l2caf import networks, run_folder
 from l2caf.errors import CheckpointError
 from nets.tf_slim_compat import tf
 
@@ -174,11 +173,7 @@ def fingerprint(path, network_name=None):
     of a V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal
     weights wherever the files lie."""
     path = resolve_checkpoint(path, network_name)
-    digest = hashlib.sha256()
-    with open(path + ".index" if os.path.isfile(path + ".index") else path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return run_folder.sha256(path + ".index" if os.path.isfile(path + ".index") else path)
 
 
 def _mismatch_report(checkpoint_shapes, variables):

@@ -13,7 +13,6 @@ rest of the model does not use are pruned from the compiled functions, so starti
 the cached activation costs only the layers after it. The model's softmax, if its last
 layer has one, is skipped while our functions run: the losses see the logits.
 """
-import hashlib
 import os
 
 import numpy as np
@@ -50,19 +49,6 @@ def load_keras_model(path):
         except Exception as error:  # each Keras says in its own way that it cannot read it
             errors.append(" ".join(str(error).split())[:200])
     raise CheckpointError("cannot load the Keras model %s: %s" % (path, " / ".join(errors)))
-
-
-def fingerprint(path):
-    """SHA-256 of a saved model: of the file, or of every file of a SavedModel folder."""
-    digest = hashlib.sha256()
-    paths = [path] if os.path.isfile(path) else sorted(
-        os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)
-    for file_path in paths:
-        digest.update(os.path.relpath(file_path, path).encode("utf-8"))
-        with open(file_path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _tensors(node, which):

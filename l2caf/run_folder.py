@@ -19,6 +19,7 @@ continues where it stopped. No TensorFlow here: the evaluation reads run folders
 """
 import collections
 import glob
+import hashlib
 import json
 import os
 import re
@@ -92,6 +93,20 @@ def load_heatmap(reference, results_dir=None):
         return np.load(path)
     with np.load(path) as archive:
         return archive[key]
+
+
+def sha256(path):
+    """The SHA-256 of a file, or of every file of a folder with its relative name (a
+    SavedModel): what a run folder records of its checkpoint and label list."""
+    digest = hashlib.sha256()
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)
+    for file_path in paths:
+        digest.update(os.path.relpath(file_path, path).encode("utf-8"))
+        with open(file_path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomically(path, write):

@@ -11,7 +11,6 @@ failures.jsonl and the log; the others go on.
 """
 import collections
 import concurrent.futures
-import hashlib
 import logging
 import os
 import sys
@@ -50,14 +49,6 @@ class _TerminalHandler(logging.Handler):
 
     def emit(self, record):
         tqdm.write("%s: %s" % (record.levelname.lower(), record.getMessage()), file=sys.stderr)
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _SlimSource(object):
@@ -101,7 +92,7 @@ class _KerasSource(object):
         with self._model(config, 1) as probe:  # checks the layer, sizes and head
             self.num_classes = self.num_labels = probe.num_classes
             self.image_size, self.layer = probe.image_size, probe.layer
-        self.fingerprint = keras_model.fingerprint(config.checkpoint)
+        self.fingerprint = run_folder.sha256(config.checkpoint)
 
     def _model(self, config, rows):
         from l2caf.keras_model import KerasModel
@@ -169,7 +160,7 @@ class Run(object):
         self.made_with = collections.OrderedDict([
             ("l2caf_version", __version__), ("image_size", self.source.image_size),
             ("layer", self.source.layer), ("checkpoint_sha256", self.source.fingerprint),
-            ("labels_sha256", _sha256(config.labels) if config.labels else "none")])
+            ("labels_sha256", run_folder.sha256(config.labels) if config.labels else "none")])
         if not overwrite:
             self.folder.check(config, self.made_with)
 
