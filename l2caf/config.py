@@ -84,8 +84,10 @@ OPTIONS = collections.OrderedDict([
                         ("logits", "embedding"))),
     ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
                                        "cam (class activation mapping; networks with a linear "
-                                       "head, last conv layer) or gradcam (Grad-CAM, any layer)",
-                       ("l2caf", "cam", "gradcam"))),
+                                       "head, last conv layer), gradcam (Grad-CAM, any layer) "
+                                       "or random (a seeded uniform map per image and class: "
+                                       "the floor of every metric)",
+                       ("l2caf", "cam", "gradcam", "random"))),
     ("learning_rate", _option("float", 0.5, "Adam's initial learning rate")),
     ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear)")),
     ("max_iters", _option("int", 1000, "Adam iterations at most per filter")),
@@ -93,7 +95,8 @@ OPTIONS = collections.OrderedDict([
                                          "since the previous check")),
     ("check_every", _option("int", 50, "iterations between convergence checks (and GIF "
                                        "frames)")),
-    ("seed", _option("int", 0, "seed of the filter initialisation (with the image name and "
+    ("seed", _option("int", 0, "seed of the filter initialisation, or of method random's "
+                               "maps (with the image name and "
                                "class)")),
     ("top_k", _option("int", 1, "explain the k most probable classes (cls_specific)")),
     ("classes", _option("int_list", [], "explicit class ids to explain, e.g. 207,323 "

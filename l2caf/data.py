@@ -20,10 +20,24 @@ def _package_json(name):
         return json.load(stream)
 
 
+# The two WordNet synsets of ImageNet-1k whose every lemma another synset shares.
+_SHARED_LEMMA_NAMES = {"n02012849": "crane (bird)", "n03126707": "crane (machine)"}
+
+
 @functools.lru_cache(maxsize=None)
 def imagenet_class_names():
-    """The 1000 short ImageNet class names, by class id."""
-    return list(_package_json("imagenet1k_clean_names.json"))
+    """The 1000 ImageNet class names, by class id, each unique: the first lemma of the class's
+    WordNet synset ('tiger cat', 'missile', 'projectile'), or its first lemma no other class
+    starts with ('tank suit' beside 'maillot'), or for the two cranes the kind of crane."""
+    lemmas = _package_json("imagenet1k_label_to_names.json")
+    lemmas = [lemmas[str(index)].split(", ") for index in range(len(lemmas))]
+    firsts = collections.Counter(names[0] for names in lemmas)
+    result = []
+    for wnid, names in zip(imagenet_wnids(), lemmas):
+        unshared = [name for name in names if firsts[name] == 0 or
+                    (name == names[0] and firsts[name] == 1)]
+        result.append(_SHARED_LEMMA_NAMES.get(wnid) or (unshared or names)[0])
+    return result
 
 
 @functools.lru_cache(maxsize=None)

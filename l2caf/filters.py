@@ -35,11 +35,16 @@ def filter_shape(filter_type, rows, height, width):
     return [rows, 2] if filter_type == "gauss" else [rows, height, width]
 
 
+def random_generator(seed, image_key, class_id):
+    """A numpy generator fixed by (seed, image key, class id or None)."""
+    class_code = 0 if class_id is None else class_id + 1
+    return np.random.default_rng([seed, zlib.crc32(image_key.encode("utf-8")), class_code])
+
+
 def initial_filter(filter_type, height, width, seed, image_key, class_id):
     """A filter row from N(0, 1), fixed by (seed, image key, class) whatever the batch around
     it (gauss: the mean, as in the original)."""
-    class_code = 0 if class_id is None else class_id + 1
-    rng = np.random.default_rng([seed, zlib.crc32(image_key.encode("utf-8")), class_code])
+    rng = random_generator(seed, image_key, class_id)
     return rng.standard_normal(filter_shape(filter_type, 1, height, width)[1:]).astype(np.float32)
 
 

@@ -88,9 +88,19 @@ def read_image(path):
     return to_rgb8(image)
 
 
+def size_pair(size):
+    """(height, width) of a size given as one number (a square) or as (height, width)."""
+    if np.ndim(size) == 0:
+        return int(size), int(size)
+    height, width = size
+    return int(height), int(width)
+
+
 def resize(image, size):
-    """The whole image resized to size x size (the original resizes, it does not crop)."""
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    """The whole image resized to `size` (one number for a square, or (height, width);
+    bilinear: the original resizes, it does not crop)."""
+    height, width = size_pair(size)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def list_images(source):

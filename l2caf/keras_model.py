@@ -17,15 +17,12 @@ import os
 
 import numpy as np
 
-from l2caf import filters
+from l2caf import filters, preprocessing
 from l2caf.errors import CheckpointError, ConfigError
 from l2caf.model import Prediction, prepare_images
 from nets.tf_slim_compat import quiet_stderr, tf
 
-PREPROCESSING = ("none", "tf", "caffe", "torch")
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-TORCH_MEAN = (0.485, 0.456, 0.406)
-TORCH_STD = (0.229, 0.224, 0.225)
+PREPROCESSING = preprocessing.KERAS_PREPROCESSING
 # Layers that pass their input on unchanged at inference, between a pooling and the logits.
 _PASS_THROUGH = ("Dropout", "SpatialDropout1D", "Flatten", "Reshape", "Identity")
 
@@ -140,7 +137,7 @@ class KerasModel(object):
             raise ConfigError("Keras model %s has %d inputs and %d outputs; l2caf explains "
                               "models of one image input and one output"
                               % (self.name, len(keras_model.inputs), len(keras_model.outputs)))
-        self.preprocess, self.filter_type = preprocess, filter_type
+        self.preprocessing, self.filter_type = preprocess, filter_type
         self.rows, self.explain = int(rows), explain
         self.image_size = self._input_size(image_size)
         sizes = dict(spatial_layers(keras_model))
@@ -169,6 +166,7 @@ class KerasModel(object):
             self._wrap(self._dense, self._embedding_call)
         signature = [tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)]
         self._predict = tf.function(self._predict_fn, input_signature=signature)
+        self._probabilities = tf.function(self._probabilities_fn, input_signature=signature)
         self._gradients = tf.function(self._gradients_fn)
 
     def _input_size(self, image_size):
@@ -266,20 +264,12 @@ class KerasModel(object):
         hooks.active, hooks.factor, hooks.replacement, hooks.recorded = \
             True, factor, replacement, {}
         try:
-            logits = self.keras_model(self._preprocessed(images), training=False)
+            logits = self.keras_model(preprocessing.preprocess(images, self.preprocessing),
+                                      training=False)
             return logits, hooks.recorded
         finally:
             hooks.active, hooks.factor, hooks.replacement, hooks.recorded = \
                 False, None, None, {}
-
-    def _preprocessed(self, images):
-        if self.preprocess == "tf":
-            return images / 127.5 - 1.0
-        if self.preprocess == "caffe":
-            return images[..., ::-1] - tf.constant(CAFFE_BGR_MEAN)
-        if self.preprocess == "torch":
-            return (images / 255.0 - tf.constant(TORCH_MEAN)) / tf.constant(TORCH_STD)
-        return images
 
     def _explained(self, logits, recorded):
         return recorded["embedding"] if self.explain == "embedding" else logits
@@ -288,6 +278,9 @@ class KerasModel(object):
         logits, recorded = self._run(images)
         return (tf.nn.softmax(logits), self._explained(logits, recorded),
                 recorded["activation"])
+
+    def _probabilities_fn(self, images):
+        return tf.nn.softmax(self._run(images)[0])
 
     def _gradients_fn(self, images, activations, output_weights):
         with tf.GradientTape() as tape:
@@ -304,9 +297,17 @@ class KerasModel(object):
     def prepare(self, pictures):
         return prepare_images(pictures, self.image_size)
 
+    @property
+    def input_shape(self):
+        return (self.image_size, self.image_size, 3)
+
     def predict(self, images):
         with tf.device(self.device):
             return Prediction(*(value.numpy() for value in self._predict(tf.constant(images))))
+
+    def class_probabilities(self, images):
+        with tf.device(self.device):
+            return self._probabilities(tf.constant(images)).numpy()
 
     def source_shape(self, source):
         if source == "images":

@@ -1,6 +1,7 @@
-"""Explanation methods over a Model: L2CAF, and the CAM and Grad-CAM baselines.
+"""Explanation methods over a Model: L2CAF, the CAM and Grad-CAM baselines, and the random
+floor (RandomMap).
 
-    explainer = L2CAF(model)        # or CAM(model), GradCAM(model)
+    explainer = L2CAF(model)        # or CAM(model), GradCAM(model), RandomMap(model)
     explanations = explainer(images, classes)
 
 images: RGB images (arrays [H, W, 3], 0..255, any size; or a batch at the network's input
@@ -182,4 +183,23 @@ class GradCAM(ChannelWeightedMap):
         return self.model.output_gradients(images, activations, one_hot).mean(axis=(1, 2))
 
 
-METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM}
+class RandomMap(Explainer):
+    """The floor of every metric: a map of independent uniform values at the layer's
+    resolution, scaled to a maximum of 1, fixed by (seed, image key, class) whatever the
+    batch around it (the seeds of L2-CAF's initial filters)."""
+
+    def __init__(self, model, seed=0):
+        super(RandomMap, self).__init__(model)
+        self.seed = int(seed)
+
+    def explain(self, images, prediction, pairs, keys, on_check):
+        started = time.time()
+        maps = [filters.random_generator(self.seed, keys[index], class_id).uniform(
+            size=self.model.filter_size) for index, class_id in pairs]
+        heatmaps = [(values / values.max()).astype(np.float32) for values in maps]
+        seconds = (time.time() - started) / max(len(pairs), 1)
+        return [Explanation(index, class_id, heatmap, None, 0, seconds)
+                for heatmap, (index, class_id) in zip(heatmaps, pairs)]
+
+
+METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM, "random": RandomMap}

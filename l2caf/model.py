@@ -4,14 +4,12 @@ import contextlib
 
 import numpy as np
 
-from l2caf import checkpoints, filters, images as image_io, networks
+from l2caf import checkpoints, filters, images as image_io, networks, preprocessing
 from l2caf.errors import ConfigError
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from nets.tf_slim_compat import quiet_stderr, slim, tf
 from tensorflow.python.ops import control_flow_util_v2  # after tf_slim_compat: quiet import
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 EXPLAINED_OUTPUTS = ("logits", "embedding")
 
 Prediction = collections.namedtuple("Prediction", ["probabilities", "outputs", "activation"])
@@ -46,30 +44,24 @@ def building(graph):
         switch(previous)
 
 
-def preprocess(images, preprocessing):
-    """RGB images, float 0..255, [N, H, W, 3] -> the network's input."""
-    scaled = images / 255.0
-    if preprocessing == "inception":
-        return (scaled - 0.5) * 2.0
-    return (scaled - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
-
-
 def build_network(network, images, num_classes, attention=None, is_training=False):
     """`network`'s definition on RGB `images` (float 0..255) in the current graph:
     (logits, end_points). attention: called after each spatial end point (see nets)."""
     with slim.arg_scope(networks.resolve(network.arg_scope)()):
         return networks.resolve(network.definition)(
-            preprocess(images, network.preprocessing), num_classes=num_classes,
+            preprocessing.preprocess(images, network.preprocessing), num_classes=num_classes,
             is_training=is_training, scope=network.scope, attention=attention,
             **network.options)
 
 
 def prepare_images(pictures, size):
-    """RGB images -> a network's input batch, float32 [N, size, size, 3]: an array already
-    at the input size, or any images (arrays [H, W, 3], 0..255), resized whole."""
-    if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (size, size, 3):
+    """RGB images -> a network's input batch, float32 [N, height, width, 3]: an array
+    already at the input size, or any images (arrays [H, W, 3], 0..255), resized whole.
+    size: (height, width), or one number for a square."""
+    height, width = image_io.size_pair(size)
+    if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (height, width, 3):
         return pictures.astype(np.float32, copy=False)
-    return np.stack([image_io.resize(_uint8_or_float32(picture), size)
+    return np.stack([image_io.resize(_uint8_or_float32(picture), (height, width))
                      for picture in pictures]).astype(np.float32)
 
 
@@ -204,6 +196,16 @@ class Model(object):
         return self.network.image_size
 
     @property
+    def input_shape(self):
+        """(height, width, channels) of the images the network takes."""
+        return (self.network.image_size, self.network.image_size, 3)
+
+    @property
+    def preprocessing(self):
+        """The network's preprocessing (see l2caf.preprocessing)."""
+        return self.network.preprocessing
+
+    @property
     def num_outputs(self):
         """How many outputs the losses see (classes, or the embedding's size)."""
         return int(self.outputs.shape[-1])
@@ -241,6 +243,12 @@ class Model(object):
         """The unfiltered network on an input batch (see `prepare`)."""
         return Prediction(*self.session.run(
             [self.probabilities, self.outputs, self.filter.activation], {self.images: images}))
+
+    def class_probabilities(self, images):
+        """The unfiltered network's softmax probabilities [N, num_classes] on an input batch
+        (see `prepare`): what the many forward passes of Score-CAM and the faithfulness
+        metrics need, and nothing more."""
+        return self.session.run(self.probabilities, {self.images: images})
 
     def filtered_outputs(self, factor, images=None, activation=None):
         """The explained outputs with the layer's map multiplied by `factor` [rows, H, W],

@@ -116,6 +116,8 @@ def _source(config):
 def _explainer(model, config):
     """The configured method on `model`."""
     from l2caf.methods import METHODS
+    if config.method == "random":
+        return METHODS["random"](model, config.seed)
     if config.method != "l2caf":
         return METHODS[config.method](model)
     settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",

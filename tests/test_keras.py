@@ -133,6 +133,7 @@ def test_closing_gives_the_layers_their_own_calls_back():
 
 
 def test_a_sequential_model_and_cam():
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((20, 20, 3)), keras.layers.Conv2D(4, 3, name="conv"),
                               keras.layers.MaxPooling2D(), keras.layers.Conv2D(6, 3, name="top"),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.5),
@@ -145,7 +146,8 @@ def test_a_sequential_model_and_cam():
         cam = CAM(explained)(images, [0, 1, 2])
         gradcam = GradCAM(explained)(images, [0, 1, 2])
         for a, b in zip(cam, gradcam):  # at a global-mean + linear head, the same maps
-            np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-5)
+            # (up to float32 rounding of sums over channels that nearly cancel)
+            np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-4)
     with KerasModel(model, layer="conv") as explained:
         with pytest.raises(ConfigError, match="CAM maps the layer top, which feeds"):
             CAM(explained)
