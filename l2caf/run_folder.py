@@ -176,12 +176,12 @@ class LinesFile(object):
 
 
 class NpzChunks(object):
-    """Heatmaps as one compressed .npz per batch: heatmaps<shard suffix>_<number>.npz,
-    numbered on from the highest in the folder, so that no file a line names is ever
-    overwritten."""
+    """Arrays (heatmaps, or with stem faithfulness_curves a batch's curves) as one
+    compressed .npz per batch: <stem><shard suffix>_<number>.npz, numbered on from the
+    highest in the folder, so that no file a line names is ever overwritten."""
 
-    def __init__(self, output_dir, shard):
-        self.prefix = shard_file(output_dir, "heatmaps", shard, "_")
+    def __init__(self, output_dir, shard, stem="heatmaps"):
+        self.prefix = shard_file(output_dir, stem, shard, "_")
         pattern = re.compile(re.escape(os.path.basename(self.prefix)) + r"(\d+)\.npz$")
         numbers = [int(match.group(1)) for match in map(pattern.match, os.listdir(output_dir))
                    if match]
@@ -306,8 +306,10 @@ class RunFolder(object):
                 for key in ("heatmap", "overlay", "gif"):
                     if record.get(key):
                         named.add(record[key].partition(".npz:")[0])
+        # The faithfulness scores too: they are of these heatmaps.
         patterns = ["results*.jsonl", "failures*.jsonl", "config*.yaml", "run*.log",
-                    "heatmaps*.npz", "localization_*.csv", "localization_*.json"]
+                    "heatmaps*.npz", "localization_*.csv", "localization_*.json",
+                    "faithfulness*.jsonl", "faithfulness_curves*.npz"]
         for path in named | {found for pattern in patterns
                              for found in glob.glob(os.path.join(folder, pattern))}:
             if os.path.exists(path):
