@@ -15,6 +15,12 @@ those are), through l2caf.evaluation. When the heatmap of a ground-truth class i
 top-1 sweep without explain_gt, for an image whose class is ranked 2nd to 5th), that class
 counts as not localised: the table then marks the scores it affects as bounds (loc errors
 "<=", accuracies ">=") and a note says how many images lack which heatmaps.
+
+Beside them: the pointing games (l2caf.evaluation.pointing) over the (image, ground-truth
+class) pairs that have a heatmap, and, where the folder holds the scores of
+scripts/evaluate_faithfulness.py (faithfulness*.jsonl), the means of deletion and insertion
+AUC, Average Drop and Increase in Confidence over the heatmaps scored; a column covering part
+of the run says so in a note.
 """
 import collections
 import csv
@@ -219,8 +225,10 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
                  thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, workers=1):
     """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
-    max_box_acc_threshold, max_box_acc_v2_thresholds, the LACKING_HEATMAPS counts and notes
-    (a list of strings). MaxBoxAccV2 and its thresholds are None unless protocol is 'wsol'.
+    max_box_acc_threshold, max_box_acc_v2_thresholds, the LACKING_HEATMAPS counts, the
+    `pointing_columns` and `faithfulness_columns` and notes (a list of strings). MaxBoxAccV2
+    and its thresholds are None unless protocol is 'wsol'; the faithfulness scores are None
+    unless the folder holds scripts/evaluate_faithfulness.py's scores.
 
     annotations: {image stem: Annotation} (l2caf.evaluation.read_annotations).
     thresholds: MaxBoxAcc's threshold sweep. workers: processes that box the heatmaps.
@@ -230,6 +238,7 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     config = read_run_config(results_dir)
     class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
     by_image = read_run_lines(results_dir)
+    faithfulness = faithfulness_columns(results_dir, by_image)  # before the long work
     records = run_records(results_dir, by_image, annotations, class_ids)
     metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
                                            iou_threshold, workers, results_dir)
@@ -247,7 +256,7 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2))])
     row.update(lacking_heatmaps(records))
     row.update(pointing_columns(records, results_dir))
-    row.update(faithfulness_columns(results_dir, by_image))
+    row.update(faithfulness)
     row["notes"] = run_notes(row)
     return row
 
