@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -20,6 +21,8 @@ from l2caf.cli.faithfulness import main as faithfulness_main
 from l2caf.cli.visualize_fast import main as sweep_main
 from l2caf.synthetic import make_dataset
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT
+from tests.test_evaluate_localization import read_xml
+from tests.test_pointing import disc_meets_boxes, mass_inside
 
 pytestmark = pytest.mark.slow  # sweeps and scores end to end
 
@@ -103,6 +106,25 @@ def table(capsys, folders, annotations, output):
         return json.load(stream), out
 
 
+def pointing_games(folder, annotations):
+    """(pointing game, energy pointing game) in percent of a run's ground-truth heatmaps,
+    from its results, heatmaps and XMLs, with tests.test_pointing's pixel-by-pixel rules."""
+    names = open(DEMO_LABELS).read().split()
+    hits, energies = [], []
+    for line in run_folder.read_results(os.path.join(folder, "results.jsonl")):
+        stem = os.path.splitext(os.path.basename(line["image"]))[0]
+        size, boxes = read_xml(str(annotations / (stem + ".xml")))
+        class_boxes = boxes.get(names[line["class_id"]])
+        if not class_boxes:
+            continue  # a heatmap of a class the image does not hold
+        resized = cv2.resize(run_folder.load_heatmap(line["heatmap"], folder).astype(np.float64),
+                             (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        y, x = np.unravel_index(np.argmax(resized), resized.shape)
+        hits.append(disc_meets_boxes((x, y), class_boxes))
+        energies.append(mass_inside(resized, class_boxes))
+    return 100 * np.mean(hits), 100 * np.mean(energies)
+
+
 def test_l2caf_and_gradcam_beat_random_on_every_metric(data, scored, capsys, tmp_path):
     rows, out = table(capsys, scored.values(), data / "annotations", tmp_path / "table")
     print("\n" + out)
@@ -122,6 +144,14 @@ def test_l2caf_and_gradcam_beat_random_on_every_metric(data, scored, capsys, tmp
         assert row["faithfulness_steps"] == STEPS
         assert row["notes"] == ["deletion and insertion curves of 12 steps, not the "
                                 "protocol's 168 (one row of pixels per step)"]
+    # The table's columns against the lines and the boxes, recomputed here.
+    lines = score_lines(scored["gradcam"])
+    row = rows["gradcam"]
+    assert row["deletion_auc"] == pytest.approx(np.mean([x["deletion_auc"] for x in lines]))
+    assert row["increase_in_confidence"] == pytest.approx(
+        100 * np.mean([x["increase_in_confidence"] for x in lines]))
+    assert (row["pointing_game"], row["energy_pointing_game"]) == pytest.approx(
+        pointing_games(scored["gradcam"], data / "annotations"), abs=1e-9)
     header = out.splitlines()[0]
     for name in ("pointing game", "energy pointing game", "deletion AUC (lower is better)",
                  "insertion AUC", "Average Drop (lower is better)", "Increase in Confidence",
@@ -189,14 +219,19 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
     assert_same_scores(score_lines(folder), score_lines(reference), folder, reference)
 
 
-def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path):
+def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeypatch):
     reference = scored["random"]
     folder = unscored_copy(reference, tmp_path / "sharded")
     assert score("--results", folder, "--steps", str(STEPS), "--shard", "0/2") == 0
     capsys.readouterr()
     assert faithfulness_main(["--merge", folder]) == 1
     assert "rerun shard(s) 1" in capsys.readouterr().out
-    assert score("--results", folder, "--steps", str(STEPS), "--shard", "1/2") == 0
+    # The second task of a Slurm job array of two (task ids 4 and 5).
+    for name, value in (("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "4"),
+                        ("SLURM_ARRAY_TASK_COUNT", "2")):
+        monkeypatch.setenv(name, value)
+    assert score("--results", folder, "--steps", str(STEPS), "--shard", "auto") == 0
+    assert os.path.exists(os.path.join(folder, "faithfulness_shard1of2.jsonl"))
     # The table reads the shards side by side, as it reads the results'.
     rows, _ = table(capsys, [folder, reference], data / "annotations", tmp_path / "table")
     for key in ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence",
@@ -296,3 +331,29 @@ def test_help_explains_every_option(capsys):
     for option in ("--results", "--merge", "--steps", "--batch_size", "--limit", "--shard",
                    "--gpu", "--workers", "--overwrite", "--progress"):
         assert option in out
+
+
+def test_the_readmes_synthetic_walkthrough_runs_and_prints_its_table(tmp_path):
+    """The README's commands, run as written on 8 images and with --steps 4, from a folder
+    holding the repository's configs, scripts and packages."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        readme = stream.read()
+    section = readme[readme.index("### Try it on the synthetic data set"):
+                     readme.index("## Faithfulness evaluation")]
+    commands = section[section.index("```bash\n") + 8:]
+    commands = commands[:commands.index("```")]
+    assert "--num_images 100" in commands and "scripts/evaluate_faithfulness.py" in commands
+    commands = commands.replace("--num_images 100", "--num_images 8").replace(
+        "scripts/evaluate_faithfulness.py", "scripts/evaluate_faithfulness.py --steps 4")
+    for name in ("configs", "scripts", "l2caf", "nets"):
+        os.symlink(os.path.join(REPO_ROOT, name), str(tmp_path / name))
+    result = subprocess.run(["bash", "-e", "-c", commands], cwd=str(tmp_path),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    shown = section[section.index("| run |"):]
+    shown = [line for line in shown[:shown.index("\n\n")].splitlines() if line.startswith("| ")]
+    assert printed[0] == shown[0]  # the same columns
+    assert [line.split(" | ")[:3] for line in printed[1:]] == \
+        [line.split(" | ")[:3] for line in shown[1:]]  # run, method, network
+    assert "deletion and insertion curves of 4 steps" in result.stdout
