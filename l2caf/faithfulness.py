@@ -225,9 +225,9 @@ class Faithfulness(object):
         return scores
 
     def _rows(self, inputs, heatmaps, orders, curves, outputs, image_indices, shared):
-        """Yields (RGB image, what to do with its probabilities) for every forward pass the
-        scores need: the shared rows first, then heatmap by heatmap its curves' inner points
-        and its masked image, the last row of a heatmap marked as such."""
+        """Yields (RGB image, a function taking its probabilities, whether it is a heatmap's
+        last row) for every forward pass the scores need: the shared rows first, then
+        heatmap by heatmap its curves' inner points and its masked image."""
         name = self.model.preprocessing
 
         def keep(key):

@@ -300,7 +300,7 @@ def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored
     with open(broken, "r+b") as stream:
         stream.truncate(100)
     assert score("--results", folder, "--steps", "2") == 1
-    failures = score_lines(folder, "faithfulness_failures.jsonl")
+    failures = score_lines(folder, "failures_faithfulness.jsonl")
     assert [failure["image"] for failure in failures] == [broken]
     scored_images = {line["image"] for line in score_lines(folder)}
     assert broken not in scored_images and len(scored_images) == NUM_IMAGES - 1

@@ -28,7 +28,8 @@ from l2caf.evaluation import runs
 
 SCORES_STEM = "faithfulness"
 CURVES_STEM = "faithfulness_curves"
-FAILURES_STEM = "faithfulness_failures"
+# Not faithfulness*.jsonl, which are score files to readers of the folder.
+FAILURES_STEM = "failures_faithfulness"
 # Forward passes per chunk of images: each chunk's curves are one .npz file and its lines are
 # written together, so this bounds both the work an interruption loses (a few seconds to a
 # few minutes on a CPU) and the number of files (50,000 ImageNet heatmaps at 224 x 224: about
@@ -170,7 +171,8 @@ class FolderScores(object):
 
     def _delete_scores(self):
         folder = glob.escape(self.results_dir)
-        for pattern in (SCORES_STEM + "*.jsonl", CURVES_STEM + "*.npz"):
+        for pattern in (SCORES_STEM + "*.jsonl", CURVES_STEM + "*.npz",
+                        FAILURES_STEM + "*.jsonl"):
             for path in glob.glob(os.path.join(folder, pattern)):
                 os.remove(path)
 
