@@ -342,6 +342,13 @@ def test_shards_beside_their_merge_in_a_moved_folder_count_once(dataset, full_ru
     assert_scores_match(row, expected_row(full_run, annotations))
 
 
+def copy_heatmaps(run, folder):
+    """The run's heatmap files into folder, whose lines name them (relative to it)."""
+    for name in os.listdir(run):
+        if name.startswith("heatmaps_"):
+            shutil.copy(os.path.join(run, name), str(folder))
+
+
 def test_class_oblivious_heatmaps_serve_every_class_and_missing_sizes_are_read(
         dataset, full_run, capsys, tmp_path):
     """A run made like the slow visualiser's cls_oblivious one: a heatmap per image with
@@ -359,6 +366,7 @@ def test_class_oblivious_heatmaps_serve_every_class_and_missing_sizes_are_read(
             lines.setdefault(line["image"], dict(line, class_id=None, class_name=None))
     (oblivious / "results.jsonl").write_text("".join(json.dumps(line) + "\n"
                                                      for line in lines.values()))
+    copy_heatmaps(full_run, oblivious)
     annotations = dataset / "data" / "annotations"
     code, out, _ = evaluate(capsys, [str(oblivious)], annotations, "--thresholds", THRESHOLDS)
     assert code == 0
@@ -440,6 +448,7 @@ def single_class_copy(full_run, annotations, folder):
         lines = [line for line in stream
                  if os.path.splitext(os.path.basename(json.loads(line)["image"]))[0] in kept]
     (run / "results.jsonl").write_text("".join(lines))
+    copy_heatmaps(full_run, run)
     assert 2 <= len(kept) < NUM_IMAGES
     return str(run), xmls, metadata
 
