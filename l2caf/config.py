@@ -216,7 +216,9 @@ def parser(description, option_table):
                              "map sizes (the default marked), and exit")
     result.add_argument("--overwrite", action="store_true",
                         help="delete the results already in output_dir (made with other "
-                             "settings) before the run; without it such a folder is refused")
+                             "settings) before the run: the run files of every shard and the "
+                             "files their lines name inside output_dir, nothing else; without "
+                             "it such a folder is refused")
     result.add_argument("--merge", metavar="DIR",
                         help="join the shards' results in DIR into DIR/results.jsonl and "
                              "DIR/failures.jsonl, report the images still missing, and exit "

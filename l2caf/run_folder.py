@@ -315,10 +315,13 @@ class FolderLock(object):
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "command": " ".join(sys.argv)[:300]}
-        stream.seek(0)
-        stream.truncate()
-        stream.write(json.dumps(holder) + "\n")
-        stream.flush()
+        try:
+            stream.seek(0)
+            stream.truncate()
+            stream.write(json.dumps(holder) + "\n")
+            stream.flush()
+        except OSError:
+            pass  # (a full disk) the holder is only for the message of a second writer
         return self
 
     def _holder(self):
@@ -339,7 +342,10 @@ class FolderLock(object):
     def __exit__(self, *exc_info):
         if self._stream is not None:
             with self._held_guard:
-                self._stream.truncate(0)  # no holder; the file stays (see the README)
+                try:
+                    self._stream.truncate(0)  # no holder; the file stays (see the README)
+                except OSError:
+                    pass
                 self._stream.close()  # releases the lock
                 self._stream = None
                 self._held.discard(os.path.realpath(self.lock_path))
@@ -616,8 +622,9 @@ def _write_lines(path, records):
 
 def merge(output_dir):
     """Joins the shards' results in output_dir into results.jsonl (each (image, class) once)
-    and their failures into failures.jsonl; returns a MergeReport of the work still missing.
-    The shards' own files stay: merging again (after rerunning a shard) makes both anew."""
+    and their failures into failures.jsonl, as the only writer of results.jsonl (FolderLock);
+    returns a MergeReport of the work still missing. The shards' own files stay: merging
+    again (after rerunning a shard) makes both anew."""
     found = sorted((int(match.group(2)), int(match.group(1)))
                    for match in map(_SHARD_RESULTS.match, sorted(os.listdir(output_dir)))
                    if match) if os.path.isdir(output_dir) else []

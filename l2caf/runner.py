@@ -1,13 +1,15 @@
 """Every run of both visualisers: images in, explanations out, for any batch size.
 
 `Run(config)` checks everything (settings, network, labels, checkpoint, images, the output
-folder's settings) before anything is written; `Run.execute` then builds the model, and
-goes through the images in batches: a thread pool decodes and resizes the next batch while
-one forward pass gives the current batch's predictions and activations, the classes to
-explain are chosen (those already in the folder skipped), the explainer makes the heatmaps of
-all the batch's (image, class) pairs at once, and the heatmaps, pictures and results lines
-are written (see l2caf.run_folder). An image that cannot be used is recorded in
-failures.jsonl and the log; the others go on.
+folder's settings) before anything is written; `Run.execute` then takes the shard's lock (one
+writer per folder and shard), keeps the finished results lines whose heatmaps can still be
+read, builds the model, and goes through the images in batches: a thread pool decodes and
+resizes the next batch while one forward pass gives the current batch's predictions and
+activations, the classes to explain are chosen (those already in the folder skipped), the
+explainer makes the heatmaps of all the batch's (image, class) pairs at once, and the
+heatmaps, pictures and results lines are written (see l2caf.run_folder). An image that cannot
+be used, or a pair whose loss or heatmap is not finite, is recorded in failures.jsonl and the
+log; the others go on.
 """
 import collections
 import concurrent.futures

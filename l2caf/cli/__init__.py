@@ -5,7 +5,8 @@ runs its `main`; errors become one line on stderr and an exit status:
     1    done, but some images could not be used (failures.jsonl says which and why), or
          --merge found work still missing
     2    a usage or configuration error (a bad key or value, a missing checkpoint, an output
-         folder holding results of other settings): nothing was written
+         folder holding results of other settings or written by another process, a heatmap
+         the evaluation cannot use): nothing was written
     3    the results cannot be written (output folder not a folder, not writable, disk
          full): the finished results are kept
     130  interrupted (Ctrl-C): the finished results are kept; the same command continues
