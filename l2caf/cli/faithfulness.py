@@ -111,8 +111,8 @@ def evaluate(args):
 
 def curves_key(heatmap_reference):
     """The key of a heatmap's curves: its key in its .npz file, or its .npy file's name."""
-    path, separator, key = heatmap_reference.partition(".npz:")
-    return key if separator else os.path.splitext(os.path.basename(path))[0]
+    name, key = run_folder.reference_parts(heatmap_reference)
+    return key or os.path.splitext(name)[0]
 
 
 def made_with(results_dir):
@@ -142,6 +142,10 @@ class FolderScores(object):
         self.config = runs.read_run_config(results_dir)
         self.made_with = made_with(results_dir)
         by_image = runs.read_run_lines(results_dir)
+        # The heatmap of each (image, class) of the results: scores of another (a heatmap
+        # made again since) are stale.
+        self.references = {run_folder.line_key(line): run_folder.reference_parts(line["heatmap"])
+                           for lines in by_image.values() for line in lines}
         selected = sorted(by_image)
         selected = selected[:args.limit] if args.limit else selected
         self.lines = collections.OrderedDict(
@@ -169,6 +173,18 @@ class FolderScores(object):
                                    "same settings, or --overwrite to delete the folder's "
                                    "scores first" % (path, "; ".join(differ)))
 
+    def _usable(self, record, files):
+        """Whether a line of the scores file is kept by a rerun: a score of the heatmap the
+        results name, whose curves can be read (else it is scored again)."""
+        if run_folder.reference_parts(record["heatmap"]) != \
+                self.references.get(run_folder.line_key(record)):
+            return False
+        try:
+            files.read(record["curves"])
+        except run_folder.UnreadableHeatmap:
+            return False
+        return True
+
     def _delete_scores(self):
         folder = glob.escape(self.results_dir)
         for pattern in (SCORES_STEM + "*.jsonl", CURVES_STEM + "*.npz",
@@ -182,7 +198,9 @@ class FolderScores(object):
         with run_folder.FolderLock(self.scores_path):
             if self.args.overwrite:
                 self._delete_scores()
-            scores = run_folder.LinesFile(self.scores_path)
+            with run_folder.HeatmapFiles(self.results_dir) as files:
+                scores = run_folder.LinesFile(self.scores_path,
+                                              keep=lambda record: self._usable(record, files))
             failures = run_folder.LinesFile(run_folder.shard_file(
                 self.results_dir, FAILURES_STEM, self.shard, ".jsonl"), keep=False)
             try:
@@ -227,14 +245,9 @@ class _Scoring(object):
         network_input = preprocessing.preprocess(
             images.resize(images.read_image(image), size).astype(np.float32),
             self.model.preprocessing)
-        heatmaps = []
-        for line in lines:
-            try:
-                heatmaps.append(run_folder.load_heatmap(line["heatmap"], self.job.results_dir))
-            except (OSError, KeyError, ValueError) as error:
-                raise RunError("heatmap %s cannot be read: %s" % (line["heatmap"], error)) \
-                    from None
-        return network_input, heatmaps
+        # (UnreadableHeatmap, a RunError naming the file and the rerun that repairs it.)
+        return network_input, [run_folder.load_heatmap(line["heatmap"], self.job.results_dir)
+                               for line in lines]
 
     def score(self, todo, count):
         """Scores the lines of `todo` ({image: lines}); returns the (image, reason) of the
@@ -295,8 +308,7 @@ class _Scoring(object):
                 ("probability", result.probability),
                 ("masked_probability", result.masked_probability),
                 ("settings", self.job.settings),
-                # Relative to the folder, which can then move.
-                ("curves", os.path.basename(reference))]))
+                ("curves", reference)]))  # relative to the folder
         self.scores.write(records)
 
 
@@ -325,7 +337,7 @@ def merge(results_dir):
                               ".jsonl"))]
     merged = collections.OrderedDict()
     for record in inputs:
-        merged.setdefault((record["image"], record.get("class_id")), record)
+        merged.setdefault(run_folder.line_key(record), record)
     with run_folder.FolderLock(merged_path):
         text = "".join(json.dumps(record) + "\n"
                        for record in sorted(merged.values(), key=lambda r: r["image"]))
@@ -333,7 +345,7 @@ def merge(results_dir):
     by_image = runs.read_run_lines(results_dir)
     missing, to_rerun = [], set()
     for position, image in enumerate(sorted(by_image)):
-        left = [line for line in by_image[image] if (image, line.get("class_id")) not in merged]
+        left = [line for line in by_image[image] if run_folder.line_key(line) not in merged]
         if left:
             missing += left
             to_rerun.add(position % count)
