@@ -262,6 +262,13 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
     assert score("--results", folder, "--steps", "5") == 2
     assert "holds scores made with other settings: steps (12 there, 5 now)" in \
         one_line_error(capsys)
+    overwritten = str(tmp_path / "overwritten")
+    shutil.copytree(folder, overwritten)
+    assert score("--results", overwritten, "--steps", "2", "--overwrite") == 0
+    lines = score_lines(overwritten)
+    assert len(lines) == len(score_lines(folder))
+    assert {line["settings"]["steps"] for line in lines} == {2}
+    assert not os.path.exists(os.path.join(overwritten, "faithfulness_curves_000001.npz"))
     assert score("--results", str(tmp_path / "absent")) == 2
     assert "no such results folder" in one_line_error(capsys)
     assert score("--results", folder, "--steps", str(168 * 168 + 1)) == 2

@@ -10,6 +10,7 @@ and synced; the same command continues after Ctrl-C or kill -9, skipping the hea
 """
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import os
@@ -186,11 +187,17 @@ class FolderScores(object):
         return True
 
     def _delete_scores(self):
+        """--overwrite: every shard's scores, curves and failures, each scores file locked
+        (none may be being written)."""
         folder = glob.escape(self.results_dir)
-        for pattern in (SCORES_STEM + "*.jsonl", CURVES_STEM + "*.npz",
-                        FAILURES_STEM + "*.jsonl"):
-            for path in glob.glob(os.path.join(folder, pattern)):
-                os.remove(path)
+        with contextlib.ExitStack() as locks:
+            for path in runs.faithfulness_files(self.results_dir):
+                if os.path.basename(path) != os.path.basename(self.scores_path):
+                    locks.enter_context(run_folder.FolderLock(path))
+            for pattern in (SCORES_STEM + "*.jsonl", CURVES_STEM + "*.npz",
+                            FAILURES_STEM + "*.jsonl"):
+                for path in glob.glob(os.path.join(folder, pattern)):
+                    os.remove(path)
 
     def run(self):
         """Scores the shard's heatmaps not scored yet; returns a Summary."""
