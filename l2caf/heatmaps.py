@@ -24,17 +24,19 @@ def normalize(heatmap):
     return (heatmap - low) / (high - low)
 
 
-def colorize(heatmap, size):
-    """Heatmap resized to size = (height, width), normalised, through the blue-white-red map."""
+def colorize(heatmap, size, colormap=BLUE_WHITE_RED):
+    """Heatmap resized to size = (height, width), normalised, through `colormap` (a 256 x 3
+    uint8 RGB lookup table; default the blue-white-red map)."""
     resized = cv2.resize(np.asarray(heatmap, np.float32), (size[1], size[0]),
                          interpolation=cv2.INTER_LINEAR)
     indices = (normalize(resized) * 255).round().astype(np.uint8)
-    return BLUE_WHITE_RED[indices]
+    return colormap[indices]
 
 
-def show_heatmap_on_image(image, heatmap, alpha=0.6):
-    """The RGB uint8 `image` with `heatmap` (any resolution) blended on top, at the image's size."""
-    colored = colorize(heatmap, image.shape[:2]).astype(np.float32)
+def show_heatmap_on_image(image, heatmap, alpha=0.6, colormap=BLUE_WHITE_RED):
+    """The RGB uint8 `image` with `heatmap` (any resolution) blended on top, at the image's
+    size, coloured by `colormap` (a 256 x 3 uint8 RGB lookup table)."""
+    colored = colorize(heatmap, image.shape[:2], colormap).astype(np.float32)
     blended = alpha * colored + (1.0 - alpha) * image.astype(np.float32)
     return blended.round().astype(np.uint8)
 
