@@ -4,18 +4,10 @@ import argparse
 import os
 
 from l2caf import config
-from l2caf.cli import run_command
+from l2caf.cli import run_command, thresholds_option
 from l2caf.errors import ConfigError, OutputError
-from l2caf.evaluation import PROTOCOLS, V2_IOU_THRESHOLDS, default_workers, parse_thresholds
+from l2caf.evaluation import PROTOCOLS, V2_IOU_THRESHOLDS, default_workers
 from l2caf.evaluation import runs
-
-
-def thresholds_option(text):
-    """The --thresholds sweep (l2caf.evaluation.parse_thresholds); ConfigError if malformed."""
-    try:
-        return parse_thresholds(text)
-    except ValueError as error:
-        raise ConfigError("--thresholds %s" % error) from None
 
 
 def main(argv=None, description=__doc__):

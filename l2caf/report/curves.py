@@ -10,7 +10,6 @@
   deleted or inserted, with the mean AUC of the run's heatmaps in the legend.
 """
 import collections
-import os
 
 import numpy as np
 
@@ -129,13 +128,24 @@ def faithfulness_figure(labelled_curves):
     return figure
 
 
+def write_box_accuracy_curves(prefix, rows):
+    """Writes PREFIX_maxboxacc.png and .pdf of evaluation rows; returns their paths."""
+    return drawing.save_figure(box_accuracy_figure(rows), prefix + "_maxboxacc")
+
+
+def write_faithfulness_curves(prefix, labelled_folders):
+    """Writes PREFIX_faithfulness.png and .pdf of the (label, run folder) pairs whose folders
+    hold faithfulness scores; returns their paths ([] when none does)."""
+    labelled = [(label, faithfulness_curves(folder)) for label, folder in labelled_folders]
+    labelled = [(label, found) for label, found in labelled if found is not None]
+    if not labelled:
+        return []
+    return drawing.save_figure(faithfulness_figure(labelled), prefix + "_faithfulness")
+
+
 def write_evaluation_curves(prefix, rows):
-    """Writes PREFIX_maxboxacc.png/.pdf of evaluation rows and, when some of their run
-    folders hold faithfulness scores, PREFIX_faithfulness.png/.pdf; returns the paths."""
-    paths = drawing.save_figure(box_accuracy_figure(rows), prefix + "_maxboxacc")
-    labelled = [(run_label(row), faithfulness_curves(row["run"])) for row in rows
-                if os.path.isdir(row["run"])]
-    labelled = [(label, curves) for label, curves in labelled if curves is not None]
-    if labelled:
-        paths += drawing.save_figure(faithfulness_figure(labelled), prefix + "_faithfulness")
-    return paths
+    """The curves of an evaluation table beside it: PREFIX_maxboxacc.png/.pdf and, when some
+    of its run folders hold faithfulness scores, PREFIX_faithfulness.png/.pdf; returns the
+    paths."""
+    return write_box_accuracy_curves(prefix, rows) + write_faithfulness_curves(
+        prefix, [(run_label(row), row["run"]) for row in rows])

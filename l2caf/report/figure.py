@@ -151,20 +151,19 @@ def _show(axes, picture, image_size):
 
 
 def _caption(run, entry):
-    """The lines under an overlay: class id and name, probability, IoU."""
-    text = run.class_label(entry.class_id)
+    """The lines under an overlay: class id and name; probability and IoU."""
+    details = []
     if entry.class_id is None:
-        top1 = entry.line["predictions"][0]
-        text += " (top-1: %s)" % run.class_label(top1["class_id"])
+        details.append("top-1: %s" % run.class_label(entry.line["predictions"][0]["class_id"]))
     elif entry.probability is not None:
-        text += ", p %.2f" % entry.probability
+        details.append("p %.2f" % entry.probability)
     if entry.box.iou is not None:
-        text += "\nIoU %.2f" % entry.box.iou
+        details.append("IoU %.2f" % entry.box.iou)
     elif run.annotations is None:
-        text += "\nIoU - (no annotations)"
+        details.append("IoU - (no annotations)")
     else:
-        text += "\nIoU - (not a ground-truth class)"
-    return text
+        details.append("IoU - (not a ground-truth class)")
+    return "%s\n%s" % (run.class_label(entry.class_id), ", ".join(details))
 
 
 def _wrapped(text, width=30):
