@@ -117,12 +117,13 @@ def visualizer_main(description, option_table, argv=None):
         if args.list_layers:
             print("\n".join(runner.layer_lines(config)))
             return 0
-        return report(runner.Run(config, args.overwrite).execute())
+        return print_summary(runner.Run(config, args.overwrite).execute())
     return run_command(command)
 
 
-def report(summary):
-    """Prints a runner.Summary; returns 1 if an image failed, else 0."""
+def print_summary(summary):
+    """Prints a runner.Summary; returns 1 if an image failed, else 0. (Not called report:
+    l2caf.cli.report is the report command's module.)"""
     rate = summary.heatmaps / max(summary.seconds, 1e-9)
     print("%d images done (%d heatmaps, %.2f heatmaps/s), %d skipped as already done, %d "
           "failed; results in %s" % (summary.images_done, summary.heatmaps, rate,

@@ -40,8 +40,11 @@ def main(argv=None, description=__doc__):
 
 def make_report(args):
     """Writes the report; returns 0."""
+    from l2caf.report import drawing
     from l2caf.report.page import write_report
     from l2caf.report.runs import PictureRun
+    drawing.colormap(args.colormap)  # mistakes first, before any work
+    drawing.check_alpha(args.alpha)
     if not 0.0 < args.iou <= 1.0:
         raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
     thresholds = thresholds_option(args.thresholds)
