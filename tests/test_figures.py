@@ -16,7 +16,7 @@ from l2caf.report import drawing
 from l2caf.report.figure import Chooser, write_comparison
 from l2caf.report.runs import PictureRun
 from tests.test_report import (DISPLACED, NUM_IMAGES, add_faithfulness, assert_one_error_line,
-                               dataset, exit_status, make_run, plain_iou)
+                               dataset, exit_status, make_oblivious_run, make_run, plain_iou)
 
 __all__ = ["dataset"]  # a fixture, used by name
 SHOWN = ["synth_00000", "synth_00001", "synth_00003"]
@@ -205,6 +205,15 @@ def test_the_command_writes_png_and_pdf(runs, tmp_path, capsys):
     with Image.open(prefix + ".png") as png:
         assert png.info["dpi"] == pytest.approx((60, 60), abs=0.01)
     assert os.path.getsize(prefix + ".pdf") > 1000
+
+
+def test_a_class_oblivious_run_beside_a_class_specific_one(runs, dataset, tmp_path):
+    oblivious = PictureRun(make_oblivious_run(str(tmp_path / "oblivious"), dataset))
+    assert oblivious.title.startswith("L2-CAF (cls_oblivious), demo_densenet")
+    # Either way round: the row's class is the class-specific run's, or the ground truth.
+    for pair in ([oblivious, runs[1]], [runs[1], oblivious]):
+        result = drawn(pair, ["synth_00001", "synth_00002"], str(tmp_path / "mixed"), "cam", 150)
+        check_boxes(result, pair, dataset, ["synth_00001", "synth_00002"], "cam")
 
 
 def test_a_panel_of_a_run_without_the_image_says_so(runs, dataset, tmp_path):

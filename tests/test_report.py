@@ -9,6 +9,8 @@ import collections
 import json
 import os
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -337,3 +339,45 @@ def test_an_output_that_is_a_file_is_status_3(runs, tmp_path, capsys):
     assert main(["--results", runs[1], "--output", str(tmp_path / "file"), "--progress",
                  "false"]) == 3
     assert "cannot write to %s" % (tmp_path / "file") in capsys.readouterr().err
+
+
+def make_oblivious_run(folder, dataset):
+    """make_run's L2-CAF run as a cls_oblivious one: one class-free heatmap per image."""
+    run = make_run(folder, dataset)
+    with open(os.path.join(run, "config.yaml")) as stream:
+        config = yaml.safe_load(stream)
+    with open(os.path.join(run, "config.yaml"), "w") as stream:
+        yaml.safe_dump(dict(config, caf_variant="cls_oblivious"), stream)
+    lines = read_lines(os.path.join(run, "results.jsonl"))
+    write_lines(os.path.join(run, "results.jsonl"),
+                [dict(line, class_id=None, class_name=None, caf_variant="cls_oblivious")
+                 for line in lines])
+    return run
+
+
+def test_a_class_oblivious_run_is_boxed_against_every_ground_truth_box(dataset, tmp_path):
+    run = make_oblivious_run(str(tmp_path / "oblivious"), dataset)
+    output = str(tmp_path / "out")
+    assert main(["--results", run, "--output", output, "--progress", "false", "--workers",
+                 "1"]) == 0
+    with open(os.path.join(output, "report.html"), encoding="utf-8") as stream:
+        _, rows = gallery_data(stream.read())
+    assert [row["class_id"] for row in rows] == [None] * NUM_IMAGES
+    assert [row["iou"] < 0.5 for row in rows] == [row["name"] in DISPLACED for row in rows]
+    assert all(len(row["gt_boxes"]) == 1 for row in rows)
+    assert all(name.endswith(".jpg") and "_oblivious_" in name
+               for name in os.listdir(os.path.join(output, "thumbs", "0")))
+
+
+def test_the_pictures_never_import_tensorflow():
+    code = ("import sys\n"
+            "sys.modules['tensorflow'] = None  # any import of it now fails\n"
+            "import l2caf.cli.figure, l2caf.cli.report, l2caf.cli.evaluate\n"
+            "import l2caf.report.browser, l2caf.report.curves, l2caf.report.figure\n"
+            "import l2caf.report.page, l2caf.report.runs\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in "
+            "('nets', 'tf_slim', 'keras', 'tf_keras')))\n")
+    finished = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == "[]"

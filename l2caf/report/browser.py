@@ -45,7 +45,8 @@ def file_url(path: str, fragment: str = "") -> str:
     return url + ("#" + fragment if fragment else "")
 
 
-def run_chromium(url: str, options, window=(1280, 2000), budget_ms=5000, timeout=120):
+def run_chromium(url: str, options: list, window: tuple = (1280, 2000), budget_ms: int = 5000,
+                 timeout: float = 120) -> str:
     """Chromium's stdout for url with options (e.g. ['--dump-dom']), in a window of
     (width, height) pixels, after budget_ms of virtual time; RuntimeError when it fails."""
     with tempfile.TemporaryDirectory(prefix="l2caf-chromium-") as profile:
@@ -59,12 +60,13 @@ def run_chromium(url: str, options, window=(1280, 2000), budget_ms=5000, timeout
     return finished.stdout
 
 
-def dump_dom(url: str, window=(1280, 2000), budget_ms=5000) -> str:
+def dump_dom(url: str, window: tuple = (1280, 2000), budget_ms: int = 5000) -> str:
     """The page's DOM as HTML once it has loaded and run for budget_ms."""
     return run_chromium(url, ["--dump-dom"], window, budget_ms)
 
 
-def screenshot(url: str, path: str, window=(1280, 2000), budget_ms=5000) -> str:
+def screenshot(url: str, path: str, window: tuple = (1280, 2000), budget_ms: int = 5000) \
+        -> str:
     """Writes a PNG of the page's window to path; returns path."""
     run_chromium(url, ["--screenshot=%s" % os.path.abspath(path)], window, budget_ms)
     if not os.path.isfile(path):

@@ -12,6 +12,7 @@
 import collections
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from l2caf.errors import RunError
 from l2caf.evaluation import V2_IOU_THRESHOLDS
@@ -31,7 +32,7 @@ deletion_auc and insertion_auc of the faithfulness lines, and how many heatmaps 
 average."""
 
 
-def run_label(row):
+def run_label(row: dict) -> str:
     """A run's name in a legend: method, network, layer and folder."""
     return "%s, %s, %s (%s)" % (drawing.method_name(row["method"], row["caf_variant"]),
                                 row["network"], row["layer"], row["run"].rstrip("/"))
@@ -51,7 +52,7 @@ def _legend(figure, axes):
                   frameon=False, ncols=1)
 
 
-def box_accuracy_figure(rows):
+def box_accuracy_figure(rows: list) -> Figure:
     """The MaxBoxAcc curves of evaluation rows (l2caf.evaluation.runs.evaluate_run), one
     line per row, its maximum marked; under 'wsol' the MaxBoxAccV2 panels too."""
     with_v2 = any(row["box_accuracies"]["max_box_acc_v2"] for row in rows)
@@ -82,7 +83,7 @@ def box_accuracy_figure(rows):
     return figure
 
 
-def faithfulness_curves(results_dir):
+def faithfulness_curves(results_dir: str):
     """The `FaithfulnessCurves` of a run folder's faithfulness*.jsonl, or None without
     them; RunError for curves that cannot be read or whose lengths differ."""
     lines = list(read_faithfulness(results_dir).values())
@@ -107,7 +108,7 @@ def faithfulness_curves(results_dir):
                               len(lines))
 
 
-def faithfulness_figure(labelled_curves):
+def faithfulness_figure(labelled_curves: list) -> Figure:
     """Deletion and insertion panels, one line per (label, FaithfulnessCurves)."""
     figure = drawing.new_figure(PANEL_SIZE[0] * 2, PANEL_SIZE[1] + 0.25 * len(labelled_curves)
                                 + 0.3)
@@ -128,12 +129,12 @@ def faithfulness_figure(labelled_curves):
     return figure
 
 
-def write_box_accuracy_curves(prefix, rows):
+def write_box_accuracy_curves(prefix: str, rows: list) -> list:
     """Writes PREFIX_maxboxacc.png and .pdf of evaluation rows; returns their paths."""
     return drawing.save_figure(box_accuracy_figure(rows), prefix + "_maxboxacc")
 
 
-def write_faithfulness_curves(prefix, labelled_folders):
+def write_faithfulness_curves(prefix: str, labelled_folders: list) -> list:
     """Writes PREFIX_faithfulness.png and .pdf of the (label, run folder) pairs whose folders
     hold faithfulness scores; returns their paths ([] when none does)."""
     labelled = [(label, faithfulness_curves(folder)) for label, folder in labelled_folders]
@@ -143,7 +144,7 @@ def write_faithfulness_curves(prefix, labelled_folders):
     return drawing.save_figure(faithfulness_figure(labelled), prefix + "_faithfulness")
 
 
-def write_evaluation_curves(prefix, rows):
+def write_evaluation_curves(prefix: str, rows: list) -> list:
     """The curves of an evaluation table beside it: PREFIX_maxboxacc.png/.pdf and, when some
     of its run folders hold faithfulness scores, PREFIX_faithfulness.png/.pdf; returns the
     paths."""

@@ -4,8 +4,10 @@ title), with the ground-truth boxes and the box the evaluation makes at the chos
 and protocol in two colours, the class and the IoU under every picture, and a colour bar.
 
 Each row shows one heatmap per run, of the class the first run's `runs.shown_entry` picks
-(its first ground-truth class with a heatmap, else its top-1 class); the other runs show
-their heatmap of that class (or their class-oblivious one). Under 'wsol' the box is made at
+(its first ground-truth class with a heatmap, else its top-1 class; for a class-oblivious
+first run, its one heatmap, and the image's first ground-truth class, else its top-1 class,
+for the others); the other runs show their heatmap of that class (or their class-oblivious
+one). Under 'wsol' the box is made at
 224 x 224, as the benchmark scores it, and drawn scaled back onto the image.
 """
 import collections
@@ -22,8 +24,8 @@ from matplotlib.patches import Rectangle
 from l2caf import heatmaps
 from l2caf.errors import ConfigError, RunError
 from l2caf.report import drawing
-from l2caf.report.runs import (FAITHFULNESS_SCORES, box_fractions, matching_entry,
-                               read_picture, shown_entry)
+from l2caf.report.runs import (FAITHFULNESS_SCORES, Entry, PictureRun, box_fractions,
+                               matching_entry, read_picture, shown_class, shown_entry)
 
 # --by: (what ranks the images, whether higher is better).
 RANKINGS = collections.OrderedDict(
@@ -43,7 +45,7 @@ Comparison.__doc__ = """What `write_comparison` wrote: paths (PREFIX.png, PREFIX
 a ranking)."""
 
 
-def score(entry, by):
+def score(entry: Entry, by: str):
     """The number an entry is ranked by under --by (None when it has none)."""
     if by == "iou":
         return entry.box.iou
@@ -56,16 +58,16 @@ class Chooser(object):
     """Chooses a comparison figure's images among the first run's, and keeps the entries it
     computed on the way."""
 
-    def __init__(self, run, threshold, protocol):
+    def __init__(self, run: PictureRun, threshold: float, protocol: str):
         self.run, self.threshold, self.protocol = run, threshold, protocol
         self._entries = {}
 
-    def entries(self, image):
+    def entries(self, image: str) -> list:
         if image not in self._entries:
             self._entries[image] = self.run.entries(image, self.threshold, self.protocol)
         return self._entries[image]
 
-    def by_names(self, names):
+    def by_names(self, names: list) -> list:
         """The images called names (names in the run, file names, or paths as the results
         give them); ConfigError for a name the run does not have."""
         lookup = dict(self.run.by_name)
@@ -81,7 +83,7 @@ class Chooser(object):
             chosen.append(lookup[name])
         return chosen
 
-    def at_random(self, count, seed):
+    def at_random(self, count: int, seed: int) -> list:
         """count images (all, if the run has fewer) drawn with numpy's default_rng(seed),
         by name."""
         paths = self.run.image_paths()
@@ -89,7 +91,7 @@ class Chooser(object):
                                                     replace=False)
         return [paths[index] for index in sorted(picked)]
 
-    def ranked(self, count, by, best=True):
+    def ranked(self, count: int, by: str, best: bool = True) -> tuple:
         """The count best (or worst) images by the score of their shown heatmap, best (or
         worst) first; ties by name. Returns (images, notes): images without the score are
         left out, and a note says how many."""
@@ -176,8 +178,9 @@ def _column_title(run):
     return _wrapped(run.title + "\n" + run.results_dir.rstrip("/"))
 
 
-def comparison_figure(runs, chooser, images, threshold, protocol, colormap="bwr", alpha=0.5,
-                      dpi=drawing.DPI):
+def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: float,
+                      protocol: str, colormap: str = "bwr", alpha: float = 0.5,
+                      dpi: int = drawing.DPI) -> tuple:
     """The comparison figure of `images` (paths in runs[0]) as (matplotlib Figure, {(row,
     column): axes}, image sizes by row)."""
     table = drawing.colormap_table(colormap)
@@ -192,8 +195,8 @@ def comparison_figure(runs, chooser, images, threshold, protocol, colormap="bwr"
         others = []
         for run in runs[1:]:
             other = run.by_name.get(shown.name)
-            others.append(matching_entry(run.entries(other, threshold, protocol), shown.class_id)
-                          if other else None)
+            others.append(matching_entry(run.entries(other, threshold, protocol),
+                                         shown_class(shown)) if other else None)
         rows.append((picture, [shown] + others))
     aspects = [min(2.5, max(0.4, picture.shape[0] / float(picture.shape[1])))
                for picture, _ in rows]
@@ -203,7 +206,7 @@ def comparison_figure(runs, chooser, images, threshold, protocol, colormap="bwr"
                                 dpi)
     grid = figure.add_gridspec(len(rows), columns, height_ratios=aspects)
     longest = int(math.ceil(PANEL_INCHES * dpi * 1.5))
-    axes_by_cell, overlay_axes = {}, []
+    axes_by_cell = {}
     for row, ((picture, entries), aspect) in enumerate(zip(rows, aspects)):
         shown, size = entries[0], entries[0].image_size
         small = _thumbnail(picture, longest)
@@ -223,21 +226,19 @@ def comparison_figure(runs, chooser, images, threshold, protocol, colormap="bwr"
             if entry is None:
                 _show(axes, np.full_like(small, 255), size)
                 axes.set_xlabel(_wrapped("no heatmap of %s in this run" % runs[0].class_label(
-                    shown.class_id)), fontsize=CAPTION_POINTS)
+                    shown_class(shown))), fontsize=CAPTION_POINTS)
                 continue
-            overlay_axes.append(axes)
             _show(axes, heatmaps.show_heatmap_on_image(small, entry.heatmap, alpha, table), size)
             for gt_box in entry.gt_boxes:
                 _draw_box(axes, gt_box, size, size, drawing.GROUND_TRUTH_COLOR)
             _draw_box(axes, entry.box.box, entry.box.frame_size, size, drawing.BOX_COLOR)
             axes.set_xlabel(_wrapped(_caption(run, entry)), fontsize=CAPTION_POINTS)
-    if overlay_axes:
-        bar = figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), drawing.colormap(colormap)),
-                              ax=overlay_axes, shrink=min(1.0, 3.0 / len(rows) + 0.2),
-                              aspect=30, pad=0.02)
-        bar.set_label("heatmap, min-max normalised (opacity %g)" % alpha,
-                      fontsize=CAPTION_POINTS)
-        bar.ax.tick_params(labelsize=CAPTION_POINTS)
+    # At the right of the whole grid.
+    bar = figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), drawing.colormap(colormap)),
+                          ax=list(axes_by_cell.values()), shrink=min(1.0, 3.0 / len(rows) + 0.2),
+                          aspect=30, pad=0.02)
+    bar.set_label("heatmap, min-max normalised (opacity %g)" % alpha, fontsize=CAPTION_POINTS)
+    bar.ax.tick_params(labelsize=CAPTION_POINTS)
     figure.legend(handles=[
         Line2D([], [], color=drawing.GROUND_TRUTH_COLOR, linewidth=2, label="ground truth"),
         Line2D([], [], color=drawing.BOX_COLOR, linewidth=2,
@@ -246,15 +247,18 @@ def comparison_figure(runs, chooser, images, threshold, protocol, colormap="bwr"
     return figure, axes_by_cell, [entries[0].image_size for _, entries in rows]
 
 
-def write_comparison(runs, images, prefix, threshold=0.2, protocol="cam", colormap="bwr",
-                     alpha=0.5, dpi=drawing.DPI, chooser=None, notes=()):
+def write_comparison(runs: list, images: list, prefix: str, threshold: float = 0.2,
+                     protocol: str = "cam", colormap: str = "bwr", alpha: float = 0.5,
+                     dpi: int = drawing.DPI, chooser: Chooser = None, notes=()) -> Comparison:
     """Draws the comparison figure of `images` and writes PREFIX.png and PREFIX.pdf; returns
     a `Comparison`. chooser: the `Chooser` that picked the images (its entries are reused)."""
     chooser = chooser or Chooser(runs[0], threshold, protocol)
     figure, axes_by_cell, sizes = comparison_figure(runs, chooser, images, threshold, protocol,
                                                     colormap, drawing.check_alpha(alpha), dpi)
-    # The positions the PNG will have: the same dpi, the same layout.
+    # Laid out once, then frozen: constrained layout run again at each save can move the
+    # axes by a few pixels, and the panels must say where the PNG has them.
     figure.canvas.draw()
+    figure.set_layout_engine("none")
     height = int(round(figure.bbox.height))
     panels = []
     for (row, column), axes in sorted(axes_by_cell.items()):

@@ -192,7 +192,7 @@ class Gallery(object):
                     os.remove(path)
 
 
-def table_html(markdown):
+def table_html(markdown: str) -> str:
     """The localisation table (runs.markdown_table's text) as an HTML table and its notes
     as a list: the one formatting of the table, whatever its columns."""
     lines = markdown.split("\n")
@@ -210,7 +210,7 @@ def table_html(markdown):
     return "".join(parts)
 
 
-def failures_html(runs, output_dir):
+def failures_html(runs: list) -> str:
     """A table of the images the runs could not use, or '' when there are none."""
     lines = [(run, failure) for run in runs for failure in run.failures()]
     if not lines:
@@ -233,18 +233,19 @@ def _curves_html(paths, output_dir):
                              _link(path[:-4] + ".pdf", output_dir)) for path in images)
 
 
-def json_for_script(value):
+def json_for_script(value) -> str:
     """JSON text that can stand inside a <script> element (no '</' to end it early)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
 
 
-def render(template, fields):
+def render(template: str, fields: dict) -> str:
     """The template with each {{name}} replaced by fields[name], in one pass (what is put in
     is not read again)."""
     return re.sub(r"\{\{(\w+)\}\}", lambda match: fields[match.group(1)], template)
 
 
-def gallery_blob(runs, classes, rows, threshold, protocol, iou_threshold):
+def gallery_blob(runs: list, classes: dict, rows: list, threshold: float, protocol: str,
+                 iou_threshold: float) -> dict:
     """The gallery's JSON blob: runs ({title, folder, annotated} each), classes ({class id as
     text: '3 circle'}), the box settings and columns: {column: its values over `rows` (dicts
     of the COLUMNS), those of ENCODED as text}."""
@@ -255,7 +256,8 @@ def gallery_blob(runs, classes, rows, threshold, protocol, iou_threshold):
             "iou_threshold": iou_threshold, "count": len(rows), "columns": columns}
 
 
-def page_html(title, summary, table, curves_section, failures, data):
+def page_html(title: str, summary: str, table: str, curves_section: str, failures: str,
+              data: dict) -> str:
     """The report page: the template (report.html beside this module) with its parts, which
     are HTML except title (text) and data (the `gallery_blob`)."""
     with open(TEMPLATE, encoding="utf-8") as stream:
@@ -267,9 +269,10 @@ def page_html(title, summary, table, curves_section, failures, data):
         "iou_threshold": "%g" % data["iou_threshold"], "data": json_for_script(data)})
 
 
-def write_report(runs, output_dir, threshold=0.2, protocol="cam", iou_threshold=0.5,
-                 thresholds=DEFAULT_THRESHOLDS, workers=1, colormap="bwr", alpha=0.5,
-                 thumbnail_size=192, progress=True):
+def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: str = "cam",
+                 iou_threshold: float = 0.5, thresholds=DEFAULT_THRESHOLDS, workers: int = 1,
+                 colormap: str = "bwr", alpha: float = 0.5, thumbnail_size: int = 192,
+                 progress: bool = True) -> ReportSummary:
     """Writes output_dir/report.html of `runs` (l2caf.report.runs.PictureRun), with its
     table, curves and thumbnails; returns a `ReportSummary`. The page is written last and
     whole: an interrupted report leaves the previous page (and reusable thumbnails)."""
@@ -309,7 +312,7 @@ def write_report(runs, output_dir, threshold=0.2, protocol="cam", iou_threshold=
                                                time.strftime("%Y-%m-%d %H:%M")))
     page = page_html(title, summary, table_html(evaluation_runs.markdown_table(rows)) if rows
                      else "<p>No table: no run has annotations (give --annotations).</p>",
-                     _curves_html(curve_paths, output_dir), failures_html(runs, output_dir),
+                     _curves_html(curve_paths, output_dir), failures_html(runs),
                      data)
     path = os.path.join(output_dir, "report.html")
     write_atomically(path, lambda stream: stream.write(page.encode("utf-8")))

@@ -180,6 +180,14 @@ def shown_entry(entries: list) -> Entry:
     return entries[0]
 
 
+def shown_class(entry: Entry):
+    """The class a figure's row is about: its shown entry's, or for a class-oblivious one the
+    image's first ground-truth class, else its top-1 predicted class."""
+    if entry.class_id is not None:
+        return entry.class_id
+    return (list(entry.gt_classes) or [entry.line["predictions"][0]["class_id"]])[0]
+
+
 def matching_entry(entries: list, class_id):
     """The entry of class_id among an image's entries in another run, or that run's
     class-oblivious one; None when the run lacks both."""
