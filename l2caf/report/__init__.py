@@ -7,4 +7,5 @@ HTML with a small script; no TensorFlow.
   curves   MaxBoxAcc against the threshold; mean deletion and insertion curves
   page     the report page (scripts/make_report.py)
   drawing  the shared matplotlib settings: figures, colour maps, box colours, saving
+  browser  a page as headless Chromium shows it: screenshot, DOM (tests, benchmarks)
 """

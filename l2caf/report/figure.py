@@ -12,6 +12,7 @@ one). Under 'wsol' the box is made at
 """
 import collections
 import math
+import os
 import textwrap
 
 import cv2
@@ -73,7 +74,7 @@ class Chooser(object):
         lookup = dict(self.run.by_name)
         for image in self.run.lines:
             lookup.setdefault(image, image)
-            lookup.setdefault(image.replace("\\", "/").rsplit("/", 1)[-1], image)
+            lookup.setdefault(os.path.basename(image), image)
         chosen = []
         for name in names:
             if name not in lookup:
