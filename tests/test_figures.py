@@ -73,7 +73,7 @@ def evaluation_box(run, name, protocol, size):
     the image: l2caf.evaluation's own functions, not the figure's."""
     [line] = run.lines[run.by_name[name]]
     path, key = line["heatmap"].rsplit(":", 1)
-    heatmap = np.load(path)[key]
+    heatmap = np.load(os.path.join(run.results_dir, os.path.basename(path)))[key]
     if protocol == "wsol":
         box, frame = wsol.ScoreMap(heatmap).box(0.2), (224, 224)
     else:
@@ -251,6 +251,6 @@ def test_mistakes_are_one_line_and_status_2(runs, dataset, tmp_path, capsys, arg
 
 
 def test_the_box_colours_are_not_in_the_overlays_colour_map():
-    table = drawing.colormap_table("bwr").astype(int)
+    table = (drawing.colormap("bwr")(np.linspace(0, 1, 256))[:, :3] * 255).astype(int)
     for colour in (GROUND_TRUTH, BOX):
         assert np.abs(table - colour).max(axis=1).min() > 100

@@ -7,7 +7,6 @@ setting changed is PDF's font type, inside an `rc_context` around the save only.
 import os
 
 import matplotlib
-import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -44,18 +43,13 @@ def new_figure(width: float, height: float, dpi: int = DPI, layout: str = "const
 
 
 def colormap(name: str):
-    """The matplotlib colour map called name; ConfigError naming a few if there is none."""
+    """The matplotlib colour map called name (what l2caf.heatmaps' overlays take, and the
+    colour bars show); ConfigError naming a few if there is none."""
     try:
         return matplotlib.colormaps[name]
     except KeyError:
         raise ConfigError("--colormap %s is not a matplotlib colour map; try bwr (the run's "
                           "overlays), jet, viridis, inferno or turbo" % name) from None
-
-
-def colormap_table(name: str) -> np.ndarray:
-    """The 256 x 3 uint8 RGB lookup table of a colour map, as l2caf.heatmaps blends it."""
-    colors = colormap(name)(np.linspace(0.0, 1.0, 256))[:, :3]
-    return (colors * 255).round().astype(np.uint8)
 
 
 def check_alpha(alpha: float) -> float:

@@ -184,7 +184,7 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
                       dpi: int = drawing.DPI) -> tuple:
     """The comparison figure of `images` (paths in runs[0]) as (matplotlib Figure, {(row,
     column): axes}, image sizes by row)."""
-    table = drawing.colormap_table(colormap)
+    colors = drawing.colormap(colormap)
     rows = []
     for image in images:
         entries = chooser.entries(image)
@@ -229,13 +229,13 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
                 axes.set_xlabel(_wrapped("no heatmap of %s in this run" % runs[0].class_label(
                     shown_class(shown))), fontsize=CAPTION_POINTS)
                 continue
-            _show(axes, heatmaps.show_heatmap_on_image(small, entry.heatmap, alpha, table), size)
+            _show(axes, heatmaps.show_heatmap_on_image(small, entry.heatmap, alpha, colors), size)
             for gt_box in entry.gt_boxes:
                 _draw_box(axes, gt_box, size, size, drawing.GROUND_TRUTH_COLOR)
             _draw_box(axes, entry.box.box, entry.box.frame_size, size, drawing.BOX_COLOR)
             axes.set_xlabel(_wrapped(_caption(run, entry)), fontsize=CAPTION_POINTS)
     # At the right of the whole grid.
-    bar = figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), drawing.colormap(colormap)),
+    bar = figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), colors),
                           ax=list(axes_by_cell.values()), shrink=min(1.0, 3.0 / len(rows) + 0.2),
                           aspect=30, pad=0.02)
     bar.set_label("heatmap, min-max normalised (opacity %g)" % alpha, fontsize=CAPTION_POINTS)

@@ -92,7 +92,7 @@ class Gallery(object):
                  thumbnail_size):
         self.runs, self.output_dir = runs, output_dir
         self.threshold, self.protocol, self.iou_threshold = threshold, protocol, iou_threshold
-        self.table = drawing.colormap_table(colormap)
+        self.colormap = drawing.colormap(colormap)
         self.alpha, self.size = drawing.check_alpha(alpha), thumbnail_size
         # What every thumbnail's name depends on besides its files.
         self.settings = "%s:%r:%d:%d" % (colormap, alpha, thumbnail_size, THUMBNAIL_QUALITY)
@@ -127,7 +127,7 @@ class Gallery(object):
             for entry, path, needed in zip(entries, paths, missing):
                 if needed:
                     overlay = heatmaps.show_heatmap_on_image(small, entry.heatmap, self.alpha,
-                                                             self.table)
+                                                             self.colormap)
                     encoded = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR),
                                            [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])[1]
                     write_atomically(path, lambda stream: stream.write(encoded.tobytes()))

@@ -15,9 +15,9 @@ from l2caf.evaluation import class_box, runs as evaluation_runs
 from l2caf.report.drawing import method_name
 from l2caf.run_folder import load_heatmap, output_names, read_results
 
-# The faithfulness scores of helper D's scripts/evaluate_faithfulness.py: faithfulness.jsonl,
-# or one file per shard.
-FAITHFULNESS_PATTERN = "faithfulness*.jsonl"
+# The faithfulness scores of scripts/evaluate_faithfulness.py: unsharded (or merged), and the
+# shards'.
+FAITHFULNESS_FILES = ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl")
 # Per heatmap: (field of a faithfulness line, whether a higher score is better).
 FAITHFULNESS_SCORES = collections.OrderedDict([
     ("deletion_auc", False), ("insertion_auc", True), ("average_drop", False),
@@ -213,7 +213,9 @@ def read_faithfulness(results_dir: str) -> dict:
     """{(image, class_id): its faithfulness line} of a run folder's faithfulness*.jsonl
     (shards and their merge may lie side by side: each heatmap once); empty without them."""
     scores = {}
-    for path in sorted(glob.glob(os.path.join(glob.escape(results_dir), FAITHFULNESS_PATTERN))):
+    folder = glob.escape(results_dir)
+    for path in sorted(path for pattern in FAITHFULNESS_FILES
+                       for path in glob.glob(os.path.join(folder, pattern))):
         for record in read_results(path):
             scores.setdefault((record["image"], record.get("class_id")), record)
     return scores
