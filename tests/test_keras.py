@@ -254,7 +254,8 @@ def test_the_visualisers_take_a_keras_model(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert visualize.main(["--network", "demo_densenet", "--checkpoint", DEMO_CHECKPOINT,
                            "--preprocess", "tf", "--output_dir", str(tmp_path / "y")]) == 2
-    assert "preprocess and image_size are for network keras" in capsys.readouterr().err
+    assert "preprocess, image_size, output and trust_model are for network keras" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.slow
