@@ -8,6 +8,7 @@ keras.applications' modes (caffe: ResNet, VGG; tf: ResNetV2, MobileNet V1/V2, In
 Xception, NASNet; torch: DenseNet) or does nothing because the model rescales inside itself
 (EfficientNet, EfficientNetV2, ConvNeXt, MobileNetV3): l2caf's 'none'.
 """
+import collections
 import hashlib
 import os
 import re
@@ -20,6 +21,14 @@ from l2caf.errors import CheckpointError, ConfigError
 from nets.tf_slim_compat import quiet_stderr
 
 PREFIX = "keras.applications."
+# The size an application without a fixed input (MobileNetV3) is explained at unless
+# image_size says otherwise: the ImageNet size its weights were trained at.
+TRAINED_SIZE = 224
+
+Application = collections.namedtuple("Application", ["model", "preprocessing", "image_size"])
+Application.__doc__ = """A keras.applications network built by name: the Keras model, its
+preprocessing (a name of l2caf.preprocessing), and the image size to explain it at (0: the
+model's own)."""
 
 
 def is_application(checkpoint: str) -> bool:
@@ -67,19 +76,19 @@ def cache_folder() -> str:
     return os.path.join(home, "models")
 
 
-def build(checkpoint: str, preprocess: str = "none", weights="imagenet"):
-    """(the Keras model, its preprocessing) of `checkpoint` = keras.applications.NAME, with
-    `weights` ('imagenet', None for random ones, or a weights file). preprocess: a setting
-    given beside it ('none': the application's own; another one that differs is a
-    ConfigError). Offline without the weights in Keras's cache, a CheckpointError says how
-    to give them."""
+def build(checkpoint: str, preprocess: str = "none", weights="imagenet") -> Application:
+    """The Application of `checkpoint` = keras.applications.NAME, with `weights`
+    ('imagenet', None for random ones, or a weights file). preprocess: a setting given
+    beside it ('none': the application's own; another one that differs is a ConfigError).
+    Offline without the weights in Keras's cache, a CheckpointError says how to give
+    them."""
     function, own = resolve(checkpoint)
     if preprocess not in ("none", own):
         raise ConfigError("%s takes preprocess %s (its own preprocess_input), not %s; leave "
                           "preprocess out" % (checkpoint, own, preprocess))
     try:
         with quiet_stderr():
-            return function(weights=weights), own
+            model = function(weights=weights)
     except Exception as error:  # Keras's own errors: a failed download, a bad weights file
         message = " ".join(str(error).split())
         failed_download = re.search(r"URL fetch failure on (https?://\S+?):? ", message)
@@ -91,6 +100,8 @@ def build(checkpoint: str, preprocess: str = "none", weights="imagenet"):
                 "as checkpoint" % (checkpoint, url.rsplit("/", 1)[-1], url, cache_folder(),
                                    checkpoint)) from None
         raise CheckpointError("cannot build %s: %s" % (checkpoint, message[:300])) from None
+    fixed = None not in tuple(model.inputs[0].shape)[1:3]
+    return Application(model, own, 0 if fixed else TRAINED_SIZE)
 
 
 def weights_sha256(keras_model) -> str:

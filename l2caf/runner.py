@@ -90,7 +90,7 @@ class _KerasSource(object):
     (config.checkpoint)."""
 
     def __init__(self, config):
-        self.keras_model, self.preprocess = self._load(config)
+        self.keras_model, self.preprocess, self.own_size = self._load(config)
         with self._model(config, 1) as probe:  # checks the layer, sizes, output and head
             self.num_classes = self.num_labels = probe.num_classes
             self.image_size, self.layer = probe.image_size, probe.layer
@@ -103,18 +103,19 @@ class _KerasSource(object):
 
     @staticmethod
     def _load(config, weights="imagenet"):
-        """(the Keras model, its preprocessing) of config.checkpoint."""
+        """(the Keras model, its preprocessing, its image size: 0 for the model's own) of
+        config.checkpoint."""
         from l2caf import keras_applications, keras_model
         if keras_applications.is_application(config.checkpoint):
             return keras_applications.build(config.checkpoint, config.preprocess, weights)
         return keras_model.load_keras_model(config.checkpoint, config.trust_model), \
-            config.preprocess
+            config.preprocess, 0
 
     def _model(self, config, rows):
         from l2caf.keras_model import KerasModel
         return KerasModel(self.keras_model, config.layer, config.filter_type, rows,
-                          config.explain, self.preprocess, config.image_size, config.gpu,
-                          output=config.output)
+                          config.explain, self.preprocess, config.image_size or self.own_size,
+                          config.gpu, output=config.output)
 
     def explainer(self, config, rows):
         return _explainer(self._model(config, rows), config)
@@ -122,8 +123,8 @@ class _KerasSource(object):
     @classmethod
     def layers(cls, config):
         from l2caf import keras_model
-        loaded, _ = cls._load(config, weights=None)  # the layers need no weights
-        return keras_model.filter_layers(loaded, config.image_size, config.output)
+        loaded, _, own_size = cls._load(config, weights=None)  # the layers need no weights
+        return keras_model.filter_layers(loaded, config.image_size or own_size, config.output)
 
 
 def _source(config):
