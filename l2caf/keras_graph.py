@@ -18,7 +18,7 @@ from l2caf.errors import ConfigError
 from nets.tf_slim_compat import tf
 
 
-def functional_graph(layer):
+def functional_graph(layer) -> object:
     """The functional graph inside `layer`: a Keras 3 functional model, a built Keras 3
     Sequential's functional model, a tf-keras graph network, or None (a plain layer, a
     subclassed model)."""
@@ -49,13 +49,13 @@ class Step(object):
     """One layer call of the graph: `name` (nested models' names first, `/` between),
     the layer (or Keras 3 operation), and the values (ints) it reads and makes."""
 
-    def __init__(self, name, operation, node, inputs, outputs):
+    def __init__(self, name: str, operation, node, inputs, outputs):
         self.name, self.operation, self.node = name, operation, node
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
         self._keras3 = hasattr(node, "operation")
         self._symbols = list(node.input_tensors if self._keras3 else node.keras_inputs)
 
-    def __call__(self, values):
+    def __call__(self, values: dict) -> list:
         """The step's outputs (a flat list) from `values` {value: tensor}."""
         if self._keras3:
             args, kwargs = self.node.arguments.fill_in(
@@ -86,7 +86,7 @@ class LayerGraph(object):
     index of the step that makes it}; consumers: {value: indices of the steps that read it}.
     """
 
-    def __init__(self, model, name):
+    def __init__(self, model, name: str):
         graph = functional_graph(model)
         if graph is None:
             if type(model).__name__ == "Sequential":
@@ -152,7 +152,7 @@ class LayerGraph(object):
                                        [self._new_value(symbol) for symbol in outputs]))
         return [self._value(symbol) for symbol in graph.outputs]
 
-    def plan(self, targets, given=(), cut=()):
+    def plan(self, targets, given=(), cut=()) -> list:
         """Indices of the steps that compute `targets` from the values `given`, in order;
         the inputs of the steps in `cut` are not computed for them."""
         key = (tuple(targets), frozenset(given), frozenset(cut))
@@ -173,7 +173,7 @@ class LayerGraph(object):
             self._plans[key] = sorted(needed)
         return self._plans[key]
 
-    def run(self, feeds, targets, edits=None, cut=()):
+    def run(self, feeds: dict, targets, edits: dict = None, cut=()) -> list:
         """The tensors of `targets` from `feeds` {value: tensor}, running only the steps they
         need. edits: {step index: edit(compute) -> the step's outputs}, where compute() runs
         the step; cut: steps whose edit does not call compute (their inputs are then not
@@ -187,7 +187,7 @@ class LayerGraph(object):
             values.update(zip(step.outputs, made))
         return [values[value] for value in targets]
 
-    def traced_shapes(self, input_shape, dtype):
+    def traced_shapes(self, input_shape: tuple, dtype) -> dict:
         """{value: static shape} of every value when the model runs on [None, *input_shape]
         inputs: the shapes a model without a fixed input size has at that size (traced, not
         run)."""

@@ -82,7 +82,7 @@ def load_keras_model(path: str, trust: bool = False):
     raise CheckpointError("cannot load the Keras model %s: %s" % (path, " / ".join(errors)))
 
 
-def code_carrier(path: str):
+def code_carrier(path: str) -> str:
     """What holds Python code in the saved configuration of the Keras model at `path` (e.g.
     "layer lambda_1 (Lambda)"), or None: read from the file without Keras, in each format
     (a .keras zip's config.json, a .h5 file's model_config, a SavedModel's
@@ -242,8 +242,9 @@ class _Structure(object):
                                   % self.name)
             return own + (shape[3],)
         if any(mine is not None and mine != given for mine, given in zip(own, wanted)):
-            raise ConfigError("Keras model %s takes %s images, not image_size %dx%d"
-                              % (self.name, "x".join(str(d or "any") for d in own), *wanted))
+            raise ConfigError("Keras model %s takes %s images, not image_size %s"
+                              % (self.name, "x".join(str(d or "any") for d in own),
+                                 wanted[0] if wanted[0] == wanted[1] else "%dx%d" % wanted))
         return tuple(wanted) + (shape[3],)
 
     def _output(self, output):
@@ -289,9 +290,11 @@ class _Structure(object):
                 for name, found in self.maps.items()]
 
 
-def filter_layers(keras_model, image_size=0, output=None):
-    """([(layer, (H, W), what)], default layer) of `keras_model` (see KerasModel): where a
-    filter can go, for --list_layers."""
+def filter_layers(keras_model, image_size=0, output=None) -> tuple:
+    """([(layer, (H, W), what)], default layer) of `keras_model`: the layers where a filter
+    can go, in graph order (what: "" for a spatial map, "tokens" or "tokens, class token
+    first" for a grid of tokens), and the one KerasModel takes by default. image_size and
+    output as for KerasModel."""
     structure = _Structure(keras_model, image_size, output)
     if not structure.maps:
         raise ConfigError("Keras model %s has no layer with a spatial map or a square grid "
