@@ -515,11 +515,14 @@ class KerasModel(object):
             return self._probabilities(tf.constant(images)).numpy()
 
     def source_shape(self, source):
+        """The shape of one row of 'images' or of the 'activation' at the layer."""
         if source == "images":
             return list(self.input_shape)
         return list(self.filter_size) + [self._map.channels]
 
     def network_head_sources(self, cache_activation):
+        """What the layers after the filter start from: the activation and the images, or
+        the images."""
         # The images too: where skip connections (or a class token) cross the layer, the
         # layers after it need values from before it (and where they do not, the layers
         # before it are not run).
@@ -533,6 +536,7 @@ class KerasModel(object):
         return self._explained(logits, embedding)
 
     def optimization_program(self, head):
+        """The head's optimisation as tf.functions (l2caf.optimize.FunctionProgram)."""
         from l2caf.optimize import FunctionProgram
         return FunctionProgram(self, head)
 

@@ -97,6 +97,7 @@ def test_keras_applications_by_name_and_their_preprocessing():
         keras_applications.build("keras.applications.ResNet50", "tf", weights=None)
 
 
+@pytest.mark.slow
 def test_a_keras_application_is_built_by_name(capsys):
     model, preprocess, image_size = keras_applications.build(
         "keras.applications.MobileNetV3Small", weights=None)
