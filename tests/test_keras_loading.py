@@ -8,11 +8,13 @@ import keras
 import numpy as np
 import pytest
 import tf_keras
+import yaml
 
 from l2caf import config, keras_applications
 from l2caf.cli import visualize
-from l2caf.errors import CheckpointError, ConfigError
+from l2caf.errors import CheckpointError, ConfigError, RunError
 from l2caf.keras_model import KerasModel, code_carrier, load_keras_model
+from l2caf.run_folder import RunFolder
 from tests.helpers import REPO_ROOT
 
 
@@ -162,3 +164,14 @@ def test_the_keras_keys_are_checked_and_trust_model_is_free():
     assert "trust_model" in config.FREE_KEYS and "output" not in config.FREE_KEYS
     with pytest.raises(ConfigError, match="--trust_model must be true or false"):
         config.parse("test", config.OPTIONS, ["--trust_model", "maybe"])
+
+
+def test_a_folder_written_before_the_keras_keys_existed_is_still_the_same_run(tmp_path):
+    made_with = {"image_size": 168, "layer": "dense_block2/conv_block2"}
+    older = {key: value for key, value in config.defaults().items()
+             if key not in ("output", "trust_model")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(dict(older, made_with=made_with)))
+    folder = RunFolder(str(tmp_path))
+    folder.check(config.defaults(), made_with)  # the new keys at their defaults: accepted
+    with pytest.raises(RunError, match="output \\( there, box now\\)"):
+        folder.check(dict(config.defaults(), output="box"), made_with)
