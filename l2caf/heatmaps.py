@@ -24,17 +24,28 @@ def normalize(heatmap):
     return (heatmap - low) / (high - low)
 
 
-def colorize(heatmap, size):
-    """Heatmap resized to size = (height, width), normalised, through the blue-white-red map."""
+def colormap_table(colormap=None) -> np.ndarray:
+    """The 256-entry RGB uint8 lookup table of a colour map: None (blue-white-red) or a
+    matplotlib Colormap object ([0, 1] -> RGBA in [0, 1])."""
+    if colormap is None:
+        return BLUE_WHITE_RED
+    rgba = np.asarray(colormap(np.linspace(0.0, 1.0, 256)), np.float64)
+    return (rgba[:, :3] * 255).round().astype(np.uint8)
+
+
+def colorize(heatmap, size, colormap=None):
+    """Heatmap resized to size = (height, width), normalised, through the colour map (see
+    colormap_table; default blue-white-red)."""
     resized = cv2.resize(np.asarray(heatmap, np.float32), (size[1], size[0]),
                          interpolation=cv2.INTER_LINEAR)
     indices = (normalize(resized) * 255).round().astype(np.uint8)
-    return BLUE_WHITE_RED[indices]
+    return colormap_table(colormap)[indices]
 
 
-def show_heatmap_on_image(image, heatmap, alpha=0.6):
-    """The RGB uint8 `image` with `heatmap` (any resolution) blended on top, at the image's size."""
-    colored = colorize(heatmap, image.shape[:2]).astype(np.float32)
+def show_heatmap_on_image(image, heatmap, alpha=0.6, colormap=None):
+    """The RGB uint8 `image` with `heatmap` (any resolution) blended on top, at the image's
+    size, coloured by `colormap` (None: blue-white-red; or a matplotlib Colormap object)."""
+    colored = colorize(heatmap, image.shape[:2], colormap).astype(np.float32)
     blended = alpha * colored + (1.0 - alpha) * image.astype(np.float32)
     return blended.round().astype(np.uint8)
 
