@@ -9,7 +9,7 @@ import pytest
 from l2caf import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 from l2caf.errors import ConfigError
 from l2caf.keras_model import KerasModel
-from l2caf.methods import CAM, METHODS, ActivationMap, RandomMap
+from l2caf.methods import CAM, L2CAF, METHODS, ActivationMap, RandomMap
 
 INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6: Score-CAM upsamples 6 -> 13
 
@@ -272,3 +272,20 @@ def test_one_pass_methods_share_one_base_and_are_called_alike(tiny):
         assert method(model)([images[0]], classes=[[]]) == []  # nothing asked, nothing made
     with pytest.raises(ConfigError, match="ScoreCAM's batch_size must be at least 1"):
         ScoreCAM(model, batch_size=0)
+
+
+def test_l2caf_records_its_loss_at_every_check_and_ends_with_the_final_loss(tiny):
+    _, model, images = tiny
+    settings = {"max_iters": 12, "check_every": 5, "tolerance": 0.0}
+    explanations = L2CAF(model, settings=settings)(images[:2], 1)
+    for explanation in explanations:
+        # Checks after 0, 5 and 10 updates; the last iteration (11 updates made) is no check.
+        assert [updates for updates, _ in explanation.loss_history] == [0, 5, 10, 11]
+        assert explanation.loss_history[-1][1] == explanation.loss
+        assert explanation.iterations == 12
+    # Any loss is within a huge tolerance of the first check's reference (32767): every row
+    # stops at its first check, after one update, with that check's loss as its last.
+    settled = L2CAF(model, settings=dict(settings, tolerance=1e9))(images[:2], 1)
+    for explanation, longer in zip(settled, explanations):
+        assert explanation.iterations == 1
+        assert explanation.loss_history == [[0, explanation.loss]] == [longer.loss_history[0]]
