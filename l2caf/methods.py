@@ -296,7 +296,7 @@ class ScoreCAM(ActivationMap):
         rows_of = collections.OrderedDict()
         for row, image in enumerate(rows.image_rows):
             rows_of.setdefault(image, []).append(row)
-        maps = {image: rows.activations[image_rows[0]] for image, image_rows in rows_of.items()}
+        maps = {image: rows.activations[pair_rows[0]] for image, pair_rows in rows_of.items()}
         masked = [(image, channel) for image, activation in maps.items()
                   for channel in np.flatnonzero(activation.max(axis=(0, 1)) >
                                                 activation.min(axis=(0, 1)))]
