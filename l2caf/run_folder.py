@@ -270,6 +270,8 @@ class RunFolder(object):
         current = dict(config, **made_with)
         for path, saved in self._saved_configs():
             saved = dict(saved, **saved.pop(config_module.MADE_WITH, None) or {})
+            # A key newer than the folder was at its default there.
+            saved = dict(config_module.defaults(), **saved)
             differ = ["%s (%s there, %s now)" % (key, _shown(saved.get(key)), _shown(value))
                       for key, value in current.items()
                       if key not in config_module.FREE_KEYS and saved.get(key) != value]

@@ -190,6 +190,18 @@ def _v2_thresholds(best_v2):
                                    for iou, threshold in zip(V2_IOU_THRESHOLDS, best_v2.thresholds))
 
 
+def box_accuracies_field(box_accuracies):
+    """A row's box_accuracies: the accuracy at every threshold of the sweep (percent), for
+    the curves: {"thresholds": [...], "max_box_acc": [...], "max_box_acc_v2": {IoU as text:
+    [...]} or None}."""
+    v2 = None if box_accuracies.v2_accuracies is None else collections.OrderedDict(
+        ("%g" % iou, list(curve))
+        for iou, curve in zip(V2_IOU_THRESHOLDS, box_accuracies.v2_accuracies))
+    return collections.OrderedDict([("thresholds", list(box_accuracies.thresholds)),
+                                    ("max_box_acc", list(box_accuracies.accuracies)),
+                                    ("max_box_acc_v2", v2)])
+
+
 def score_records(records, protocol, threshold, thresholds, iou_threshold, workers, label):
     """l2caf.evaluation.evaluate_records, with a progress bar named label."""
     # The bar is cleared before an error is printed.
@@ -206,8 +218,9 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
                  thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, workers=1):
     """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
-    max_box_acc_threshold, max_box_acc_v2_thresholds, the LACKING_HEATMAPS counts and notes
-    (a list of strings). MaxBoxAccV2 and its thresholds are None unless protocol is 'wsol'.
+    max_box_acc_threshold, max_box_acc_v2_thresholds, box_accuracies (see
+    `box_accuracies_field`), the LACKING_HEATMAPS counts and notes (a list of strings).
+    MaxBoxAccV2 and its thresholds are None unless protocol is 'wsol'.
 
     annotations: {image stem: Annotation} (l2caf.evaluation.read_annotations).
     thresholds: MaxBoxAcc's threshold sweep. workers: processes that box the heatmaps.
@@ -218,8 +231,9 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
     by_image = read_run_lines(results_dir)
     records = run_records(results_dir, by_image, annotations, class_ids)
-    metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
-                                           iou_threshold, workers, results_dir)
+    evaluation = score_records(records, protocol, threshold, thresholds, iou_threshold,
+                               workers, results_dir)
+    metrics, best, best_v2 = evaluation.metrics, evaluation.max_box_acc, evaluation.max_box_acc_v2
     layer = next(iter(by_image.values()))[0]["layer"]  # the results say which, resolved
     row = collections.OrderedDict([
         ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
@@ -231,7 +245,8 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         ("gt_known_loc_accuracy", metrics.gt_known_loc_accuracy),
         ("max_box_acc", best.accuracy), ("max_box_acc_threshold", best.threshold),
         ("max_box_acc_v2", best_v2.accuracy if best_v2 else None),
-        ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2))])
+        ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2)),
+        ("box_accuracies", box_accuracies_field(evaluation.box_accuracies))])
     row.update(lacking_heatmaps(records))
     row["notes"] = run_notes(row)
     return row
@@ -287,15 +302,16 @@ def markdown_table(rows):
 
 
 def write_csv(path, rows):
-    """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds as
-    JSON, None as an empty cell."""
+    """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds and
+    box_accuracies as JSON, None as an empty cell."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
     for row in rows:
         thresholds = row["max_box_acc_v2_thresholds"]
         writer.writerow(dict(row, notes="; ".join(row["notes"]),
-                             max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds)))
+                             max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds),
+                             box_accuracies=json.dumps(row["box_accuracies"])))
     write_atomically(path, lambda stream: stream.write(text.getvalue().encode("utf-8")))
 
 
