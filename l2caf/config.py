@@ -122,10 +122,14 @@ OPTIONS = collections.OrderedDict([
                         ("logits", "embedding"))),
     ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
                                        "cam (class activation mapping; networks with a linear "
-                                       "head, last conv layer), gradcam (Grad-CAM, any layer) "
-                                       "or random (a seeded uniform map per image and class: "
-                                       "the floor of every metric)",
-                       ("l2caf", "cam", "gradcam", "random"))),
+                                       "head, last conv layer), gradcam (Grad-CAM), gradcampp "
+                                       "(Grad-CAM++, the paper's equation), layercam "
+                                       "(LayerCAM), scorecam (Score-CAM: one forward pass per "
+                                       "channel of the layer), all at any layer, or random (a "
+                                       "seeded uniform map per image and class: the floor of "
+                                       "every metric)",
+                       ("l2caf", "cam", "gradcam", "gradcampp", "layercam", "scorecam",
+                        "random"))),
     ("learning_rate", _option("float", 0.5, "Adam's initial learning rate")),
     ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear)")),
     ("max_iters", _option("int", 1000, "Adam iterations at most per filter")),

@@ -139,6 +139,8 @@ def _explainer(model, config):
     from l2caf.methods import METHODS
     if config.method == "random":
         return METHODS["random"](model, config.seed)
+    if config.method == "scorecam":
+        return METHODS["scorecam"](model, progress=config.progress)
     if config.method != "l2caf":
         return METHODS[config.method](model)
     settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",
@@ -413,6 +415,7 @@ class _Batches(object):
                 ("class_id", class_id),
                 ("class_name", None if class_id is None else self.run.class_names[class_id]),
                 ("iterations", explanation.iterations), ("final_loss", explanation.loss),
+                ("loss_history", explanation.loss_history),
                 ("seconds", round(explanation.seconds, 4)), ("heatmap", references[key]),
                 ("overlay", overlay), ("gif", gif_path),
                 ("predictions", self.top5(probabilities[explanation.image_index])),
