@@ -53,9 +53,10 @@ def peak_rss_mb():
 
 def convergence_off_settings(iterations):
     """The paper's settings for `iterations` iterations, with a tolerance no loss change is
-    below (-1): every row runs them all, with CHECKS_PER_RUN checks on the way."""
+    below (0: a row stops when its loss moved less than the tolerance): every row runs them
+    all, with CHECKS_PER_RUN checks on the way."""
     return Settings(max_iters=iterations, check_every=max(1, iterations // CHECKS_PER_RUN),
-                    tolerance=-1.0)
+                    tolerance=0.0)
 
 
 class Workload(object):

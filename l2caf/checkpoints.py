@@ -277,9 +277,11 @@ def download(name, dest_dir, progress=True):
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     partial.write(chunk)
                     bar.update(len(chunk))
-    except OSError as error:  # URLError and socket timeouts included
+    except BaseException as error:  # URLError, socket timeouts, a full disk, Ctrl-C
         if os.path.exists(partial_path):
             os.remove(partial_path)
+        if not isinstance(error, OSError):
+            raise
         raise CheckpointError("could not download %s: %s\n%s"
                               % (info.url, getattr(error, "reason", error),
                                  manual_download_steps(name, dest_dir))) from None
@@ -321,9 +323,15 @@ def unpack(archive_path, dest_dir, expected_file):
             os.makedirs(dest_dir, exist_ok=True)
             for member in wanted:
                 target = os.path.join(dest_dir, os.path.basename(member.name))
-                with archive.extractfile(member) as source, open(target + ".part", "wb") as out:
-                    shutil.copyfileobj(source, out)
-                os.replace(target + ".part", target)
+                try:
+                    with archive.extractfile(member) as source, \
+                            open(target + ".part", "wb") as out:
+                        shutil.copyfileobj(source, out)
+                    os.replace(target + ".part", target)
+                except BaseException:  # a full disk, a truncated archive, Ctrl-C: no .part
+                    if os.path.exists(target + ".part"):
+                        os.remove(target + ".part")
+                    raise
     except (tarfile.TarError, EOFError, OSError) as error:
         raise CheckpointError("cannot unpack %s: %s" % (archive_path, error)) from None
     return os.path.join(dest_dir, expected_file)

@@ -12,6 +12,7 @@ import yaml
 
 from l2caf import networks
 from l2caf.errors import ConfigError
+from l2caf.settings import Settings, check_number
 
 
 def _parse_bool(text):
@@ -256,7 +257,9 @@ def parser(description, option_table):
                              "map sizes (the default marked), and exit")
     result.add_argument("--overwrite", action="store_true",
                         help="delete the results already in output_dir (made with other "
-                             "settings) before the run; without it such a folder is refused")
+                             "settings) before the run: the run files of every shard and the "
+                             "files their lines name inside output_dir, nothing else; without "
+                             "it such a folder is refused")
     result.add_argument("--merge", metavar="DIR",
                         help="join the shards' results in DIR into DIR/results.jsonl and "
                              "DIR/failures.jsonl, report the images still missing, and exit "
@@ -289,16 +292,13 @@ def from_arguments(args, option_table):
 def check(config):
     """Value checks that types alone do not catch (the network-dependent ones are the
     runner's)."""
-    for key in ("max_iters", "check_every", "top_k", "batch_size", "workers"):
+    for key in ("top_k", "batch_size", "workers"):
         if config[key] < 1:
             raise ConfigError("%s must be at least 1, got %d" % (key, config[key]))
-    for key in ("seed", "limit"):
-        if config[key] < 0:
-            raise ConfigError("%s must be 0 or more, got %d" % (key, config[key]))
-    if config.learning_rate <= 0:
-        raise ConfigError("learning_rate must be positive, got %g" % config.learning_rate)
-    if not 0.0 <= config.overlay_alpha <= 1.0:
-        raise ConfigError("overlay_alpha must be in [0, 1], got %g" % config.overlay_alpha)
+    if config.limit < 0:
+        raise ConfigError("limit must be 0 or more, got %d" % config.limit)
+    Settings.of({key: config[key] for key in Settings.keys()})  # the optimisation's numbers
+    check_number("overlay_alpha", config.overlay_alpha, "in [0, 1]", lambda x: 0 <= x <= 1)
     if any(class_id < 0 for class_id in config.classes):
         raise ConfigError("classes must be class ids (0 or more), got %s"
                           % ",".join(map(str, config.classes)))

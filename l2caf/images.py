@@ -4,6 +4,7 @@ Pillow decodes the formats it knows (it applies the EXIF orientation of phone ph
 reports truncated files); OpenCV the others. An image over MAX_PIXELS is refused before it
 is decoded (a PNG of a few kilobytes can hold a 40000 x 30000 image).
 """
+import collections
 import os
 import re
 import warnings
@@ -107,7 +108,8 @@ def list_images(source):
     """Image paths of a run: one image file, a folder's images (sorted), or a list file.
 
     A list file is a text file with one path per line (relative to the list's folder when
-    not absolute); blank lines and lines starting with # are ignored.
+    not absolute); blank lines and lines starting with # are ignored. Paths are normalised
+    (os.path.normpath): ./x.jpg and x.jpg are one image, listed once.
     """
     if os.path.isdir(source):
         paths = [os.path.join(source, name) for name in sorted(os.listdir(source))
@@ -115,12 +117,9 @@ def list_images(source):
         if not paths:
             raise ImageError("%s: the folder holds no images (%s)"
                              % (source, " ".join(IMAGE_EXTENSIONS)))
-        return paths
-    if not os.path.exists(source):
+    elif not os.path.exists(source):
         raise ImageError("%s: no such image, folder or list file" % source)
-    if source.lower().endswith(IMAGE_EXTENSIONS):
-        return [source]
-    if source.lower().endswith((".txt", ".lst", ".list")):
+    elif source.lower().endswith((".txt", ".lst", ".list")):
         base = os.path.dirname(source)
         with open(source) as stream:
             lines = [line.strip() for line in stream]
@@ -128,5 +127,6 @@ def list_images(source):
                  for line in lines if line and not line.startswith("#")]
         if not paths:
             raise ImageError("%s: the list file names no images" % source)
-        return paths
-    return [source]  # an image with an unusual extension: read_image will tell
+    else:
+        paths = [source]  # an image (with an unusual extension, read_image will tell)
+    return list(collections.OrderedDict.fromkeys(os.path.normpath(path) for path in paths))

@@ -6,23 +6,39 @@ The files of shard INDEX/COUNT carry the suffix _shard<INDEX>of<COUNT> (none for
                           image size, the checkpoint's and the label list's SHA-256 and the
                           layer; a rerun with other settings is refused (see RunFolder.check)
     results.jsonl         a line per heatmap, written (and synced) after its files
-    failures.jsonl        a line per image that could not be used: image, reason
+    failures.jsonl        a line per image that could not be used: image, reason (and
+                          class_id when one class of it failed)
     run.log               what happened, with times
     <name>_c<class>.npy   heatmap_format npy: a heatmap per file (<name>_oblivious for
                           cls_oblivious), beside its overlay .png and .gif
     heatmaps_000000.npz   heatmap_format npz: a batch's heatmaps; a results line names one as
                           FILE.npz:KEY (`load_heatmap` reads both)
+    .results.jsonl.lock   the lock of the process writing results.jsonl (FolderLock)
 
-Every file a line names is complete before the line is written (temporary name, synced,
-renamed), and heatmap files are never overwritten: after Ctrl-C or kill -9 the same command
-continues where it stopped. No TensorFlow here: the evaluation reads run folders with it.
+A folder is self-contained: its lines name its files relative to it (`x_c3.npy`,
+`heatmaps_000000.npz:x_c3`), and every reader takes them from the folder it reads, by base
+name (older lines, which named them as typed at run time, read the same way), so that a
+copied or moved folder is read with its own files and `--overwrite` deletes nothing outside
+it. Every file a line names is complete before the line is written (temporary name, synced,
+renamed), a heatmap file is never overwritten while a line names it, and one process at a
+time writes a shard (FolderLock): after Ctrl-C or kill -9 the same command continues where
+it stopped, and remakes the heatmaps of finished pairs that have gone missing or cannot be
+read. No TensorFlow here: the evaluation reads run folders with it.
 """
 import collections
+import contextlib
+import errno
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
+import socket
+import sys
+import threading
+import time
+import zipfile
 import zlib
 
 import numpy as np
@@ -82,17 +98,139 @@ def heatmap_key(name, class_id):
     return name + ("_oblivious" if class_id is None else "_c%d" % class_id)
 
 
-def load_heatmap(reference, results_dir=None):
-    """The heatmap a results line names: FILE.npz:KEY or FILE.npy. With results_dir, a
-    folder that has moved is looked up there by file name."""
-    path, separator, key = reference.partition(".npz:")
-    path = path + ".npz" if separator else reference
-    if results_dir and not os.path.exists(path):
-        path = os.path.join(results_dir, os.path.basename(path))
-    if not separator:
-        return np.load(path)
-    with np.load(path) as archive:
-        return archive[key]
+def reference_parts(reference):
+    """(file name, npz key or None) of a file a results line names: FILE.npz:KEY (a batch's
+    heatmaps), FILE.npy, FILE.png, ... The file name is the reference's base name: lines
+    name files relative to their folder (older lines named them as typed at run time, but in
+    the same folder), so that a folder copied or moved elsewhere reads its own files."""
+    if not reference.endswith(".npy"):  # a key never ends in .npy (see heatmap_key)
+        path, separator, key = reference.partition(".npz:")
+        if separator:
+            return os.path.basename(path + ".npz"), key
+    return os.path.basename(reference), None
+
+
+def folder_path(results_dir, reference):
+    """The path of the file a results line names (heatmap, overlay, gif, curves): in
+    results_dir, whatever folder the line was written in."""
+    return os.path.join(results_dir, reference_parts(reference)[0])
+
+
+class UnreadableHeatmap(RunError):
+    """A heatmap file a results line names is missing, unreadable or not a heatmap. path:
+    the file; reason: what is wrong with it."""
+
+    def __init__(self, path, reason, results_dir):
+        super().__init__("heatmap file %s cannot be used (%s); %s" % (
+            path, reason, repair_command(results_dir)))
+        self.path, self.reason = path, reason
+
+
+def repair_command(results_dir):
+    """How to remake the missing and unreadable heatmaps of a folder: the rerun of the
+    command that made it (a rerun checks the heatmaps of the pairs it skips)."""
+    rerun = "python scripts/visualize_attention.py --config %s --output_dir %s"
+    if os.path.exists(os.path.join(results_dir, "config.yaml")):
+        return "rerun %s to make it again" % (
+            rerun % (os.path.join(results_dir, "config.yaml"), results_dir))
+    if glob.glob(os.path.join(glob.escape(results_dir), "config_shard*of*.yaml")):
+        return "rerun each shard (%s), then --merge %s, to make it again" % (
+            rerun % (os.path.join(results_dir, "config_shard<INDEX>of<COUNT>.yaml"),
+                     results_dir), results_dir)
+    return "rerun the visualiser command that wrote %s to make it again" % results_dir
+
+
+class HeatmapFiles(object):
+    """Reads the heatmaps results lines name from their folder; `read` raises
+    UnreadableHeatmap. Arrays are read with allow_pickle=False (a heatmap file never runs
+    code) and must be 2-D (a heatmap [H, W], or a line's curves), numeric and finite. The
+    last few .npz files stay open (lines come batch by batch). Use as a context manager, or
+    close()."""
+
+    OPEN_ARCHIVES = 8
+
+    def __init__(self, results_dir):
+        self.results_dir = results_dir
+        self._archives = collections.OrderedDict()
+        self._failed = {}  # path: its error again for every key of a file that failed
+
+    def read(self, reference):
+        name, key = reference_parts(reference)
+        path = os.path.join(self.results_dir, name)
+        try:
+            array = np.load(path, allow_pickle=False) if key is None else \
+                self._archive(path)[key]
+        except FileNotFoundError:
+            raise self._error(path, "no such file") from None
+        except KeyError:
+            raise self._error(path, "it holds no array %s" % key) from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError):
+            # (numpy's own words on a file it cannot parse suggest loading it with pickle)
+            raise self._error(path, "not a .npy array: truncated or corrupt" if key is None
+                              else "not a whole .npz archive: truncated or corrupt") from None
+        except OSError as error:
+            raise self._error(path, error.strerror or str(error)) from None
+        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind not in "fiu":
+            if isinstance(array, np.lib.npyio.NpzFile):  # an archive named as a .npy file
+                array.close()
+            raise self._error(path, "not a 2-D array of numbers%s" % (
+                " (%s %s)" % (array.dtype, list(array.shape))
+                if isinstance(array, np.ndarray) else ""))
+        if not np.all(np.isfinite(array)):
+            raise self._error(path, "%s holds NaN or infinite values" % (key or "it"))
+        return array
+
+    def _archive(self, path):
+        if path in self._failed:
+            raise self._failed[path]
+        if path not in self._archives:
+            try:
+                archive = np.load(path, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("%s is not an .npz archive" % path)
+            except Exception as error:
+                self._failed[path] = error
+                raise
+            self._archives[path] = archive
+            if len(self._archives) > self.OPEN_ARCHIVES:
+                self._archives.popitem(last=False)[1].close()
+        self._archives.move_to_end(path)
+        return self._archives[path]
+
+    def _error(self, path, reason):
+        return UnreadableHeatmap(path, reason, self.results_dir)
+
+    def close(self):
+        for archive in self._archives.values():
+            archive.close()
+        self._archives.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def load_heatmap(reference, results_dir):
+    """The heatmap (or other array) a results line of results_dir names, FILE.npz:KEY or
+    FILE.npy, read from results_dir only (see reference_parts); UnreadableHeatmap, a
+    RunError naming the file and the rerun that repairs it, if it cannot be used."""
+    with HeatmapFiles(results_dir) as files:
+        return files.read(reference)
+
+
+def unreadable_heatmaps(records, results_dir):
+    """{index in records: UnreadableHeatmap} of the results lines whose heatmap cannot be
+    used (each file read once)."""
+    problems = {}
+    with HeatmapFiles(results_dir) as files:
+        for index, record in enumerate(records):
+            try:
+                files.read(record["heatmap"])
+            except UnreadableHeatmap as error:
+                problems[index] = error
+    return problems
 
 
 def sha256(path):
@@ -111,15 +249,106 @@ def sha256(path):
 
 def write_atomically(path, write):
     """Calls write(stream) on a temporary file, syncs it and renames it to `path`: the file
-    is whole or absent. OSError (a full disk, no permission) becomes an OutputError."""
+    is whole or absent, and no temporary file stays behind whatever stops the write. OSError
+    (a full disk, no permission) becomes an OutputError."""
+    temporary = path + ".tmp"
     try:
-        with open(path + ".tmp", "wb") as stream:
+        with open(temporary, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(path + ".tmp", path)
-    except OSError as error:
-        raise OutputError("cannot write %s: %s" % (path, error.strerror or error)) from None
+        os.replace(temporary, path)
+    except BaseException as error:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass  # never made, or renamed already
+        if isinstance(error, OSError):
+            raise OutputError("cannot write %s: %s" % (path, error.strerror or error)) \
+                from None
+        raise
+
+
+class FolderLock(object):
+    """Makes this process the only writer of the file `path` (a results or scores file) while
+    the `with` block runs: an fcntl (POSIX) lock on dirname/.basename.lock, which holds this
+    process's pid, host, start time and command line. A second writer gets a RunError naming
+    the holder. The system releases the lock when its process ends, however it ends (kill
+    -9 included), so a lock left by a killed process is simply taken over. On a file system
+    without locks, `problem` says so and nothing is locked."""
+
+    _held = set()  # lock files this process holds: taking one twice fails too
+    _held_guard = threading.Lock()
+
+    def __init__(self, path):
+        self.path = path
+        self.lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path)
+                                      + ".lock")
+        self.problem = None
+        self._stream = None
+
+    def __enter__(self):
+        key = os.path.realpath(self.lock_path)
+        with self._held_guard:
+            if key in self._held:  # a second fd would also drop the first's POSIX lock
+                raise RunError("%s is being written by this process already; one writer per "
+                               "file" % self.path)
+            try:
+                stream = open(self.lock_path, "a+")
+            except OSError as error:
+                raise OutputError("cannot write %s: %s"
+                                  % (self.lock_path, error.strerror or error)) from None
+            try:
+                fcntl.lockf(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                stream.close()
+                if error.errno not in (errno.EACCES, errno.EAGAIN):
+                    self.problem = ("the file system of %s has no locks (%s): another "
+                                    "process writing %s at the same time would not be "
+                                    "noticed" % (self.lock_path, error.strerror, self.path))
+                    return self
+                raise RunError("%s is being written by another process (%s); wait for it "
+                               "to end or stop it: two writers would overwrite each other's "
+                               "files" % (self.path, self._holder())) from None
+            self._stream = stream
+            self._held.add(key)
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "command": " ".join(sys.argv)[:300]}
+        try:
+            stream.seek(0)
+            stream.truncate()
+            stream.write(json.dumps(holder) + "\n")
+            stream.flush()
+        except OSError:
+            pass  # (a full disk) the holder is only for the message of a second writer
+        return self
+
+    def _holder(self):
+        """What the lock file says of the process holding it (it may not have said yet)."""
+        for _ in range(10):
+            try:
+                with open(self.lock_path) as stream:
+                    holder = json.loads(stream.read() or "null")
+            except (OSError, ValueError):
+                holder = None
+            if holder:
+                return "pid %s on host %s since %s: %s" % (
+                    holder.get("pid"), holder.get("host"), holder.get("since"),
+                    holder.get("command"))
+            time.sleep(0.05)
+        return "it has not said which"
+
+    def __exit__(self, *exc_info):
+        if self._stream is not None:
+            with self._held_guard:
+                try:
+                    self._stream.truncate(0)  # no holder; the file stays (see the README)
+                except OSError:
+                    pass
+                self._stream.close()  # releases the lock
+                self._stream = None
+                self._held.discard(os.path.realpath(self.lock_path))
 
 
 def read_results(path):
@@ -135,13 +364,20 @@ def read_results(path):
     return records
 
 
-def _line_key(record):
-    return record["image"], record.get("class_id")
+def image_key(path):
+    """An image path as results lines are compared: ./x.jpg and x.jpg are one image."""
+    return os.path.normpath(path)
+
+
+def line_key(record):
+    """The (image, class_id) pair a results (or failures) line is about."""
+    return image_key(record["image"]), record.get("class_id")
 
 
 class LinesFile(object):
     """Appends JSON lines to `path`, flushed and synced per write. Lines already there (from
-    an interrupted run) are kept, a torn last line dropped; `done` holds their (image,
+    an interrupted run) are kept (keep=True; False: none; or a function of a record saying
+    whether to keep it), a torn last line dropped; `done` holds the kept lines' (image,
     class_id) keys. OSError becomes an OutputError naming the file."""
 
     def __init__(self, path, keep=True):
@@ -149,8 +385,9 @@ class LinesFile(object):
         self.done = set()
         self.records = []
         if keep and os.path.exists(path):
-            self.records = read_results(path)
-            self.done = {_line_key(record) for record in self.records}
+            self.records = [record for record in read_results(path)
+                            if keep is True or keep(record)]
+            self.done = {line_key(record) for record in self.records}
         try:
             write_atomically(path, lambda stream: stream.writelines(
                 (json.dumps(record) + "\n").encode("utf-8") for record in self.records))
@@ -159,7 +396,7 @@ class LinesFile(object):
             raise OutputError("cannot write %s: %s" % (path, error.strerror)) from None
 
     def is_done(self, image, class_id=None):
-        return (image, class_id) in self.done
+        return (image_key(image), class_id) in self.done
 
     def write(self, records):
         try:
@@ -169,7 +406,7 @@ class LinesFile(object):
             os.fsync(self._stream.fileno())
         except OSError as error:
             raise OutputError("cannot write %s: %s" % (self.path, error.strerror)) from None
-        self.done.update(_line_key(record) for record in records)
+        self.done.update(line_key(record) for record in records)
 
     def close(self):
         self._stream.close()
@@ -181,22 +418,25 @@ class NpzChunks(object):
     overwritten."""
 
     def __init__(self, output_dir, shard):
-        self.prefix = shard_file(output_dir, "heatmaps", shard, "_")
-        pattern = re.compile(re.escape(os.path.basename(self.prefix)) + r"(\d+)\.npz$")
+        self.output_dir = output_dir
+        self.prefix = os.path.basename(shard_file(output_dir, "heatmaps", shard, "_"))
+        pattern = re.compile(re.escape(self.prefix) + r"(\d+)\.npz$")
         numbers = [int(match.group(1)) for match in map(pattern.match, os.listdir(output_dir))
                    if match]
         self.next_number = max(numbers, default=-1) + 1
 
     def write(self, heatmaps_by_key):
-        """Writes the batch's file; returns {key: the reference a results line holds}."""
-        path = "%s%06d.npz" % (self.prefix, self.next_number)
+        """Writes the batch's file; returns {key: the reference a results line holds,
+        FILE.npz:KEY relative to the folder}."""
+        name = "%s%06d.npz" % (self.prefix, self.next_number)
         self.next_number += 1
-        write_atomically(path, lambda stream: np.savez_compressed(stream, **heatmaps_by_key))
-        return {key: "%s:%s" % (path, key) for key in heatmaps_by_key}
+        write_atomically(os.path.join(self.output_dir, name),
+                         lambda stream: np.savez_compressed(stream, **heatmaps_by_key))
+        return {key: "%s:%s" % (name, key) for key in heatmaps_by_key}
 
 
 class NpyFiles(object):
-    """Heatmaps as one .npy file each, output_dir/<key>.npy."""
+    """Heatmaps as one .npy file each, output_dir/<key>.npy (named <key>.npy in the lines)."""
 
     def __init__(self, output_dir):
         self.output_dir = output_dir
@@ -204,8 +444,9 @@ class NpyFiles(object):
     def write(self, heatmaps_by_key):
         references = {}
         for key, heatmap in heatmaps_by_key.items():
-            references[key] = os.path.join(self.output_dir, key + ".npy")
-            write_atomically(references[key], lambda stream: np.save(stream, heatmap))
+            references[key] = key + ".npy"
+            write_atomically(os.path.join(self.output_dir, references[key]),
+                             lambda stream: np.save(stream, heatmap))
         return references
 
 
@@ -235,10 +476,19 @@ def is_complete(config, num_labels, records, ground_truth, is_done):
 
 
 def by_image(records):
+    """{image_key of an image: its records}, in order."""
     grouped = collections.OrderedDict()
     for record in records:
-        grouped.setdefault(record["image"], []).append(record)
+        grouped.setdefault(image_key(record["image"]), []).append(record)
     return grouped
+
+
+# What --overwrite deletes: the files of these kinds that a results line names in its folder,
+# and the run's own files (faithfulness and localisation scores of the old heatmaps too).
+_NAMED_FILES = {"heatmap": (".npy", ".npz"), "overlay": (".png",), "gif": (".gif",)}
+_RUN_FILES = ("results*.jsonl", "failures*.jsonl", "config*.yaml", "run*.log", "heatmaps*.npz",
+              "localization_*.csv", "localization_*.json", "faithfulness*.jsonl",
+              "faithfulness_curves*.npz")
 
 
 class RunFolder(object):
@@ -280,40 +530,59 @@ class RunFolder(object):
                                "output_dir, or --overwrite to delete those results first"
                                % (self.output_dir, "; ".join(differ)))
 
-    def open(self, overwrite=False):
-        """Makes the folder (or, with overwrite, deletes the results it holds) and checks
-        that it can be written; OutputError otherwise."""
+    def lock(self):
+        """A FolderLock on this shard's results file: `with folder.lock():` the block runs as
+        the shard's only writer (RunError if another process is writing it). The folder
+        must exist."""
+        return FolderLock(self.results_path)
+
+    def make(self):
+        """Makes the folder; OutputError if it cannot be (a file of that name, no
+        permission)."""
         if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
             raise OutputError("output_dir %s is a file, not a folder; choose another "
                               "output_dir" % self.output_dir)
-        try:
+        with self._writing():
             os.makedirs(self.output_dir, exist_ok=True)
+
+    def prepare(self, overwrite=False):
+        """With overwrite, deletes the results the folder holds; checks that it can be
+        written (OutputError otherwise). Call it holding the lock."""
+        with self._writing():
             if overwrite:
                 self._delete_results()
             write_atomically(os.path.join(self.output_dir, ".l2caf_write_test"),
                              lambda stream: stream.write(b"ok"))
             os.remove(os.path.join(self.output_dir, ".l2caf_write_test"))
+
+    @contextlib.contextmanager
+    def _writing(self):
+        try:
+            yield
         except OSError as error:
             raise OutputError("cannot write to output_dir %s: %s"
                               % (self.output_dir, error.strerror or error)) from None
 
     def _delete_results(self):
-        """The run files of every shard and the heatmap files their lines name; nothing
-        else in the folder."""
+        """The run files of every shard (with their locks: none may be running) and the
+        files their lines name inside the folder (see reference_parts); nothing else."""
         folder = glob.escape(self.output_dir)
         lines = glob.glob(os.path.join(folder, "results*.jsonl"))
-        named = set()
-        for path in lines:
-            for record in read_results(path):
-                for key in ("heatmap", "overlay", "gif"):
-                    if record.get(key):
-                        named.add(record[key].partition(".npz:")[0])
-        patterns = ["results*.jsonl", "failures*.jsonl", "config*.yaml", "run*.log",
-                    "heatmaps*.npz", "localization_*.csv", "localization_*.json"]
-        for path in named | {found for pattern in patterns
-                             for found in glob.glob(os.path.join(folder, pattern))}:
-            if os.path.exists(path):
-                os.remove(path)
+        with contextlib.ExitStack() as locks:
+            for path in lines:
+                if os.path.basename(path) != os.path.basename(self.results_path):
+                    locks.enter_context(FolderLock(path))
+            named = set()
+            for path in lines:
+                for record in read_results(path):
+                    for key, extensions in _NAMED_FILES.items():
+                        name = reference_parts(record.get(key) or "")[0]
+                        if name.endswith(extensions):
+                            named.add(os.path.join(self.output_dir, name))
+            for path in named | {found for pattern in _RUN_FILES
+                                 for found in glob.glob(os.path.join(folder, pattern))}:
+                if os.path.isfile(path) or os.path.islink(path):
+                    os.remove(path)
 
     def write_config(self, config, made_with):
         text = yaml.safe_dump(dict(config, **{config_module.MADE_WITH: dict(made_with)}),
@@ -355,8 +624,9 @@ def _write_lines(path, records):
 
 def merge(output_dir):
     """Joins the shards' results in output_dir into results.jsonl (each (image, class) once)
-    and their failures into failures.jsonl; returns a MergeReport of the work still missing.
-    The shards' own files stay: merging again (after rerunning a shard) makes both anew."""
+    and their failures into failures.jsonl, as the only writer of results.jsonl (FolderLock);
+    returns a MergeReport of the work still missing. The shards' own files stay: merging
+    again (after rerunning a shard) makes both anew."""
     found = sorted((int(match.group(2)), int(match.group(1)))
                    for match in map(_SHARD_RESULTS.match, sorted(os.listdir(output_dir)))
                    if match) if os.path.isdir(output_dir) else []
@@ -371,34 +641,41 @@ def merge(output_dir):
     config = read_run_config(shard_file(output_dir, "config", shards[0], ".yaml"))
 
     merged_path = os.path.join(output_dir, "results.jsonl")
-    merged = collections.OrderedDict()
-    inputs = _read_lines([shard_file(output_dir, "results", s, ".jsonl") for s in shards])
-    for record in inputs:
-        merged.setdefault(_line_key(record), record)
-    # In image order, as one unsharded run writes them.
-    _write_lines(merged_path, sorted(merged.values(), key=lambda record: record["image"]))
-    grouped = by_image(merged.values())
-    failures = collections.OrderedDict(
-        (record["image"], record) for record in _read_lines(
-            [shard_file(output_dir, "failures", s, ".jsonl") for s in shards])
-        if record["image"] not in grouped)
-    _write_lines(os.path.join(output_dir, "failures.jsonl"), failures.values())
+    with FolderLock(merged_path):
+        merged = collections.OrderedDict()
+        inputs = _read_lines([shard_file(output_dir, "results", s, ".jsonl") for s in shards])
+        for record in inputs:
+            merged.setdefault(line_key(record), record)
+        # In image order, as one unsharded run writes them.
+        _write_lines(merged_path, sorted(merged.values(), key=lambda record: record["image"]))
+        grouped = by_image(merged.values())
+        # A failure stays unless its work was done since: an image that could not be used,
+        # or one class of it (a row whose loss was not finite).
+        failures = collections.OrderedDict(
+            (line_key(record), record) for record in _read_lines(
+                [shard_file(output_dir, "failures", s, ".jsonl") for s in shards])
+            if (line_key(record) not in merged if "class_id" in record
+                else image_key(record["image"]) not in grouped))
+        _write_lines(os.path.join(output_dir, "failures.jsonl"), failures.values())
+    failed = list(collections.OrderedDict.fromkeys(image for image, _ in failures))
 
     items = select(list_images(config), config, Shard(0, 1))
     num_labels = len(data.class_names(config.labels))
     missing, incomplete, to_rerun = [], [], set()
     for position, item in enumerate(items):
-        records = grouped.get(item.path)
+        records = grouped.get(image_key(item.path))
         if is_complete(config, num_labels, records, item.ground_truth,
-                       lambda image, c: (image, c) in merged):
+                       lambda image, c: (image_key(image), c) in merged):
             continue
-        if records:
+        if image_key(item.path) in failed:
+            pass
+        elif records:
             incomplete.append(item.path)
-        elif item.path not in failures:
+        else:
             missing.append(item.path)
         to_rerun.add(position % count)
     return MergeReport(merged_path, len(merged), len(inputs) - len(merged), len(items),
-                       list(failures), missing, incomplete, sorted(to_rerun))
+                       failed, missing, incomplete, sorted(to_rerun))
 
 
 def list_images(config):

@@ -1,16 +1,19 @@
 """Every run of both visualisers: images in, explanations out, for any batch size.
 
 `Run(config)` checks everything (settings, network, labels, checkpoint, images, the output
-folder's settings) before anything is written; `Run.execute` then builds the model, and
-goes through the images in batches: a thread pool decodes and resizes the next batch while
-one forward pass gives the current batch's predictions and activations, the classes to
-explain are chosen (those already in the folder skipped), the explainer makes the heatmaps of
-all the batch's (image, class) pairs at once, and the heatmaps, pictures and results lines
-are written (see l2caf.run_folder). An image that cannot be used is recorded in
-failures.jsonl and the log; the others go on.
+folder's settings) before anything is written; `Run.execute` then takes the shard's lock (one
+writer per folder and shard), keeps the finished results lines whose heatmaps can still be
+read, builds the model, and goes through the images in batches: a thread pool decodes and
+resizes the next batch while one forward pass gives the current batch's predictions and
+activations, the classes to explain are chosen (those already in the folder skipped), the
+explainer makes the heatmaps of all the batch's (image, class) pairs at once, and the
+heatmaps, pictures and results lines are written (see l2caf.run_folder). An image that cannot
+be used, or a pair whose loss or heatmap is not finite, is recorded in failures.jsonl and the
+log; the others go on.
 """
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import sys
@@ -197,25 +200,75 @@ class Run(object):
         return count
 
     def execute(self):
-        """Explains every (image, class) pair of the shard not done yet; returns a Summary."""
+        """Explains every (image, class) pair of the shard not done yet, as the only writer
+        of the shard's files (RunError, at once, if another process is writing them);
+        returns a Summary."""
         config, folder = self.config, self.folder
-        done = run_folder.read_results(folder.results_path) \
-            if os.path.exists(folder.results_path) and not self.overwrite else []
-        done_pairs = {(record["image"], record.get("class_id")) for record in done}
-        done = run_folder.by_image(done)
-        todo = [item for item in self.items if not run_folder.is_complete(
-            config, len(self.class_names), done.get(item.path), item.ground_truth,
-            lambda image, class_id: (image, class_id) in done_pairs)]
-        explainer = None
-        if todo:
-            rows = min(config.batch_size, len(todo)) * self.classes_per_image(todo)
-            explainer = self.source.explainer(self.config, rows if self.config.method ==
-                                              "l2caf" else 1)
-        folder.open(self.overwrite)
+        with contextlib.ExitStack() as held:
+            # An existing folder is locked before the model is built, a new one once made:
+            # a mistake found while building the model leaves no folder behind.
+            lock = held.enter_context(folder.lock()) if os.path.isdir(config.output_dir) \
+                else None
+            finished, unusable = self._finished_lines()
+            todo = self._todo(finished)
+            explainer = self._explainer(todo)
+            folder.make()
+            if lock is None:
+                lock = held.enter_context(folder.lock())
+                finished, unusable = self._finished_lines()  # written meanwhile, if any
+                todo = self._todo(finished)
+                explainer = explainer or self._explainer(todo)
+            folder.prepare(self.overwrite)
+            self._start_log()
+            if lock.problem:
+                LOG.warning(lock.problem)
+            self._log_unusable(unusable)
+            return self._explain(finished, todo, explainer)
+
+    def _finished_lines(self):
+        """(the shard's results lines whose heatmaps can be used, [(line, UnreadableHeatmap)]
+        of the others, whose pairs are explained again)."""
+        path = self.folder.results_path
+        records = [] if self.overwrite or not os.path.exists(path) else \
+            run_folder.read_results(path)
+        problems = run_folder.unreadable_heatmaps(records, self.config.output_dir)
+        return ([record for index, record in enumerate(records) if index not in problems],
+                [(records[index], problem) for index, problem in problems.items()])
+
+    def _log_unusable(self, unusable):
+        for record, problem in unusable:
+            LOG.info("%s, class %s: heatmap %s cannot be used (%s): explaining it again",
+                     record["image"], record.get("class_id"), problem.path, problem.reason)
+        if unusable:
+            problem = unusable[0][1]
+            LOG.warning("%d finished heatmap(s) of %s are missing or cannot be used (e.g. %s: "
+                        "%s): explaining them again", len(unusable), self.folder.results_path,
+                        problem.path, problem.reason)
+
+    def _todo(self, finished):
+        """The items of the shard that `finished` lines do not complete."""
+        done_pairs = {run_folder.line_key(record) for record in finished}
+        done = run_folder.by_image(finished)
+        return [item for item in self.items if not run_folder.is_complete(
+            self.config, len(self.class_names), done.get(run_folder.image_key(item.path)),
+            item.ground_truth, lambda image, class_id: (run_folder.image_key(image), class_id)
+            in done_pairs)]
+
+    def _explainer(self, todo):
+        """The configured method on a model with the rows `todo` needs, or None if none."""
+        if not todo:
+            return None
+        config = self.config
+        rows = min(config.batch_size, len(todo)) * self.classes_per_image(todo)
+        return self.source.explainer(config, rows if config.method == "l2caf" else 1)
+
+    def _explain(self, finished, todo, explainer):
+        config, folder = self.config, self.folder
         folder.write_config(config, self.made_with)
-        self._start_log()
         started = time.time()
-        results = run_folder.LinesFile(folder.results_path)
+        done_pairs = {run_folder.line_key(record) for record in finished}
+        results = run_folder.LinesFile(folder.results_path, keep=lambda record: (
+            run_folder.line_key(record) in done_pairs))
         # Failed images are tried again, so the failures file holds this run's.
         failures = run_folder.LinesFile(folder.failures_path, keep=False)
         try:
@@ -313,34 +366,46 @@ class _Batches(object):
         explanations = self.explainer(network_inputs, classes,
                                       [os.path.basename(image.item.path) for image in loaded],
                                       prediction, gif and gif.on_check) if rows else []
-        self.write(loaded, prediction.probabilities, explanations, gif)
+        written = self.write(loaded, prediction.probabilities, explanations, gif)
         self.images_done += len(loaded)
-        self.heatmaps_made += len(explanations)
+        self.heatmaps_made += written
         LOG.info("batch of %d images: %d heatmaps in %.2f s", len(loaded), len(explanations),
                  time.time() - started)
 
     def write(self, loaded, probabilities, explanations, gif):
-        """The batch's heatmaps and pictures, then its results lines, all at once."""
+        """The batch's heatmaps and pictures, then its results lines, all at once; a pair
+        whose loss or heatmap is not finite is a failure instead. Returns the number of
+        lines written."""
         config, model = self.config, self.explainer.model
-        keys = [heatmap_key(self.run.names[loaded[e.image_index].item.path], e.class_id)
-                for e in explanations]
+        rows = []
+        for row, explanation in enumerate(explanations):
+            path = loaded[explanation.image_index].item.path
+            problem = self.not_finite(path, explanation)
+            if problem:
+                self.record_failure(path, problem, explanation.class_id)
+            else:
+                rows.append(row)
+        keys = {row: heatmap_key(self.run.names[loaded[explanations[row].image_index].item.path],
+                                 explanations[row].class_id) for row in rows}
         references = self.store.write(collections.OrderedDict(
-            (key, e.heatmap.astype(np.float32)) for key, e in zip(keys, explanations))) \
-            if explanations else {}
+            (keys[row], explanations[row].heatmap.astype(np.float32)) for row in rows)) \
+            if rows else {}
         records = []
-        for row, (explanation, key) in enumerate(zip(explanations, keys)):
+        for row in rows:
+            explanation, key = explanations[row], keys[row]
             image = loaded[explanation.image_index]
-            stem = os.path.join(config.output_dir, key)
             overlay = gif_path = None
             if config.save_overlays:
-                overlay = stem + ".png"
+                overlay = key + ".png"
                 picture = heatmaps.show_heatmap_on_image(image.image, explanation.heatmap,
                                                          config.overlay_alpha)
-                run_folder.write_atomically(overlay, lambda s: heatmaps.write_png(s, picture))
+                run_folder.write_atomically(os.path.join(config.output_dir, overlay),
+                                            lambda s: heatmaps.write_png(s, picture))
             if gif is not None:
-                gif_path = stem + ".gif"
+                gif_path = key + ".gif"
                 frames = gif.frames(row, explanation)
-                run_folder.write_atomically(gif_path, lambda s: heatmaps.write_gif(s, frames))
+                run_folder.write_atomically(os.path.join(config.output_dir, gif_path),
+                                            lambda s: heatmaps.write_gif(s, frames))
             class_id = explanation.class_id
             records.append(collections.OrderedDict([
                 ("image", image.item.path), ("network", config.network),
@@ -356,6 +421,7 @@ class _Batches(object):
                 ("predictions", self.top5(probabilities[explanation.image_index])),
                 ("ground_truth", image.item.ground_truth), ("image_size", list(image.size))]))
         self.results.write(records)
+        return len(records)
 
     def top5(self, probabilities):
         model = self.explainer.model
@@ -363,10 +429,30 @@ class _Batches(object):
                  "probability": float(probabilities[model.class_output(c)])}
                 for c in model.top_classes(probabilities, 5)]
 
-    def record_failure(self, path, error):
-        LOG.error("skipped %s", error)
-        self.failures.write([{"image": path, "reason": str(error)}])
-        self.failed.append((path, str(error)))
+    def not_finite(self, path, explanation):
+        """Why an explanation cannot be written (its loss or heatmap is NaN or infinite),
+        or None."""
+        class_id = explanation.class_id
+        pair = "%s, %s" % (path, "class-oblivious" if class_id is None else "class %d (%s)" % (
+            class_id, self.run.class_names[class_id]))
+        if explanation.loss is not None and not np.isfinite(explanation.loss):
+            return ("%s: the loss became %s within %d updates; no heatmap written (a smaller "
+                    "learning_rate than %g may help)" % (pair, explanation.loss,
+                                                          explanation.iterations,
+                                                          self.config.learning_rate))
+        if not np.all(np.isfinite(explanation.heatmap)):
+            return "%s: the heatmap holds NaN or infinite values; no heatmap written" % pair
+        return None
+
+    def record_failure(self, path, reason, class_id=None):
+        """An image (or one class of it) that could not be explained: in failures.jsonl,
+        and on the terminal and in the log once."""
+        LOG.warning("skipped %s", reason)
+        record = {"image": path, "reason": str(reason)}
+        if class_id is not None:
+            record["class_id"] = class_id
+        self.failures.write([record])
+        self.failed.append((path, str(reason)))
 
 
 class _GifRecorder(object):

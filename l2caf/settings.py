@@ -1,7 +1,21 @@
 """The settings of an L2-CAF optimisation, with the paper's defaults."""
 import dataclasses
+import math
+import numbers
 
 from l2caf.errors import ConfigError
+
+
+def check_number(name: str, value, condition: str, holds) -> float:
+    """value as a float if it is a finite real number for which holds(value) is true, else a
+    ConfigError: '<name> must be a finite number, <condition>, got <value>'. NaN and
+    infinity pass no range check of their own (nan > 0 is false, inf > 0 true), so every
+    float setting comes here."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(value) or not holds(value):
+        raise ConfigError("%s must be a finite number, %s, got %r" % (name, condition, value))
+    return float(value)
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,10 +35,11 @@ class Settings:
         for key in ("max_iters", "check_every"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError("%s must be at least 1, got %r" % (key, getattr(self, key)))
-        if self.learning_rate <= 0:
-            raise ConfigError("learning_rate must be positive, got %r" % (self.learning_rate,))
         if self.seed < 0:
             raise ConfigError("seed must be 0 or more, got %r" % (self.seed,))
+        check_number("learning_rate", self.learning_rate, "positive", lambda x: x > 0)
+        check_number("end_learning_rate", self.end_learning_rate, "0 or more", lambda x: x >= 0)
+        check_number("tolerance", self.tolerance, "0 or more", lambda x: x >= 0)
 
     @classmethod
     def keys(cls):

@@ -30,7 +30,8 @@ def parse_args(argv):
                         help="unpack this already downloaded .tar.gz archive instead of "
                              "downloading; needs exactly one NAME")
     parser.add_argument("--list", action="store_true",
-                        help="list the known checkpoints and where they come from, then exit")
+                        help="list the known checkpoints, where they come from and which are "
+                             "in --dest already, then exit")
     args = parser.parse_args(argv)
     if not args.names and not args.list:
         parser.error("give at least one NAME, or --list")
@@ -39,16 +40,21 @@ def parse_args(argv):
     return args
 
 
-def list_checkpoints():
+def list_checkpoints(dest):
+    """A line per known checkpoint: name, file, source, how it is fetched, and whether it is
+    in `dest` already."""
     for name, info in sorted(checkpoints.PUBLIC_CHECKPOINTS.items()):
-        how = "download in a browser, then --archive" if info.browser_only else "downloaded"
-        print("%-14s %-22s %s (%s)" % (name, info.file_name, info.url, how))
+        how = "download in a browser, then --archive" if info.browser_only else \
+            "this script downloads it"
+        present = checkpoints.checkpoint_exists(os.path.join(dest, info.file_name))
+        print("%-14s %-22s %s (%s)%s" % (name, info.file_name, info.url, how,
+                                         " (downloaded, in %s)" % dest if present else ""))
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.list:
-        list_checkpoints()
+        list_checkpoints(args.dest)
     failures = []
     for name in args.names:
         try:

@@ -139,7 +139,7 @@ def test_fast_visualiser_method_gradcam_writes_the_same_results(dataset, tmp_pat
     assert [(r["image"], r["class_id"]) for r in gradcam] == \
         [(r["image"], r["class_id"]) for r in l2caf]
     assert all(r["method"] == "l2caf" for r in l2caf)
-    filter_size = load_heatmap(l2caf[0]["heatmap"]).shape
+    filter_size = load_heatmap(l2caf[0]["heatmap"], str(tmp_path / "l2caf")).shape
     for mine, theirs in zip(gradcam, l2caf):
         assert list(mine) == list(theirs)  # the same fields, in the same order
         assert (mine["method"], mine["iterations"], mine["final_loss"], mine["filter_type"]) \
@@ -147,7 +147,7 @@ def test_fast_visualiser_method_gradcam_writes_the_same_results(dataset, tmp_pat
         assert mine["predictions"] == theirs["predictions"]
         assert (mine["ground_truth"], mine["image_size"]) == \
             (theirs["ground_truth"], theirs["image_size"])
-        heatmap = load_heatmap(mine["heatmap"])
+        heatmap = load_heatmap(mine["heatmap"], str(tmp_path / "gradcam"))
         assert heatmap.shape == filter_size and heatmap.max() == pytest.approx(1.0)
 
 

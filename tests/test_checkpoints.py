@@ -1,4 +1,5 @@
 """Checkpoint checks, restore, save, unpack and the download script, all without network."""
+import errno
 import importlib.util
 import io
 import os
@@ -327,3 +328,31 @@ def test_script_rejects_archive_with_several_names(capsys):
         load_script_main()(["inception_v1", "resnet_v2_50", "--archive", "x.tar.gz"])
     assert exited.value.code != 0
     assert "exactly one NAME" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_unpacking_leaves_no_partial_file(tmp_path, inception_archive,
+                                                            monkeypatch):
+    archive, _ = inception_archive
+
+    def fill_up(source, out):
+        out.write(source.read(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.shutil, "copyfileobj", fill_up)
+    dest = tmp_path / "dest"
+    with pytest.raises(CheckpointError, match="cannot unpack .*No space left on device"):
+        checkpoints.unpack(archive, str(dest), "inception_v1.ckpt")
+    assert os.listdir(dest) == []
+
+
+def test_list_says_downloaded_only_for_checkpoints_in_dest(tmp_path, capsys):
+    assert load_script_main()(["--list", "--dest", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(checkpoints.PUBLIC_CHECKPOINTS)
+    assert not [line for line in lines if "downloaded" in line]
+    (tmp_path / "inception_v1.ckpt").write_bytes(b"a V1 checkpoint")
+    assert load_script_main()(["--list", "--dest", str(tmp_path)]) == 0
+    [downloaded] = [line for line in capsys.readouterr().out.splitlines()
+                    if "downloaded" in line]
+    assert downloaded.startswith("inception_v1 ") and \
+        downloaded.endswith("(this script downloads it) (downloaded, in %s)" % tmp_path)

@@ -1,5 +1,6 @@
 """Both visualisers' error contract and run folders: what made a folder, resume, clear errors,
 unusable images, colliding names, full disks, Ctrl-C, a quiet terminal."""
+import errno
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from PIL import Image
 
 from l2caf import run_folder
 from l2caf.cli import visualize, visualize_fast
-from l2caf.run_folder import load_heatmap, read_results
+from l2caf.run_folder import folder_path, load_heatmap, read_results
 from tests.helpers import DEMO_CHECKPOINT, REPO_ROOT, demo_run_inputs, random_demo_checkpoint
 
 MAINS = {"slow": visualize.main, "fast": visualize_fast.main}
@@ -97,6 +98,9 @@ def test_another_checkpoint_with_the_same_path_is_refused(demo, tmp_path, capsys
                                         "list"),
     (["--images", "/nowhere"], "images: /nowhere: no such image, folder or list file"),
     (["--shard", "2/2"], "shard must be INDEX/COUNT with 0 <= INDEX < COUNT"),
+    (["--learning_rate", "nan"], "learning_rate must be a finite number, positive, got nan"),
+    (["--end_learning_rate", "inf"], "end_learning_rate must be a finite number, 0 or more, "
+                                     "got inf"),
     (["--method", "cam"], "CAM needs a head that is a global mean followed by a linear layer"),
 ])
 def test_a_configuration_error_is_one_line_exit_2_and_writes_nothing(
@@ -139,9 +143,11 @@ def test_unusable_images_are_failures_the_others_are_done_and_a_rerun_goes_on(
     for _ in range(2):  # the rerun tries the failed images again and does not crash on them
         assert MAINS[script](arguments_) == 1
         captured = capsys.readouterr()
-        assert "huge.png: the image has 1200 megapixels, over the limit of 150 megapixels" \
-            in captured.err
-        assert "broken.jpg: not a readable image" in captured.err
+        # Each once, as it happens; the summary counts them.
+        assert captured.err.count("huge.png: the image has 1200 megapixels, over the limit of "
+                                  "150 megapixels") == 1
+        assert captured.err.count("broken.jpg: not a readable image") == 1
+        assert "2 image(s) or class(es) could not be explained" in captured.err
         failures = read_results(str(tmp_path / "out" / "failures.jsonl"))
         assert sorted(os.path.basename(f["image"]) for f in failures) == ["broken.jpg",
                                                                          "huge.png"]
@@ -163,8 +169,8 @@ def test_images_sharing_a_name_keep_their_own_heatmaps(script, heatmap_format, d
     sizes = {os.path.basename(r["image"]): r["image_size"] for r in records}
     assert sizes == {"a.jpg": [30, 40], "a.png": [40, 30], "b:c.png": [20, 20]}
     for record in records:
-        assert load_heatmap(record["heatmap"]).shape == (21, 21)
-        overlay = cv2.imread(record["overlay"])
+        assert load_heatmap(record["heatmap"], str(tmp_path)).shape == (21, 21)
+        overlay = cv2.imread(folder_path(str(tmp_path), record["overlay"]))
         assert list(overlay.shape[:2]) == record["image_size"]
 
 
@@ -194,7 +200,10 @@ def test_an_output_dir_that_is_a_file_or_cannot_be_written_is_one_line_exit_3(
     def fill_up(path, write):
         if path.endswith(".npy"):
             if heatmaps_written:
-                raise run_folder.OutputError("cannot write %s: No space left on device" % path)
+                def write_half(stream):
+                    stream.write(b"\x93NUMPY")
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return original(path, write_half)
             heatmaps_written.append(path)
         return original(path, write)
 
@@ -203,6 +212,17 @@ def test_an_output_dir_that_is_a_file_or_cannot_be_written_is_one_line_exit_3(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err
     assert len(read_results(str(tmp_path / "full" / "results.jsonl"))) == 1
+    assert not [name for name in os.listdir(tmp_path / "full") if name.endswith(".tmp")]
+
+
+def test_an_image_listed_twice_in_two_spellings_is_explained_once(demo, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("./a.jpg\na.jpg\nsub/../a.jpg\n")
+    os.symlink(os.path.join(demo["images"], "a.jpg"), str(tmp_path / "a.jpg"))
+    (tmp_path / "sub").mkdir()
+    assert visualize.main(arguments(demo, tmp_path / "out", "--images", str(listing))) == 0
+    [record] = read_results(str(tmp_path / "out" / "results.jsonl"))
+    assert record["image"] == str(tmp_path / "a.jpg")
 
 
 def test_an_exif_rotated_photo_is_explained_upright(demo, tmp_path):
@@ -216,7 +236,7 @@ def test_an_exif_rotated_photo_is_explained_upright(demo, tmp_path):
     assert visualize.main(arguments(demo, tmp_path / "out", "--images", str(images))) == 0
     [record] = read_results(str(tmp_path / "out" / "results.jsonl"))
     assert record["image_size"] == [40, 20]
-    overlay = cv2.imread(record["overlay"])
+    overlay = cv2.imread(folder_path(str(tmp_path / "out"), record["overlay"]))
     assert overlay.shape[:2] == (40, 20)
 
 
@@ -224,7 +244,7 @@ def test_a_gif_even_when_max_iters_is_below_check_every(demo, tmp_path):
     assert visualize.main(arguments(demo, tmp_path, "--max_iters", "3", "--check_every", "50",
                                     "--save_gif", "true")) == 0
     for record in read_results(str(tmp_path / "results.jsonl")):
-        gif = Image.open(record["gif"])
+        gif = Image.open(folder_path(str(tmp_path), record["gif"]))
         assert gif.n_frames == 2  # iteration 0's check, then the final heatmap
 
 
@@ -279,4 +299,4 @@ def test_ctrl_c_at_any_moment_is_exit_130_one_line_and_the_same_command_goes_on(
     records = read_results(str(tmp_path / "results.jsonl"))
     assert len(records) == len({(r["image"], r["class_id"]) for r in records}) == 12
     for record in records:
-        assert np.load(record["heatmap"]).shape == (21, 21)
+        assert load_heatmap(record["heatmap"], str(tmp_path)).shape == (21, 21)

@@ -8,6 +8,7 @@ import yaml
 from l2caf import checkpoints, config, networks
 from l2caf.cli import visualize, visualize_fast
 from l2caf.errors import ConfigError
+from l2caf.settings import Settings
 from tests.helpers import REPO_ROOT
 
 SLOW, FAST = visualize.OPTIONS, visualize_fast.OPTIONS
@@ -56,7 +57,16 @@ def test_unknown_key_in_file_lists_valid_keys(tmp_path):
     (["--max_iters", "0"], "max_iters must be at least 1, got 0"),
     (["--batch_size", "0"], "batch_size must be at least 1"),
     (["--limit", "-1"], "limit must be 0 or more"),
-    (["--overlay_alpha", "2"], "overlay_alpha must be in [0, 1]"),
+    (["--overlay_alpha", "2"], "overlay_alpha must be a finite number, in [0, 1], got 2.0"),
+    (["--overlay_alpha", "nan"], "overlay_alpha must be a finite number, in [0, 1], got nan"),
+    (["--learning_rate", "nan"], "learning_rate must be a finite number, positive, got nan"),
+    (["--learning_rate", "inf"], "learning_rate must be a finite number, positive, got inf"),
+    (["--learning_rate", "0"], "learning_rate must be a finite number, positive, got 0.0"),
+    (["--end_learning_rate", "nan"], "end_learning_rate must be a finite number, 0 or more, "
+                                     "got nan"),
+    (["--end_learning_rate", "-0.001"], "end_learning_rate must be a finite number, 0 or more"),
+    (["--tolerance=-inf"], "tolerance must be a finite number, 0 or more, got -inf"),
+    (["--tolerance", "nan"], "tolerance must be a finite number, 0 or more, got nan"),
     (["--classes", "-3"], "classes must be class ids (0 or more), got -3"),
     (["--explain", "embedding"], "explain: embedding works with caf_variant cls_oblivious"),
     (["--method", "gradcam", "--caf_variant", "cls_oblivious"],
@@ -67,6 +77,23 @@ def test_bad_values_are_clear_errors(argv, message):
     with pytest.raises(ConfigError) as caught:
         parse(argv)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"learning_rate": float("nan")}, {"learning_rate": float("inf")},
+    {"end_learning_rate": float("nan")}, {"tolerance": float("inf")},
+    {"learning_rate": "0.5"}, {"tolerance": True}])
+def test_the_librarys_settings_are_finite_numbers_in_range(values):
+    [key] = values
+    with pytest.raises(ConfigError, match="%s must be a finite number" % key):
+        Settings.of(values)
+
+
+def test_nan_in_a_config_file_is_refused(tmp_path):
+    path = write(tmp_path, "learning_rate: .nan\nend_learning_rate: .inf\n")
+    with pytest.raises(ConfigError, match="learning_rate must be a finite number, positive, "
+                                          "got nan"):
+        parse(["--config", path])
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

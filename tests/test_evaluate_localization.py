@@ -155,9 +155,10 @@ def expected_row(run, annotations, threshold=THRESHOLD, thresholds=(0.1, 0.2, 0.
     images = {}
     with open(os.path.join(run, "results.jsonl")) as stream:
         for line in map(json.loads, stream):
+            # FILE.npz:KEY, FILE relative to the run's folder, or (older lines) a path to it
             path, key = line["heatmap"].rsplit(":", 1)
             images.setdefault(line["image"], (line["predictions"], {}))[1][line["class_id"]] = \
-                np.load(path)[key]
+                np.load(os.path.join(run, os.path.basename(path)))[key]
     counts = dict.fromkeys(["top1_cls", "top5_cls", "top1_loc", "top5_loc", "lacking_top1",
                             "lacking_top5", "lacking_gt"], 0)
     gt_known_hits = np.zeros(len(thresholds))
@@ -322,7 +323,7 @@ def test_another_threshold_gives_the_independent_scores_too(dataset, full_run, c
 def test_shards_beside_their_merge_in_a_moved_folder_count_once(dataset, full_run, capsys,
                                                                 tmp_path):
     """A copy of the run as two shards plus their merged results.jsonl, whose heatmap
-    references point to where the folder used to be."""
+    references point to where the folder used to be (as lines of older releases did)."""
     moved = tmp_path / "moved"
     shutil.copytree(full_run, str(moved))
     with open(os.path.join(full_run, "results.jsonl")) as stream:
@@ -339,6 +340,13 @@ def test_shards_beside_their_merge_in_a_moved_folder_count_once(dataset, full_ru
     with open(str(moved / "localization_cam.json")) as stream:
         [row] = json.load(stream)
     assert_scores_match(row, expected_row(full_run, annotations))
+
+
+def copy_heatmaps(run, folder):
+    """The run's heatmap files into folder, whose lines name them (relative to it)."""
+    for name in os.listdir(run):
+        if name.startswith("heatmaps_"):
+            shutil.copy(os.path.join(run, name), str(folder))
 
 
 def test_class_oblivious_heatmaps_serve_every_class_and_missing_sizes_are_read(
@@ -358,6 +366,7 @@ def test_class_oblivious_heatmaps_serve_every_class_and_missing_sizes_are_read(
             lines.setdefault(line["image"], dict(line, class_id=None, class_name=None))
     (oblivious / "results.jsonl").write_text("".join(json.dumps(line) + "\n"
                                                      for line in lines.values()))
+    copy_heatmaps(full_run, oblivious)
     annotations = dataset / "data" / "annotations"
     code, out, _ = evaluate(capsys, [str(oblivious)], annotations, "--thresholds", THRESHOLDS)
     assert code == 0
@@ -439,6 +448,7 @@ def single_class_copy(full_run, annotations, folder):
         lines = [line for line in stream
                  if os.path.splitext(os.path.basename(json.loads(line)["image"]))[0] in kept]
     (run / "results.jsonl").write_text("".join(lines))
+    copy_heatmaps(full_run, run)
     assert 2 <= len(kept) < NUM_IMAGES
     return str(run), xmls, metadata
 

@@ -54,6 +54,16 @@ def test_list_images(tmp_path):
         list_images(str(tmp_path / "empty"))
 
 
+def test_one_image_spelled_two_ways_is_listed_once(tmp_path, monkeypatch):
+    (tmp_path / "b.jpg").write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text("./b.jpg\nb.jpg\nsub/../b.jpg\n%s\n" % (tmp_path / "." / "b.jpg"))
+    assert list_images(str(listing)) == [str(tmp_path / "b.jpg")]
+    monkeypatch.chdir(tmp_path)
+    assert list_images("./b.jpg") == ["b.jpg"]
+    assert list_images(".") == ["b.jpg"]
+
+
 def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 100)
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((10, 11, 3), np.uint8))

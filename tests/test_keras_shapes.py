@@ -228,7 +228,7 @@ def test_the_visualiser_on_a_gray_model_of_any_size(tmp_path):
     assert visualize_fast.main(arguments) == 0
     records = read_results(os.path.join(output_dir, "results.jsonl"))
     assert len(records) == 6
-    assert {load_heatmap(r["heatmap"]).shape for r in records} == {(10, 14)}
+    assert {load_heatmap(r["heatmap"], output_dir).shape for r in records} == {(10, 14)}
     with open(os.path.join(output_dir, "config.yaml")) as stream:
         saved = yaml.safe_load(stream)
     assert (saved["image_size"], saved["made_with"]["image_size"]) == ("20x28", [20, 28])

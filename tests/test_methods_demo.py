@@ -92,7 +92,7 @@ def test_fast_visualiser_runs_each_method_into_a_run_folder_and_the_table(datase
         pairs = [(r["image"], r["class_id"]) for r in records]
         for record in records:
             assert record["method"] == method
-            heatmap = load_heatmap(record["heatmap"])
+            heatmap = load_heatmap(record["heatmap"], folder)
             assert heatmap.shape == (21, 21) and heatmap.min() >= 0
             if method == "l2caf":
                 # Every check (every 5 updates, check_every), then the last iteration's loss:
@@ -123,5 +123,5 @@ def test_the_keras_visualiser_runs_the_new_methods(tmp_path):
         records = read_results(str(output / "results.jsonl"))
         assert [r["method"] for r in records] == [method, method]  # top_k: 2
         for record in records:
-            assert load_heatmap(record["heatmap"]).shape == (24, 24)
+            assert load_heatmap(record["heatmap"], str(output)).shape == (24, 24)
             assert os.path.exists(os.path.join(str(output), os.path.basename(record["overlay"])))

@@ -51,11 +51,17 @@ def pairs(records):
 
 
 @pytest.fixture(scope="module")
-def full_sweep(dataset, tmp_path_factory):
-    """All images, top-1 plus the ground-truth classes, npz heatmaps."""
+def full_sweep_dir(dataset, tmp_path_factory):
+    """All images, top-1 plus the ground-truth classes, npz heatmaps: the folder."""
     output_dir = tmp_path_factory.mktemp("full")
     assert main(sweep_arguments(dataset, output_dir, "--explain_gt", "true")) == 0
-    return read_results(str(output_dir / "results.jsonl"))
+    return str(output_dir)
+
+
+@pytest.fixture(scope="module")
+def full_sweep(full_sweep_dir):
+    """The results lines of full_sweep_dir."""
+    return read_results(os.path.join(full_sweep_dir, "results.jsonl"))
 
 
 @pytest.mark.parametrize("filter_type, variant", [
@@ -76,7 +82,8 @@ def test_each_heatmap_equals_the_slow_visualisers(dataset, tmp_path, filter_type
     assert len(fast) == (6 if variant == "cls_specific" else 3)
     for record in fast:
         alone = slow[record["image"], record["class_id"]]
-        np.testing.assert_allclose(load_heatmap(record["heatmap"]), np.load(alone["heatmap"]),
+        np.testing.assert_allclose(load_heatmap(record["heatmap"], str(tmp_path / "fast")),
+                                   load_heatmap(alone["heatmap"], str(tmp_path / "slow")),
                                    rtol=1e-4, atol=1e-6)
         assert record["iterations"] == alone["iterations"]
         assert record["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4, abs=1e-6)
@@ -87,7 +94,7 @@ def test_each_heatmap_equals_the_slow_visualisers(dataset, tmp_path, filter_type
 
 
 def test_ilsvrc_layout_gives_ground_truth_sizes_and_npz_heatmaps(dataset, full_sweep,
-                                                                 filter_size):
+                                                                 full_sweep_dir, filter_size):
     annotations = read_annotation_folder(dataset["annotations"])
     assert {os.path.basename(r["image"])[:-len(".JPEG")] for r in full_sweep} == set(annotations)
     assert any(len(a.objects) == 2 for a in annotations.values())
@@ -95,7 +102,7 @@ def test_ilsvrc_layout_gives_ground_truth_sizes_and_npz_heatmaps(dataset, full_s
         annotation = annotations[os.path.basename(record["image"])[:-len(".JPEG")]]
         assert record["ground_truth"] == [CLASS_NAMES.index(o.name) for o in annotation.objects]
         assert record["image_size"] == [64, 64]
-        heatmap = load_heatmap(record["heatmap"])
+        heatmap = load_heatmap(record["heatmap"], full_sweep_dir)
         assert heatmap.shape == filter_size
         assert np.sum(heatmap ** 2) == pytest.approx(1, rel=1e-4)
         assert ".npz:" in record["heatmap"] and record["overlay"] is None
@@ -119,7 +126,7 @@ def test_shards_cover_everything_once_and_merge(dataset, full_sweep, filter_size
     merged = read_results(str(tmp_path / "results.jsonl"))
     assert pairs(merged) == pairs(full_sweep) and len(merged) == len(full_sweep)
     for record in merged:
-        assert load_heatmap(record["heatmap"]).shape == filter_size
+        assert load_heatmap(record["heatmap"], str(tmp_path)).shape == filter_size
     assert "0 failed, 0 missing, 0 incomplete" in capsys.readouterr().out
 
     os.remove(str(tmp_path / "results_shard1of2.jsonl"))
@@ -147,7 +154,7 @@ def test_limit_then_rerun_and_torn_results_lose_and_repeat_nothing(dataset, filt
         json.loads(line) for line in complete)
     # Every run wrote new heatmap files: none that a line names was overwritten.
     for record in records:
-        assert load_heatmap(record["heatmap"]).shape == filter_size
+        assert load_heatmap(record["heatmap"], str(tmp_path)).shape == filter_size
 
 
 def test_a_corrupt_image_is_a_failure_and_the_others_are_done(dataset, filter_size, tmp_path,
@@ -168,7 +175,8 @@ def test_a_corrupt_image_is_a_failure_and_the_others_are_done(dataset, filter_si
     assert sorted(os.path.basename(r["image"]) for r in records) == [
         "synth_00000.JPEG", "synth_00001.JPEG"]
     assert all(r["ground_truth"] is None for r in records)  # no annotations given
-    assert all(np.load(r["heatmap"]).shape == filter_size for r in records)
+    assert all(load_heatmap(r["heatmap"], str(tmp_path / "out")).shape == filter_size
+               for r in records)
 
     assert main(arguments) == 1  # tried again, still failing; nothing redone
     assert "0 images done (0 heatmaps" in capsys.readouterr().out

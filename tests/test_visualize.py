@@ -9,7 +9,7 @@ import pytest
 from l2caf import networks
 from l2caf.model import Model
 from l2caf.cli.visualize import main
-from l2caf.run_folder import read_results
+from l2caf.run_folder import folder_path, load_heatmap, read_results
 from tests.helpers import demo_run_inputs
 
 pytestmark = pytest.mark.slow  # runs the visualisers end to end
@@ -43,12 +43,13 @@ def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
         assert list(record) == FIELDS
         assert record["network"] == "demo_densenet"
         assert record["layer"] == SPEC.last_conv
-        heatmap = np.load(record["heatmap"])
+        heatmap = load_heatmap(record["heatmap"], str(tmp_path))
         assert heatmap.shape == filter_size
         assert np.sum(heatmap ** 2) == pytest.approx(1, rel=1e-4)
         source = cv2.imread(record["image"])
-        assert cv2.imread(record["overlay"]).shape[:2] == source.shape[:2]
-        assert os.path.getsize(record["gif"]) > 0
+        assert cv2.imread(folder_path(str(tmp_path), record["overlay"])).shape[:2] == \
+            source.shape[:2]
+        assert os.path.getsize(folder_path(str(tmp_path), record["gif"])) > 0
         assert len(record["predictions"]) == 3  # top-5 of a 3-class model
         assert record["class_name"] == "class_%d" % record["class_id"]
     first = [r for r in records if r["image"].endswith("gray.jpg")]
@@ -76,4 +77,5 @@ def test_class_oblivious_and_explicit_seed_reproduce(demo, tmp_path):
     a, b = (read_results(str(tmp_path / run / "results.jsonl")) for run in ("a", "b"))
     assert [r["class_id"] for r in a] == [None, None]
     for left, right in zip(a, b):
-        np.testing.assert_array_equal(np.load(left["heatmap"]), np.load(right["heatmap"]))
+        np.testing.assert_array_equal(load_heatmap(left["heatmap"], str(tmp_path / "a")),
+                                      load_heatmap(right["heatmap"], str(tmp_path / "b")))

@@ -5,7 +5,8 @@ runs its `main`; errors become one line on stderr and an exit status:
     1    done, but some images could not be used (failures.jsonl says which and why), or
          --merge found work still missing
     2    a usage or configuration error (a bad key or value, a missing checkpoint, an output
-         folder holding results of other settings): nothing was written
+         folder holding results of other settings or written by another process, a heatmap
+         the evaluation cannot use): nothing was written
     3    the results cannot be written (output folder not a folder, not writable, disk
          full): the finished results are kept
     130  interrupted (Ctrl-C): the finished results are kept; the same command continues
@@ -23,8 +24,9 @@ INTERRUPTED = ("interrupted: the finished results are kept; run the same command
                "continue")
 
 
-def run_command(command):
-    """command()'s exit status, with the library's errors and Ctrl-C as described above."""
+def run_command(command, interrupted=INTERRUPTED):
+    """command()'s exit status, with the library's errors and Ctrl-C (one line,
+    `interrupted`) as described above."""
     try:
         return command()
     except OutputError as error:
@@ -34,7 +36,7 @@ def run_command(command):
         print("error: %s" % error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
 
 
@@ -122,8 +124,9 @@ def visualizer_main(description, option_table, argv=None):
 
 
 def print_summary(summary):
-    """Prints a runner.Summary; returns 1 if an image failed, else 0. (Not called report:
-    l2caf.cli.report is the report command's module.)"""
+    """Prints a runner.Summary; returns 1 if an image failed, else 0. The failures were
+    printed as they happened (and are in failures.jsonl): the summary counts them. (Not
+    called report: l2caf.cli.report is the report command's module.)"""
     rate = summary.heatmaps / max(summary.seconds, 1e-9)
     print("%d images done (%d heatmaps, %.2f heatmaps/s), %d skipped as already done, %d "
           "failed; results in %s" % (summary.images_done, summary.heatmaps, rate,
@@ -131,12 +134,8 @@ def print_summary(summary):
                                      summary.results_path))
     if not summary.failures:
         return 0
-    print("%d image(s) could not be used (failures.jsonl says why):" % len(summary.failures),
-          file=sys.stderr)
-    for _, reason in summary.failures[:20]:
-        print("  %s" % reason, file=sys.stderr)
-    if len(summary.failures) > 20:
-        print("  ... and %d more" % (len(summary.failures) - 20), file=sys.stderr)
+    print("%d image(s) or class(es) could not be explained (see above; failures.jsonl says "
+          "why); the same command tries them again" % len(summary.failures), file=sys.stderr)
     return 1
 
 

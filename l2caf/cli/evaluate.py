@@ -55,7 +55,8 @@ def main(argv=None, description=__doc__):
                              "curves) (default: localization_<protocol> in the first results "
                              "folder)")
     args = parser.parse_args(argv)
-    return run_command(lambda: evaluate(args))
+    return run_command(lambda: evaluate(args), interrupted="interrupted: nothing written; run "
+                       "the same command again for the table")
 
 
 def evaluate(args):

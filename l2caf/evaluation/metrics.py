@@ -20,10 +20,13 @@ lies inside that extent, so IoU <= |extent & gt| / |gt|) is scored a miss withou
 boxed: the result is the same, and high thresholds cost almost nothing.
 """
 import collections
+import contextlib
 import functools
 import math
 import multiprocessing
 import os
+import signal
+import threading
 
 import cv2
 import numpy as np
@@ -277,9 +280,26 @@ def default_workers():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _single_threaded_opencv():
+def _start_worker():
+    # Ctrl-C is the parent's to handle (it ends the pool): a worker never prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One process per core: OpenCV's own threads would only compete with the other workers.
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """While the pool's processes start: they inherit the ignored SIGINT from their first
+    instruction on, before _start_worker runs (a terminal's Ctrl-C reaches the whole process
+    group). Only the main thread can set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _chunks(records, workers):
@@ -291,7 +311,8 @@ def _tally_all(records, task, workers, progress):
     """The `_Tally` of all records: in this process, or over a pool of `workers` processes.
 
     The pool's processes are started fresh ('spawn'): the caller may have imported
-    TensorFlow or used OpenCV's threads, neither of which survives a fork safely.
+    TensorFlow or used OpenCV's threads, neither of which survives a fork safely. They
+    ignore Ctrl-C: the KeyboardInterrupt comes in this process, which ends the pool.
     """
     chunks = _chunks(records, workers)
     total = _Tally(len(task.thresholds), task.protocol == "wsol")
@@ -300,7 +321,9 @@ def _tally_all(records, task, workers, progress):
         tallies = map(score, chunks)
         return _sum_tallies(total, tallies, progress)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(chunks)), initializer=_single_threaded_opencv) as pool:
+    with _sigint_ignored():
+        pool = context.Pool(min(workers, len(chunks)), initializer=_start_worker)
+    with pool:  # on leaving, even by Ctrl-C, the workers are terminated
         return _sum_tallies(total, pool.imap_unordered(score, chunks), progress)
 
 

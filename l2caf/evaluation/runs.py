@@ -5,8 +5,10 @@ bounding-box XMLs, or wsolevaluation's metadata of the same images.
 
 A results folder is what a visualiser wrote: config*.yaml (which network, labels, method and
 layer), results*.jsonl (a line per heatmap, with the image's top-5 predictions and size) and
-the heatmaps. Shards and their merged results.jsonl may lie side by side: each (image, class)
-counts once. The annotations give every image's classes and boxes; the XMLs' object names are
+the heatmaps, read from that folder only (see l2caf.run_folder: a copied or moved folder is
+scored with its own heatmaps; one that cannot be used stops the evaluation with the rerun
+that repairs it). Shards and their merged results.jsonl may lie side by side: each (image,
+class) counts once. The annotations give every image's classes and boxes; the XMLs' object names are
 WordNet ids for the ImageNet networks, or the class names of the run's label list, and the
 metadata's class labels are class ids.
 
@@ -29,8 +31,8 @@ from l2caf import data, images
 from l2caf.errors import RunError
 from l2caf.evaluation import (DEFAULT_THRESHOLDS, V2_IOU_THRESHOLDS, evaluate_records,
                               read_annotations, record_from_annotation)
-from l2caf.run_folder import (load_heatmap, read_results, read_run_config as read_config,
-                              write_atomically)
+from l2caf.run_folder import (HeatmapFiles, line_key, read_results,
+                              read_run_config as read_config, write_atomically)
 
 # (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
 TABLE_COLUMNS = [
@@ -66,7 +68,7 @@ def load_annotations(folder):
 
 def read_run_config(results_dir):
     """The Config of the run in results_dir (shards' configs must agree)."""
-    paths = sorted(glob.glob(os.path.join(results_dir, "config*.yaml")))
+    paths = sorted(glob.glob(os.path.join(glob.escape(results_dir), "config*.yaml")))
     if not paths:
         raise RunError("%s holds no config*.yaml: not a folder a visualiser wrote" % results_dir)
     configs = [read_config(path) for path in paths]
@@ -81,12 +83,12 @@ def read_run_config(results_dir):
 def read_run_lines(results_dir):
     """{image path: its results lines}, each (image, class) once, from results*.jsonl."""
     by_image, seen = collections.OrderedDict(), set()
-    for path in sorted(glob.glob(os.path.join(results_dir, "results*.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(glob.escape(results_dir), "results*.jsonl"))):
         for record in read_results(path):
-            key = (record["image"], record.get("class_id"))
+            key = line_key(record)
             if key not in seen:
                 seen.add(key)
-                by_image.setdefault(record["image"], []).append(record)
+                by_image.setdefault(key[0], []).append(record)
     if not by_image:
         raise RunError("%s holds no results (results*.jsonl with heatmap lines); run a "
                        "visualiser into it first" % results_dir)
@@ -102,15 +104,6 @@ def class_ids_of(config, config_source):
                        "was started from)" % (error, config_source)) from None
 
 
-def _load_heatmap(reference, results_dir):
-    """The heatmap a results line names (from a folder that has moved, the file of that name
-    in results_dir)."""
-    try:
-        return load_heatmap(reference, results_dir)
-    except (OSError, KeyError, ValueError) as error:
-        raise RunError("heatmap %s cannot be read: %s" % (reference, error)) from None
-
-
 def _image_size(lines):
     """(height, width) of the image of `lines`: their image_size, else the image's own."""
     if lines[0].get("image_size"):
@@ -122,15 +115,19 @@ def _image_size(lines):
                        % error) from None
 
 
-def image_record(lines, annotation, class_ids, results_dir):
+def image_record(lines, annotation, class_ids, results_dir, files=None):
     """The evaluation.ImageRecord of one image from its results lines and its annotation.
 
-    A class-oblivious heatmap (class_id null) serves every class. Raises RunError when the
-    annotation cannot be this image's: other classes than the run recorded, another size,
-    object names that are not the run's classes.
+    The heatmaps are read from results_dir (files: an open run_folder.HeatmapFiles of it, to
+    read each .npz file once). A class-oblivious heatmap (class_id null) serves every class.
+    Raises RunError when a heatmap cannot be used (naming the file and the rerun that
+    repairs it) or the annotation cannot be this image's: other classes than the run
+    recorded, another size, object names that are not the run's classes.
     """
-    heatmaps = {line.get("class_id"): _load_heatmap(line["heatmap"], results_dir)
-                for line in lines}
+    if files is None:
+        with HeatmapFiles(results_dir) as files:
+            return image_record(lines, annotation, class_ids, results_dir, files)
+    heatmaps = {line.get("class_id"): files.read(line["heatmap"]) for line in lines}
     predictions = [prediction["class_id"] for prediction in lines[0]["predictions"]]
     try:
         record = record_from_annotation(annotation, class_ids, predictions, heatmaps)
@@ -164,9 +161,10 @@ def run_records(results_dir, by_image, annotations, class_ids):
     records = []
     # The bar is cleared before an error is printed.
     with tqdm(total=len(by_image), desc="heatmaps of %s" % results_dir, unit="image",
-              dynamic_ncols=True, leave=False) as progress:
+              dynamic_ncols=True, leave=False) as progress, HeatmapFiles(results_dir) as files:
         for image, lines in by_image.items():
-            records.append(image_record(lines, annotations[stems[image]], class_ids, results_dir))
+            records.append(image_record(lines, annotations[stems[image]], class_ids,
+                                        results_dir, files))
             progress.update()
     return records
 

@@ -13,7 +13,8 @@ from l2caf import data, images
 from l2caf.errors import RunError
 from l2caf.evaluation import class_box, runs as evaluation_runs
 from l2caf.report.drawing import method_name
-from l2caf.run_folder import load_heatmap, output_names, read_results
+from l2caf.run_folder import (folder_path, image_key, line_key, load_heatmap, output_names,
+                              read_results)
 
 # The faithfulness scores of scripts/evaluate_faithfulness.py: unsharded (or merged), and the
 # shards'.
@@ -46,12 +47,6 @@ def box_fractions(box, frame_size) -> tuple:
     x covers [x, x + 1) of the frame's width."""
     height, width = frame_size
     return (box[0] / width, box[1] / height, (box[2] + 1) / width, (box[3] + 1) / height)
-
-
-def _file_in_folder(results_dir, reference):
-    """The file a results line names (an overlay, a GIF), inside results_dir: its base name
-    there, wherever the run wrote it from."""
-    return os.path.join(results_dir, os.path.basename(reference))
 
 
 class PictureRun(object):
@@ -106,7 +101,7 @@ class PictureRun(object):
         failed = collections.OrderedDict()
         for path in sorted(glob.glob(pattern)):
             for record in read_results(path):
-                if record["image"] not in self.lines:
+                if image_key(record["image"]) not in self.lines:
                     failed.setdefault(record["image"], record)
         return list(failed.values())
 
@@ -115,15 +110,12 @@ class PictureRun(object):
         names one and it is in the folder; else None."""
         if not line.get(key):
             return None
-        path = _file_in_folder(self.results_dir, line[key])
+        path = folder_path(self.results_dir, line[key])
         return path if os.path.isfile(path) else None
 
     def _heatmap(self, line):
-        try:
-            return load_heatmap(line["heatmap"], self.results_dir)
-        except (OSError, KeyError, ValueError) as error:
-            raise RunError("heatmap %s of %s cannot be read: %s"
-                           % (line["heatmap"], self.results_dir, error)) from None
+        # A RunError naming the file and the rerun that repairs it, if it cannot be used.
+        return load_heatmap(line["heatmap"], self.results_dir)
 
     def _ground_truth(self, image, lines):
         """(gt classes, {class id: boxes}, the image's (height, width) as the run saw it)."""
@@ -217,7 +209,7 @@ def read_faithfulness(results_dir: str) -> dict:
     for path in sorted(path for pattern in FAITHFULNESS_FILES
                        for path in glob.glob(os.path.join(folder, pattern))):
         for record in read_results(path):
-            scores.setdefault((record["image"], record.get("class_id")), record)
+            scores.setdefault(line_key(record), record)
     return scores
 
 
