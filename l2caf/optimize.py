@@ -205,7 +205,10 @@ class FilterOptimizer(object):
             for row in np.flatnonzero(running):
                 histories[row].append([last, float(last_losses[row])])
             if last == next_check:
-                settled = running & (np.abs(last_losses - previous) < settings.tolerance)
+                # A loss that is no longer finite cannot recover: the row stops, and the
+                # runner reports it as a failure.
+                settled = running & ((np.abs(last_losses - previous) < settings.tolerance)
+                                     | ~np.isfinite(last_losses))
                 previous = np.where(running, last_losses, previous)
                 active[:rows_used] &= ~settled
                 if on_check is not None:

@@ -436,10 +436,10 @@ class _Batches(object):
         pair = "%s, %s" % (path, "class-oblivious" if class_id is None else "class %d (%s)" % (
             class_id, self.run.class_names[class_id]))
         if explanation.loss is not None and not np.isfinite(explanation.loss):
-            return ("%s: the loss became %s within %d updates; no heatmap written (a smaller "
-                    "learning_rate than %g may help)" % (pair, explanation.loss,
-                                                          explanation.iterations,
-                                                          self.config.learning_rate))
+            return ("%s: the loss became %s within %d update%s; no heatmap written (a "
+                    "smaller learning_rate than %g may help)"
+                    % (pair, explanation.loss, explanation.iterations,
+                       "" if explanation.iterations == 1 else "s", self.config.learning_rate))
         if not np.all(np.isfinite(explanation.heatmap)):
             return "%s: the heatmap holds NaN or infinite values; no heatmap written" % pair
         return None
