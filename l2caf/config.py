@@ -31,6 +31,33 @@ def _parse_int_list(text):
     return [int(item) for item in text.split(",") if item.strip()] if text else []
 
 
+def _parse_size(text):
+    """An image size: 0 (a model's own), one number (a square) or HEIGHTxWIDTH ("64x48"),
+    as a config holds it: an int, or "HxW" when height and width differ."""
+    if isinstance(text, bool) or isinstance(text, float) and not text.is_integer():
+        raise ValueError("not a size")
+    parts = str(text).lower().replace(" ", "").split("x")
+    if len(parts) > 2 or not all(part.isdigit() for part in parts):
+        raise ValueError("not a size")
+    height, width = int(parts[0]), int(parts[-1])
+    if len(parts) == 2 and (height < 1 or width < 1):
+        raise ValueError("not a size")
+    return height if height == width else "%dx%d" % (height, width)
+
+
+def image_size_pair(size):
+    """(height, width) of an image size given as a config holds it (see _parse_size), as
+    one number or as (height, width); None for 0 (a model's own size)."""
+    if isinstance(size, str):
+        size = _parse_size(size)
+        if isinstance(size, str):
+            return tuple(int(part) for part in size.split("x"))
+    if isinstance(size, (tuple, list)):
+        height, width = size
+        return int(height), int(width)
+    return (int(size), int(size)) if size else None
+
+
 def _parse_int(text):
     if isinstance(text, float) and not text.is_integer() or isinstance(text, bool):
         raise ValueError("not an integer")
@@ -38,9 +65,10 @@ def _parse_int(text):
 
 
 _PARSERS = {"str": str, "int": _parse_int, "float": float, "bool": _parse_bool,
-            "int_list": _parse_int_list}
+            "int_list": _parse_int_list, "size": _parse_size}
 _TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number",
-               "bool": "true or false", "int_list": "comma-separated integers (e.g. 207,323)"}
+               "bool": "true or false", "int_list": "comma-separated integers (e.g. 207,323)",
+               "size": "a size: one number or HEIGHTxWIDTH (e.g. 224 or 224x160)"}
 
 Option = collections.namedtuple("Option", ["type", "default", "help", "choices"])
 
@@ -56,14 +84,23 @@ OPTIONS = collections.OrderedDict([
     ("checkpoint", _option("str", "checkpoints/tf-densenet161.ckpt",
                            "checkpoint to restore (file, V2 prefix or folder); for network "
                            "keras the saved model: a .keras or .h5 file or a SavedModel "
-                           "folder")),
+                           "folder, or keras.applications.NAME (e.g. "
+                           "keras.applications.ResNet50: its ImageNet weights)")),
     ("preprocess", _option("str", "none", "network keras: what the model expects of RGB "
                                           "images 0..255: none (as they are), tf (-1..1), "
                                           "caffe (BGR minus the ImageNet means), torch (0..1, "
-                                          "ImageNet mean and std)",
+                                          "ImageNet mean and std); keras.applications models "
+                                          "take their own",
                            ("none", "tf", "caffe", "torch"))),
-    ("image_size", _option("int", 0, "network keras: the model's input size (0: the "
-                                     "model's own)")),
+    ("image_size", _option("size", 0, "network keras: the model's input size, one number or "
+                                      "HEIGHTxWIDTH (e.g. 224x160); 0: the model's own (a "
+                                      "model without a fixed size needs one)")),
+    ("output", _option("str", "", "network keras: the explained output of a model with "
+                                  "several, by name or index (empty: the only one)")),
+    ("trust_model", _option("bool", False, "network keras: load a saved model whose "
+                                           "configuration holds Python code (a Lambda "
+                                           "layer), which loading runs; only for models from "
+                                           "a source you trust")),
     ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's names for "
                                   "1000 classes, else class_0, class_1, ...)")),
     ("images", _option("str", "input_imgs", "an image, a folder of images, or a text file "
@@ -85,10 +122,14 @@ OPTIONS = collections.OrderedDict([
                         ("logits", "embedding"))),
     ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
                                        "cam (class activation mapping; networks with a linear "
-                                       "head, last conv layer), gradcam (Grad-CAM, any layer) "
-                                       "or random (a seeded uniform map per image and class: "
-                                       "the floor of every metric)",
-                       ("l2caf", "cam", "gradcam", "random"))),
+                                       "head, last conv layer), gradcam (Grad-CAM), gradcampp "
+                                       "(Grad-CAM++, the paper's equation), layercam "
+                                       "(LayerCAM), scorecam (Score-CAM: one forward pass per "
+                                       "channel of the layer), all at any layer, or random (a "
+                                       "seeded uniform map per image and class: the floor of "
+                                       "every metric)",
+                       ("l2caf", "cam", "gradcam", "gradcampp", "layercam", "scorecam",
+                        "random"))),
     ("learning_rate", _option("float", 0.5, "Adam's initial learning rate")),
     ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear)")),
     ("max_iters", _option("int", 1000, "Adam iterations at most per filter")),
@@ -133,7 +174,7 @@ FAST_DEFAULTS = {"batch_size": 64, "tolerance": 1e-4, "save_overlays": False,
 # output folder. Every other key is part of the folder's identity; the checkpoint and the
 # label list count by their contents (a run folder's made_with), not by their paths.
 FREE_KEYS = ("output_dir", "checkpoint", "labels", "cache_activation", "batch_size", "workers",
-             "limit", "shard", "gpu", "progress")
+             "limit", "shard", "gpu", "progress", "trust_model")
 
 # The section of a run folder's config.yaml with what its results depend on beyond the keys
 # (written by the run; ignored when the file is read as a config).
@@ -254,9 +295,8 @@ def check(config):
     for key in ("top_k", "batch_size", "workers"):
         if config[key] < 1:
             raise ConfigError("%s must be at least 1, got %d" % (key, config[key]))
-    for key in ("limit", "image_size"):
-        if config[key] < 0:
-            raise ConfigError("%s must be 0 or more, got %d" % (key, config[key]))
+    if config.limit < 0:
+        raise ConfigError("limit must be 0 or more, got %d" % config.limit)
     Settings.of({key: config[key] for key in Settings.keys()})  # the optimisation's numbers
     check_number("overlay_alpha", config.overlay_alpha, "in [0, 1]", lambda x: 0 <= x <= 1)
     if any(class_id < 0 for class_id in config.classes):

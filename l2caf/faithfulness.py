@@ -124,8 +124,9 @@ def blur(network_input: np.ndarray, kernel: typing.Optional[np.ndarray] = None) 
     """RISE's insertion substrate: the network input [H, W, C] blurred channel by channel
     with outer(kernel, kernel) (default `rise_blur_kernel()`), zero padded, as float32."""
     kernel = rise_blur_kernel() if kernel is None else np.asarray(kernel, np.float64)
-    return cv2.sepFilter2D(np.asarray(network_input, np.float32), -1, kernel, kernel,
-                           borderType=cv2.BORDER_CONSTANT)
+    network_input = np.asarray(network_input, np.float32)
+    return cv2.sepFilter2D(network_input, -1, kernel, kernel,
+                           borderType=cv2.BORDER_CONSTANT).reshape(network_input.shape)
 
 
 def confidence_mask(heatmap: np.ndarray, size: typing.Sequence[int]) -> np.ndarray:
@@ -166,7 +167,9 @@ class Faithfulness(object):
             raise ValueError("batch_size must be at least 1, got %r" % (batch_size,))
         self.batch_size = int(batch_size)
         self.kernel = rise_blur_kernel()
-        shape = self.size + (3,)
+        # 3 channels, or 1 for a gray Keras model.
+        self.channels = int(model.input_shape[2]) if len(model.input_shape) > 2 else 3
+        shape = self.size + (self.channels,)
         # Rows are built as the RGB images the model takes (per-pixel edits commute with the
         # per-pixel preprocessing), so that a batch needs no conversion.
         self._zero = preprocessing.unpreprocess(np.zeros(shape, np.float32),
@@ -185,16 +188,16 @@ class Faithfulness(object):
                  ) -> typing.List[Scores]:
         """The Scores of each heatmap, in order.
 
-        inputs: network inputs [N, H, W, 3] at the model's input size (preprocessed: see
-        l2caf.preprocessing). heatmaps: 2-D maps at any resolution; class_ids: the class of
+        inputs: network inputs [N, H, W, C] at the model's input size (`model.prepare`d and
+        preprocessed: see l2caf.preprocessing). heatmaps: 2-D maps at any resolution; class_ids: the class of
         each (a class id, as `model.class_output` takes). image_indices: the input of each
         heatmap (default: heatmap i on input i). progress: called with the number of
         heatmaps finished after each forward pass that finishes some.
         """
         inputs = np.asarray(inputs, np.float32)
-        if inputs.ndim != 4 or tuple(inputs.shape[1:3]) != self.size:
-            raise ValueError("inputs must be network inputs [N, %d, %d, 3], got shape %s"
-                             % (self.size + (inputs.shape,)))
+        if inputs.ndim != 4 or tuple(inputs.shape[1:]) != self.size + (self.channels,):
+            raise ValueError("inputs must be network inputs [N, %d, %d, %d], got shape %s"
+                             % (self.size + (self.channels, inputs.shape)))
         if image_indices is None:
             image_indices = range(len(heatmaps))
         image_indices = list(image_indices)
@@ -254,15 +257,15 @@ class Faithfulness(object):
     def _curve_rows(self, values, start, finish, order, output):
         """The rows of a curve's inner points: start with the first changed[i] pixels of
         `order` taken from finish."""
-        current = start.reshape(-1, 3).copy()
-        finish = finish.reshape(-1, 3)
+        current = start.reshape(-1, self.channels).copy()
+        finish = finish.reshape(-1, self.channels)
         for point in range(1, self.points - 1):
             changed = order[self.changed[point - 1]:self.changed[point]]
             current[changed] = finish[changed]
 
             def record(probabilities, point=point):
                 values[point] = probabilities[output]
-            yield current.reshape(self.size + (3,)), record, False
+            yield current.reshape(self.size + (self.channels,)), record, False
 
     def _score(self, rows, progress):
         """Runs the rows through the network, batch_size at a time."""

@@ -1,7 +1,19 @@
-"""Heatmaps as pictures: overlays on the image and GIF animations."""
+"""Heatmaps as pictures: at the image's size (`upsample`), overlays on the image, GIFs.
+
+`upsample` is the interpolation the evaluation uses (l2caf.evaluation.boxes.resize_heatmap:
+OpenCV's bilinear, pixel centres aligned as in cv2.resize, a flat map kept exactly flat), so
+that a map looked at is the map that was scored. Overlays take OpenCV's colour maps and
+matplotlib's (imported only then); the default is the original's blue-white-red.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
 import cv2
 import numpy as np
 from PIL import Image
+
+from l2caf.errors import ConfigError
+from l2caf.evaluation.boxes import resize_heatmap
+from l2caf.images import size_pair
 
 
 def _blue_white_red():
@@ -14,6 +26,36 @@ def _blue_white_red():
 
 BLUE_WHITE_RED = _blue_white_red()
 
+# OpenCV's colour maps by name: cv2.COLORMAP_JET is "jet".
+OPENCV_COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name)
+                    for name in dir(cv2) if name.startswith("COLORMAP_")}
+
+
+def upsample(heatmaps, size: Union[int, Tuple[int, int]]) -> np.ndarray:
+    """Heatmaps resized to size = (height, width) (one number for a square), as float64:
+    one map [h, w] gives [height, width]; a stack [N, h, w] or a list of maps (any sizes)
+    gives [N, height, width], e.g. for matplotlib's imshow. The evaluation's bilinear
+    interpolation (l2caf.evaluation.boxes.resize_heatmap)."""
+    try:
+        height, width = size_pair(size)
+    except (TypeError, ValueError):
+        raise ConfigError("size must be one number or (height, width), got %r"
+                          % (size,)) from None
+    if height < 1 or width < 1:
+        raise ConfigError("size must be positive, got %r" % (size,))
+    single = isinstance(heatmaps, np.ndarray) and heatmaps.ndim == 2
+    maps = [heatmaps] if single else list(heatmaps)
+    if not maps:
+        raise ConfigError("upsample got no heatmaps")
+    resized = np.empty((len(maps), height, width), np.float64)
+    for index, heatmap in enumerate(maps):
+        try:
+            resized[index] = resize_heatmap(heatmap, (height, width))
+        except (TypeError, ValueError) as error:
+            raise ConfigError("heatmap %d (shape %s): %s" % (index, np.shape(heatmap),
+                                                            error)) from None
+    return resized[0] if single else resized
+
 
 def normalize(heatmap):
     """Min-max normalised to [0, 1]; a flat map becomes all zeros."""
@@ -24,17 +66,56 @@ def normalize(heatmap):
     return (heatmap - low) / (high - low)
 
 
-def colorize(heatmap, size):
-    """Heatmap resized to size = (height, width), normalised, through the blue-white-red map."""
-    resized = cv2.resize(np.asarray(heatmap, np.float32), (size[1], size[0]),
-                         interpolation=cv2.INTER_LINEAR)
-    indices = (normalize(resized) * 255).round().astype(np.uint8)
-    return BLUE_WHITE_RED[indices]
+def colormap_table(colormap=None) -> np.ndarray:
+    """The 256-entry RGB uint8 lookup table of a colour map: None (blue-white-red), an
+    OpenCV colour map (cv2.COLORMAP_JET, or its name "jet"), or a matplotlib colour map by
+    name ("viridis"; OpenCV's own names mean OpenCV's maps) or as a Colormap object."""
+    if colormap is None:
+        return BLUE_WHITE_RED
+    ramp = np.arange(256, dtype=np.uint8)[:, None]
+    if isinstance(colormap, str) and colormap.lower() in OPENCV_COLORMAPS:
+        colormap = OPENCV_COLORMAPS[colormap.lower()]
+    if isinstance(colormap, (int, np.integer)) and not isinstance(colormap, bool):
+        if int(colormap) not in OPENCV_COLORMAPS.values():
+            raise ConfigError("colormap %d is not one of OpenCV's (cv2.COLORMAP_*: %s)"
+                              % (colormap, ", ".join(sorted(OPENCV_COLORMAPS))))
+        return cv2.cvtColor(cv2.applyColorMap(ramp, int(colormap)), cv2.COLOR_BGR2RGB)[:, 0]
+    if isinstance(colormap, str):
+        import matplotlib  # only for its colour maps, and only when one is named
+        try:
+            colormap = matplotlib.colormaps[colormap]
+        except KeyError:
+            raise ConfigError("colormap %r is neither OpenCV's (%s) nor matplotlib's "
+                              "(matplotlib.colormaps)"
+                              % (colormap, ", ".join(sorted(OPENCV_COLORMAPS)))) from None
+    if callable(colormap):  # a matplotlib Colormap: [0, 1] -> RGBA in [0, 1]
+        rgba = np.asarray(colormap(np.linspace(0.0, 1.0, 256)), np.float64)
+        if rgba.shape not in ((256, 3), (256, 4)):
+            raise ConfigError("colormap %r gives colours of shape %s, not RGB(A) rows"
+                              % (colormap, rgba.shape))
+        return (rgba[:, :3] * 255).round().astype(np.uint8)
+    raise ConfigError("colormap must be None, an OpenCV colour map (cv2.COLORMAP_JET or "
+                      "'jet'), or a matplotlib colour map name or object, got %r"
+                      % (colormap,))
 
 
-def show_heatmap_on_image(image, heatmap, alpha=0.6):
-    """The RGB uint8 `image` with `heatmap` (any resolution) blended on top, at the image's size."""
-    colored = colorize(heatmap, image.shape[:2]).astype(np.float32)
+def colorize(heatmap, size: Sequence[int], colormap=None) -> np.ndarray:
+    """Heatmap upsampled to size = (height, width), min-max normalised, through the colour
+    map (see colormap_table): RGB uint8 [height, width, 3]."""
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim != 2:
+        raise ConfigError("a heatmap is a 2-D array, got shape %s" % (heatmap.shape,))
+    indices = (normalize(upsample(heatmap, size)) * 255).round()
+    return colormap_table(colormap)[indices.astype(np.uint8)]
+
+
+def show_heatmap_on_image(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6,
+                          colormap: Optional[Union[int, str, object]] = None) -> np.ndarray:
+    """The RGB uint8 `image` with `heatmap` (any resolution) upsampled to its size, min-max
+    normalised, coloured (colormap: None for blue-white-red, an OpenCV colour map such as
+    cv2.COLORMAP_JET or "jet", or a matplotlib one by name or object) and blended on top
+    with opacity `alpha`."""
+    colored = colorize(heatmap, image.shape[:2], colormap).astype(np.float32)
     blended = alpha * colored + (1.0 - alpha) * image.astype(np.float32)
     return blended.round().astype(np.uint8)
 

@@ -54,7 +54,7 @@ def _from_pillow(picture):
     return np.asarray(picture if picture.mode == "RGB" else picture.convert("RGB"))
 
 
-def read_image(path):
+def read_image(path: str) -> np.ndarray:
     """The image at `path` as an RGB uint8 array [H, W, 3], upright. ImageError naming the
     file if it cannot be used, whatever the reason."""
     if not os.path.exists(path):

@@ -1,97 +1,164 @@
-"""Keras models as l2caf models: any functional or Sequential model, Keras 3 or tf-keras
-(Keras 2), with the filter at any layer.
+"""Keras models as l2caf models: functional and Sequential models, Keras 3 or tf-keras
+(Keras 2), nested models included, with the filter at any layer with a spatial map or a
+square grid of tokens.
 
 Keras 3 runs eagerly and cannot live in a tf.compat.v1 session graph, so these models run
 the shared filter, loss and optimisation functions (l2caf.filters, heads, optimize) as
 tf.functions, and never touch the graph mode of the slim networks' sessions.
 
-The filter goes inside the model: the chosen layer's call is wrapped so that, while one of
-our functions runs the model, its output is multiplied by the filter (and, on the cached
-path, replaced by the activation computed once per image); Keras runs the rest of the model,
-skip connections and shared layers included. Layers before the filter whose results the
-rest of the model does not use are pruned from the compiled functions, so starting from
-the cached activation costs only the layers after it. The model's softmax, if its last
-layer has one, is skipped while our functions run: the losses see the logits.
+The user's model stays theirs. l2caf never changes it: it reads the model's layer graph
+once (l2caf.keras_graph) and, inside its own tf.functions, runs that graph itself, calling
+each layer on real tensors as Keras's own functional call does; at the filter's layer the
+walk multiplies the layer's output by the filter (and, on the cached path, puts the
+activation computed once per image in its place). Why a walk rather than wrapping the
+layers' calls (what l2caf did before): a wrapped call is a change to the user's objects that
+lasts until close(), shows in any other use of the model meanwhile (another thread, another
+explainer on the same model), and is lost or kept by accident when the model is copied or
+saved; the walk changes nothing, two explainers on one model are two walks, and the steps a
+run does not need (the layers before a cached activation, the other outputs of a model with
+several) are not even traced. Skip connections across the layer, layers called more than
+once (the filter goes on the first call) and nested models run as Keras wires them.
+
+The model's softmax, if the explained output ends in one, is left out of our functions: the
+losses see the logits (a Softmax or Activation layer is skipped; a layer with
+activation="softmax" gives the logits its activation function records).
+
+Safe loading: a saved model whose configuration holds Python code (a Lambda layer, a lambda
+anywhere) is refused before Keras reads it, in every format, unless it is trusted.
 """
+import collections
+import json
+import math
 import os
+import zipfile
 
 import numpy as np
 
 from l2caf import filters, preprocessing
+from l2caf.config import image_size_pair
 from l2caf.errors import CheckpointError, ConfigError
+from l2caf.keras_graph import LayerGraph
 from l2caf.model import Prediction, prepare_images
 from nets.tf_slim_compat import quiet_stderr, tf
 
 PREPROCESSING = preprocessing.KERAS_PREPROCESSING
 # Layers that pass their input on unchanged at inference, between a pooling and the logits.
 _PASS_THROUGH = ("Dropout", "SpatialDropout1D", "Flatten", "Reshape", "Identity")
+# ITU-R BT.601 luma, as OpenCV's and Pillow's RGB -> gray conversions.
+GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
+TRUST_SWITCH = "trust_model: true (--trust_model true; in Python load_keras_model(path, " \
+               "trust=True))"
 
 
-def load_keras_model(path):
+def load_keras_model(path: str, trust: bool = False):
     """The Keras model saved at `path`: a .keras file (Keras 3, else tf-keras), a .h5 file or
-    a SavedModel folder (tf-keras)."""
+    a SavedModel folder (tf-keras, else Keras 3).
+
+    A model whose saved configuration holds Python code (a Lambda layer, a lambda anywhere),
+    which loading would run, is refused with a CheckpointError unless `trust` is true;
+    untrusted models also load in Keras's safe mode."""
     import keras
     import tf_keras
     if not os.path.exists(path):
         raise CheckpointError("no Keras model at %s (a .keras or .h5 file, or a SavedModel "
                               "folder)" % path)
+    if not trust:
+        carrier = code_carrier(path)
+        if carrier:
+            raise CheckpointError(
+                "Keras model %s holds Python code (in %s), which loading it would run; load "
+                "it only if you trust where it comes from, with %s" % (path, carrier,
+                                                                       TRUST_SWITCH))
     loaders = [keras.models.load_model, tf_keras.models.load_model]
-    if os.path.isdir(path) or path.endswith(".h5"):
+    if os.path.isdir(path) or path.endswith((".h5", ".hdf5")):
         loaders.reverse()
     errors = []
     for load in loaders:
         try:
             with quiet_stderr():  # TensorFlow's first eager operation looks for GPUs, loudly
-                return load(path, compile=False)
+                return load(path, compile=False, safe_mode=not trust)
         except Exception as error:  # each Keras says in its own way that it cannot read it
             errors.append(" ".join(str(error).split())[:200])
     raise CheckpointError("cannot load the Keras model %s: %s" % (path, " / ".join(errors)))
 
 
-def _tensors(node, which):
-    return tf.nest.flatten(getattr(node, which + "_tensors"))
+def code_carrier(path: str) -> str:
+    """What holds Python code in the saved configuration of the Keras model at `path` (e.g.
+    "layer lambda_1 (Lambda)"), or None: read from the file without Keras, in each format
+    (a .keras zip's config.json, a .h5 file's model_config, a SavedModel's
+    keras_metadata.pb). A file whose configuration cannot be read is left to the loaders."""
+    try:
+        configs = list(_saved_configs(path))
+    except Exception:  # not a readable model file: the loaders say why
+        return None
+    for config in configs:
+        found = _code_in(config, None)
+        if found:
+            return found
+    return None
 
 
-def _output(layer):
-    """The layer's output tensor (of its first call)."""
-    return _tensors(layer._inbound_nodes[0], "output")[0]
+def _saved_configs(path):
+    if os.path.isdir(path):
+        metadata_path = os.path.join(path, "keras_metadata.pb")
+        if os.path.exists(metadata_path):
+            from tf_keras.protobuf import saved_metadata_pb2
+            metadata = saved_metadata_pb2.SavedMetadata()
+            with open(metadata_path, "rb") as stream:
+                metadata.ParseFromString(stream.read())
+            for node in metadata.nodes:
+                yield json.loads(node.metadata)
+        return
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            yield json.loads(archive.read("config.json"))
+        return
+    import h5py
+    with h5py.File(path, "r") as stream:
+        config = stream.attrs.get("model_config")
+    if config is not None:
+        yield json.loads(config.decode("utf-8") if isinstance(config, bytes) else config)
 
 
-def spatial_layers(keras_model):
-    """[(layer name, (H, W))] of the layers with a 4-D output of more than 1x1, in order
-    (the input image aside)."""
-    layers = []
-    for layer in keras_model.layers:
-        is_layer = layer._inbound_nodes and type(layer).__name__ != "InputLayer"
-        shape = tuple(_output(layer).shape) if is_layer else ()
-        if len(shape) == 4 and shape[1] and shape[2] and shape[1] * shape[2] > 1:
-            layers.append((layer.name, (int(shape[1]), int(shape[2]))))
-    return layers
+def _code_in(config, owner):
+    """The owner (layer) of the first serialised Python function in `config`, or None:
+    Keras 3's `__lambda__` objects, tf-keras's `function_type: lambda` (Lambda layers)."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str) and \
+                isinstance(config.get("class_name"), str):
+            owner = "layer %s (%s)" % (inner["name"], config["class_name"])
+        if config.get("class_name") == "__lambda__" or "lambda" in (
+                config.get("function_type"), config.get("output_shape_type")):
+            return owner or "the model's configuration"
+        values = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return None
+    for value in values:
+        found = _code_in(value, owner)
+        if found:
+            return found
+    return None
 
 
-def default_layer(keras_model):
-    """The spatial layer nearest to the output: the last conv layer, as for the slim nets."""
-    sizes = dict(spatial_layers(keras_model))
-    tensors, seen = list(keras_model.outputs), set()
-    while tensors:
-        tensor = tensors.pop(0)
-        for layer in _producers(keras_model, tensor):
-            if layer.name in sizes:
-                return layer.name
-            if layer.name not in seen:
-                seen.add(layer.name)
-                tensors += [t for node in layer._inbound_nodes for t in _tensors(node, "input")]
-    return list(sizes)[-1]
+_Map = collections.namedtuple("_Map", ["step", "size", "channels", "class_token", "tokens"])
+_Map.__doc__ = """A layer's output where a filter can go: its step, (H, W), channels, whether
+a class token comes first, and whether it is a token map [N, tokens, C] (else [N, H, W, C])."""
 
 
-def _producers(keras_model, tensor):
-    return [layer for layer in keras_model.layers for node in layer._inbound_nodes
-            if any(t is tensor for t in _tensors(node, "output"))]
-
-
-def _consumers(keras_model, tensor):
-    return [layer for layer in keras_model.layers for node in layer._inbound_nodes
-            if any(t is tensor for t in _tensors(node, "input"))]
+def _map_of(step, shape):
+    """The _Map of a step's first output of static `shape`, or None: a spatial map
+    [N, H, W, C] of more than 1x1, or tokens [N, T, C] with T = g * g or 1 + g * g, g >= 2."""
+    if len(shape) == 4 and None not in shape[1:] and shape[1] * shape[2] > 1:
+        return _Map(step, (int(shape[1]), int(shape[2])), int(shape[3]), False, False)
+    if len(shape) == 3 and None not in shape[1:]:
+        for class_token in (False, True):
+            side = math.isqrt(shape[1] - class_token)
+            if side >= 2 and side * side == shape[1] - class_token:
+                return _Map(step, (side, side), int(shape[2]), class_token, True)
+    return None
 
 
 def _softmax_of(layer):
@@ -103,181 +170,299 @@ def _softmax_of(layer):
     return "layer" if type(layer).__name__ == "Softmax" else None
 
 
-class _Hooks(object):
-    """What our functions ask of the wrapped layers while they run the model."""
+def _logits_before_softmax(probabilities):
+    """The logits a softmax activation made `probabilities` of, in the graph being traced:
+    what Keras's softmax records for its losses, else the Softmax operation's input."""
+    logits = getattr(probabilities, "_keras_logits", None)
+    tensor = probabilities
+    while logits is None and getattr(tensor, "op", None) is not None:
+        if tensor.op.type == "Softmax":
+            logits = tensor.op.inputs[0]
+        elif tensor.op.type in ("Identity", "Cast") and tensor.op.inputs:
+            tensor = tensor.op.inputs[0]
+        else:
+            break
+    if logits is None:
+        raise ConfigError("cannot find the logits before the softmax of layer producing %s"
+                          % getattr(probabilities, "name", "the output"))
+    return logits
 
-    def __init__(self):
-        self.active = False
-        self.factor = self.replacement = None
-        self.recorded = {}
+
+class _Structure(object):
+    """What l2caf reads of a Keras model: its layer graph, the input shape at the chosen
+    image size, the explained output and its logits, and the layers where a filter can go
+    (each layer's first call; only layers that feed the output)."""
+
+    def __init__(self, keras_model, image_size=0, output=None, name=None):
+        self.name = name or keras_model.name
+        self.graph = graph = LayerGraph(keras_model, self.name)
+        if len(graph.inputs) != 1:
+            raise ConfigError("Keras model %s has %d inputs; l2caf explains models of one "
+                              "image input" % (self.name, len(graph.inputs)))
+        [self.input_value] = graph.inputs
+        self.input_shape = self._input_shape(image_size)
+        self.input_dtype = graph.input_dtype
+        self.output_value, self.output_name = self._output(output)
+        shapes = graph.shapes
+        if any(None in shape[1:] for value, shape in shapes.items()
+               if len(shape) in (3, 4) and value != self.input_value) or \
+                any(dimension is None for dimension in shapes[self.input_value][1:]):
+            shapes = graph.traced_shapes(self.input_shape, self.input_dtype)
+        self.shapes = shapes
+        output_shape = shapes[self.output_value]
+        if len(output_shape) != 2 or output_shape[1] is None:
+            raise ConfigError("output %s of Keras model %s has shape %s; l2caf explains "
+                              "class scores [N, classes]" % (self.output_name, self.name,
+                                                            output_shape))
+        last = graph.steps[graph.producer[self.output_value]]
+        self.softmax = _softmax_of(last.operation)
+        self.logits_value = last.inputs[0] if self.softmax == "layer" else self.output_value
+        self.logits_step = graph.producer[self.logits_value]
+        feeding = set(graph.plan([self.logits_value], graph.inputs))
+        first_calls = {}
+        for index, step in enumerate(graph.steps):
+            first_calls.setdefault(step.name, index)
+        self.maps = collections.OrderedDict()
+        for name, index in first_calls.items():
+            found = _map_of(index, shapes[graph.steps[index].outputs[0]])
+            if found is not None and index in feeding:
+                self.maps[name] = found
+
+    def _input_shape(self, image_size):
+        shape = self.graph.shapes[self.input_value]
+        if len(shape) != 4 or shape[3] not in (1, 3):
+            raise ConfigError("Keras model %s takes inputs of shape %s, not images [N, "
+                              "height, width, 3 or 1 channels]" % (self.name, shape))
+        wanted = image_size_pair(image_size)
+        own = tuple(shape[1:3])
+        if wanted is None:
+            if None in own:
+                raise ConfigError("Keras model %s takes images of any size; give image_size "
+                                  "(e.g. 224, or 224x160 for height 224 and width 160)"
+                                  % self.name)
+            return own + (shape[3],)
+        if any(mine is not None and mine != given for mine, given in zip(own, wanted)):
+            raise ConfigError("Keras model %s takes %s images, not image_size %s"
+                              % (self.name, "x".join(str(d or "any") for d in own),
+                                 wanted[0] if wanted[0] == wanted[1] else "%dx%d" % wanted))
+        return tuple(wanted) + (shape[3],)
+
+    def _output(self, output):
+        outputs, names = self.graph.outputs, self.graph.output_names
+        if output in (None, ""):
+            if len(outputs) > 1:
+                raise ConfigError("Keras model %s has %d outputs (%s); choose the explained "
+                                  "one with output (a name or an index)"
+                                  % (self.name, len(outputs), ", ".join(names)))
+            return outputs[0], names[0]
+        if isinstance(output, str) and output in names:
+            index = names.index(output)
+        else:
+            try:
+                index = int(output)
+            except (TypeError, ValueError):
+                index = None
+            if index is None or not 0 <= index < len(outputs):
+                raise ConfigError("Keras model %s has no output %r; its outputs: %s (or their "
+                                  "indices 0..%d)" % (self.name, output, ", ".join(names),
+                                                      len(outputs) - 1))
+        return outputs[index], names[index]
+
+    def default_layer(self):
+        """The layer nearest to the output with a map: the last conv layer."""
+        by_step = {found.step: name for name, found in self.maps.items()}
+        pending, seen = [self.logits_value], set()
+        while pending:
+            value = pending.pop(0)
+            index = self.graph.producer.get(value)
+            if index is None or index in seen:
+                continue
+            if index in by_step:
+                return by_step[index]
+            seen.add(index)
+            pending += list(self.graph.steps[index].inputs)
+        return next(iter(self.maps))
+
+    def listing(self):
+        """[(layer, (H, W), what)] of the layers where a filter can go, in graph order."""
+        return [(name, found.size, "tokens" + (", class token first" if found.class_token
+                                               else "") if found.tokens else "")
+                for name, found in self.maps.items()]
+
+
+def filter_layers(keras_model, image_size=0, output=None) -> tuple:
+    """([(layer, (H, W), what)], default layer) of `keras_model`: the layers where a filter
+    can go, in graph order (what: "" for a spatial map, "tokens" or "tokens, class token
+    first" for a grid of tokens), and the one KerasModel takes by default. image_size and
+    output as for KerasModel."""
+    structure = _Structure(keras_model, image_size, output)
+    if not structure.maps:
+        raise ConfigError("Keras model %s has no layer with a spatial map or a square grid "
+                          "of tokens" % structure.name)
+    return structure.listing(), structure.default_layer()
 
 
 class KerasModel(object):
-    """A Keras classifier with a filter of `rows` rows at `layer` (default: the last layer
-    with a spatial map), the same interface as l2caf.model.Model.
+    """A Keras classifier with a filter of `rows` rows at `layer`, the same interface as
+    l2caf.model.Model. The Keras model itself is never changed (see the module docstring).
 
-    preprocess: what the model expects of RGB images 0..255: 'none' (as they are), 'tf'
-    (-1..1), 'caffe' (BGR minus the ImageNet means), 'torch' (0..1, ImageNet mean and std)
-    (keras.applications' conventions). image_size: of the model's input (0: the model's
-    own, which must then be fixed). explain: 'logits', or 'embedding' (the input of the
-    last Dense layer). gpu: GPU index, -1 for the CPU.
+    keras_model: a functional or Sequential model (Keras 3 or tf-keras) of one image input,
+    nested models included (their layers are named `outer/inner`). layer: a layer whose
+    output is a spatial map [N, H, W, C] or a square grid of tokens [N, T, C] (T = g * g, or
+    1 + g * g with a class token first, which the filter leaves alone); default: the one
+    nearest to the output (the last conv layer). A layer called more than once is filtered
+    at its first call. filter_type: l2norm, softmax or gauss. explain: 'logits', or
+    'embedding' (the input of the last Dense layer). preprocess: what the model expects of
+    RGB images 0..255: 'none' (as they are), 'tf' (-1..1), 'caffe' (BGR minus the ImageNet
+    means), 'torch' (0..1, ImageNet mean and std) (keras.applications' conventions;
+    one-channel models take gray images 0..255, with 'none' or 'tf'). image_size: the input
+    size, one number or (height, width) (or "HxW"); 0: the model's own, which must then be
+    fixed. output: the explained output of a model with several, by name or index. gpu:
+    GPU index, -1 for the CPU. name: the model's name in messages (default: Keras's).
     """
 
-    def __init__(self, keras_model, layer="", filter_type="l2norm", rows=1, explain="logits",
-                 preprocess="none", image_size=0, gpu=0, name=None):
+    def __init__(self, keras_model, layer: str = "", filter_type: str = "l2norm",
+                 rows: int = 1, explain: str = "logits", preprocess: str = "none",
+                 image_size=0, gpu: int = 0, name: str = None, output=None):
         self.keras_model = keras_model
-        self.name = name or keras_model.name
+        structure = self._structure = _Structure(keras_model, image_size, output, name)
+        self.name, self.graph = structure.name, structure.graph
         with quiet_stderr():  # the first look for GPUs is loud where there is none
             gpus = tf.config.list_logical_devices("GPU")
         self.device = gpus[gpu].name if gpu is not None and 0 <= gpu < len(gpus) else "/CPU:0"
         if preprocess not in PREPROCESSING:
             raise ConfigError("preprocess must be one of %s, got %r"
                               % (", ".join(PREPROCESSING), preprocess))
-        if len(keras_model.inputs) != 1 or len(keras_model.outputs) != 1:
-            raise ConfigError("Keras model %s has %d inputs and %d outputs; l2caf explains "
-                              "models of one image input and one output"
-                              % (self.name, len(keras_model.inputs), len(keras_model.outputs)))
-        self.preprocessing, self.filter_type = preprocess, filter_type
-        self.rows, self.explain = int(rows), explain
-        self.image_size = self._input_size(image_size)
-        sizes = dict(spatial_layers(keras_model))
-        if not sizes:
-            raise ConfigError("Keras model %s has no layer with a spatial map" % self.name)
-        self.layer = layer or default_layer(keras_model)
-        if self.layer not in sizes:
-            raise ConfigError("Keras model %s has no layer %s with a spatial map; layers where "
-                              "a filter can go: %s" % (self.name, self.layer, ", ".join(sizes)))
-        self.filter_size = sizes[self.layer]
-        filters.check_fits(filter_type, self.layer, *self.filter_size)
-        self._find_head()
+        if structure.input_shape[2] == 1 and preprocess not in ("none", "tf"):
+            raise ConfigError("Keras model %s takes one-channel (gray) images; preprocess %s "
+                              "is for RGB images: use none or tf" % (self.name, preprocess))
         if explain not in ("logits", "embedding"):
             raise ConfigError("explain must be logits or embedding, got %r" % (explain,))
-        if explain == "embedding" and type(self._dense).__name__ != "Dense":
+        if int(rows) < 1:
+            raise ConfigError("rows must be at least 1, got %r" % (rows,))
+        self.preprocessing, self.filter_type = preprocess, filter_type
+        self.rows, self.explain = int(rows), explain
+        self.output = structure.output_name
+        if not structure.maps:
+            raise ConfigError("Keras model %s has no layer with a spatial map or a square "
+                              "grid of tokens" % self.name)
+        self.layer = layer or structure.default_layer()
+        if self.layer not in structure.maps:
+            raise ConfigError("Keras model %s has no layer %s with a spatial map%s; layers "
+                              "where a filter can go: %s"
+                              % (self.name, self.layer, " that feeds output %s" % self.output
+                                 if len(self.graph.outputs) > 1 else "",
+                                 ", ".join(structure.maps)))
+        self._map = structure.maps[self.layer]
+        self.filter_size = self._map.size
+        filters.check_fits(filter_type, self.layer, *self.filter_size)
+        self._find_head()
+        if explain == "embedding" and self._dense is None:
             raise ConfigError("explain: embedding is the input of the last Dense layer, and "
                               "Keras model %s does not end in one" % self.name)
-        self.num_classes = int(_output(self._last).shape[-1])
+        self.num_classes = int(structure.shapes[structure.output_value][1])
         self.num_outputs = self.num_classes if explain == "logits" else int(
-            _tensors(self._dense._inbound_nodes[0], "input")[0].shape[-1])
-        self._hooks = _Hooks()
-        self._wrapped = []
-        self._wrap(keras_model.get_layer(self.layer), self._filter_call)
-        self._wrap(self._last, self._logits_call)
-        if explain == "embedding":
-            self._wrap(self._dense, self._embedding_call)
-        signature = [tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)]
+            structure.shapes[self._embedding_value][-1])
+        # The filter's step need not run when the activation is given: unless a class token
+        # (which the activation leaves out) or another output of the layer is needed.
+        step = self.graph.steps[self._map.step]
+        self._cuttable = len(step.outputs) == 1 and not self._map.class_token
+        signature = [tf.TensorSpec((None,) + self.input_shape, tf.float32)]
         self._predict = tf.function(self._predict_fn, input_signature=signature)
         self._probabilities = tf.function(self._probabilities_fn, input_signature=signature)
         self._gradients = tf.function(self._gradients_fn)
 
-    def _input_size(self, image_size):
-        shape = tuple(self.keras_model.inputs[0].shape)
-        if len(shape) != 4 or shape[3] != 3:
-            raise ConfigError("Keras model %s takes inputs of shape %s, not RGB images"
-                              % (self.name, shape))
-        if shape[1] is not None and (shape[1] != shape[2] or image_size not in (0, shape[1])):
-            if shape[1] != shape[2]:
-                raise ConfigError("Keras model %s takes %dx%d images; l2caf resizes whole images "
-                                  "to a square" % ((self.name,) + shape[1:3]))
-            raise ConfigError("Keras model %s takes %dx%d images, not image_size %d"
-                              % (self.name, shape[1], shape[2], image_size))
-        size = image_size or shape[1]
-        if not size:
-            raise ConfigError("Keras model %s takes images of any size; give image_size"
-                              % self.name)
-        return int(size)
-
     def _find_head(self):
-        """The output layer, the last Dense (or 1x1 conv) layer, and the layer whose map goes
-        straight into global average pooling and that layer (the linear head), if any."""
-        model = self.keras_model
-        output = model.outputs[0]
-        [self._last] = _producers(model, output)
-        self._softmax = _softmax_of(self._last)
-        self._dense = self._last
-        if self._softmax == "layer":
-            self._dense = self._producer(_tensors(self._last._inbound_nodes[0], "input")[0])
+        """The last Dense layer (the logits' layer, if a Dense one) and the layer whose map
+        goes straight into a global average pooling and that layer (the linear head), if
+        any."""
+        structure, graph = self._structure, self.graph
+        dense = graph.steps[structure.logits_step]
+        self._dense = dense.operation if type(dense.operation).__name__ == "Dense" else None
+        self._embedding_value = dense.inputs[0] if self._dense is not None else None
         self.linear_head_layer = None
-        if type(self._dense).__name__ != "Dense" or len(self._dense._inbound_nodes) != 1:
+        if self._dense is None or sum(step.operation is self._dense
+                                      for step in graph.steps) != 1:
             return
-        pooling = self._producer(_tensors(self._dense._inbound_nodes[0], "input")[0])
-        while pooling is not None and type(pooling).__name__ in _PASS_THROUGH:
-            pooling = self._producer(_tensors(pooling._inbound_nodes[0], "input")[0])
-        if pooling is None or type(pooling).__name__ != "GlobalAveragePooling2D" \
-                or getattr(pooling, "keepdims", False):
+        pooling = graph.producer.get(dense.inputs[0])
+        while pooling is not None and \
+                type(graph.steps[pooling].operation).__name__ in _PASS_THROUGH:
+            pooling = graph.producer.get(graph.steps[pooling].inputs[0])
+        if pooling is None:
             return
-        source = self._producer(_tensors(pooling._inbound_nodes[0], "input")[0])
-        if source is not None and len(source._inbound_nodes) == 1 and \
-                len(_consumers(model, _output(source))) == 1:
-            self.linear_head_layer = source.name
+        layer, source = graph.steps[pooling].operation, graph.steps[pooling].inputs[0]
+        if getattr(layer, "keepdims", False) or graph.consumers[source] != [pooling] or \
+                getattr(layer, "data_format", "channels_last") != "channels_last":
+            return
+        for name, found in structure.maps.items():
+            if found.step == graph.producer.get(source) and not found.class_token and \
+                    type(layer).__name__ == ("GlobalAveragePooling1D" if found.tokens
+                                             else "GlobalAveragePooling2D"):
+                self.linear_head_layer = name
 
-    def _producer(self, tensor):
-        found = _producers(self.keras_model, tensor)
-        return found[0] if len(found) == 1 else None
-
-    def _wrap(self, layer, make_call):
-        original = layer.call
-        layer.call = make_call(layer, original)
-        self._wrapped.append((layer, original))
-
-    def _filter_call(self, layer, original):
-        hooks = self._hooks
-
-        def call(*args, **kwargs):
-            output = original(*args, **kwargs)
-            if not hooks.active:
-                return output
-            hooks.recorded.setdefault("activation", output)
-            if hooks.replacement is not None:
-                output = hooks.replacement
-            if hooks.factor is not None:
-                output = output * tf.cast(hooks.factor[..., None], output.dtype)
-            return output
-        return call
-
-    def _logits_call(self, layer, original):
-        hooks, softmax = self._hooks, self._softmax
-
-        def call(*args, **kwargs):
-            if not hooks.active or softmax is None:
-                return original(*args, **kwargs)
-            if softmax == "layer":
-                return args[0]
-            saved, layer.activation = layer.activation, (lambda x: x)
-            try:
-                return original(*args, **kwargs)
-            finally:
-                layer.activation = saved
-        return call
-
-    def _embedding_call(self, layer, original):
-        hooks = self._hooks
-
-        def call(*args, **kwargs):
-            if hooks.active:
-                hooks.recorded["embedding"] = args[0]
-            return original(*args, **kwargs)
-        return call
+    # The model run by our functions.
 
     def _run(self, images, factor=None, replacement=None):
-        """(logits, recorded) of the model on images (float 0..255) with the hooks set."""
-        hooks = self._hooks
-        hooks.active, hooks.factor, hooks.replacement, hooks.recorded = \
-            True, factor, replacement, {}
-        try:
-            logits = self.keras_model(preprocessing.preprocess(images, self.preprocessing),
-                                      training=False)
-            return logits, hooks.recorded
-        finally:
-            hooks.active, hooks.factor, hooks.replacement, hooks.recorded = \
-                False, None, None, {}
+        """(logits, embedding or None, the activation at the layer or None) of the model on
+        images (float 0..255), the layer's map multiplied by `factor` [rows, H, W] and, if
+        given, replaced by `replacement` [rows, H, W, C] first."""
+        structure, found = self._structure, self._map
+        recorded = {}
 
-    def _explained(self, logits, recorded):
-        return recorded["embedding"] if self.explain == "embedding" else logits
+        def filter_step(compute):
+            outputs = list(compute()) if replacement is None or not self._cuttable else [None]
+            original = outputs[0]
+            if original is not None:
+                recorded["activation"] = self._as_map(original)
+            if factor is None and replacement is None:
+                return outputs
+            activation = recorded["activation"] if replacement is None else replacement
+            if factor is not None:
+                activation = activation * tf.cast(factor[..., None], activation.dtype)
+            outputs[0] = self._as_layer_output(activation, original)
+            return outputs
+
+        edits = {found.step: filter_step}
+        if structure.softmax == "activation":
+            edits[structure.logits_step] = lambda compute: [
+                _logits_before_softmax(tensor) if index == 0 else tensor
+                for index, tensor in enumerate(compute())]
+        targets = [structure.logits_value]
+        if self.explain == "embedding":
+            targets.append(self._embedding_value)
+        inputs = preprocessing.preprocess(images, self.preprocessing)
+        if structure.input_dtype.is_floating and structure.input_dtype != inputs.dtype:
+            inputs = tf.cast(inputs, structure.input_dtype)
+        cut = (found.step,) if replacement is not None and self._cuttable else ()
+        results = self.graph.run({structure.input_value: inputs}, targets, edits, cut)
+        results = [tf.cast(result, tf.float32) for result in results]
+        return results[0], results[1] if len(results) > 1 else None, \
+            recorded.get("activation")
+
+    def _as_map(self, output):
+        """The layer's output as the map the filter multiplies, [N, H, W, C]: token maps as
+        the grid of their patch tokens."""
+        if not self._map.tokens:
+            return output
+        patches = output[:, 1:] if self._map.class_token else output
+        return tf.reshape(patches, (-1,) + self.filter_size + (self._map.channels,))
+
+    def _as_layer_output(self, activation, original):
+        """A map [N, H, W, C] back as the layer's output (tokens: the class token of
+        `original` first)."""
+        if not self._map.tokens:
+            return activation
+        height, width = self.filter_size
+        tokens = tf.reshape(activation, (-1, height * width, self._map.channels))
+        return tf.concat([original[:, :1], tokens], axis=1) if self._map.class_token \
+            else tokens
+
+    def _explained(self, logits, embedding):
+        return embedding if self.explain == "embedding" else logits
 
     def _predict_fn(self, images):
-        logits, recorded = self._run(images)
-        return (tf.nn.softmax(logits), self._explained(logits, recorded),
-                recorded["activation"])
+        logits, embedding, activation = self._run(images)
+        return tf.nn.softmax(logits), self._explained(logits, embedding), activation
 
     def _probabilities_fn(self, images):
         return tf.nn.softmax(self._run(images)[0])
@@ -285,7 +470,7 @@ class KerasModel(object):
     def _gradients_fn(self, images, activations, output_weights):
         with tf.GradientTape() as tape:
             tape.watch(activations)
-            logits, _ = self._run(images, replacement=activations)
+            logits = self._run(images, replacement=activations)[0]
             score = tf.reduce_sum(output_weights * logits)
         return tape.gradient(score, activations)
 
@@ -294,65 +479,97 @@ class KerasModel(object):
     num_labels = property(lambda self: self.num_classes)
     relu_head_layer = None
 
-    def prepare(self, pictures):
-        return prepare_images(pictures, self.image_size)
+    @property
+    def input_shape(self) -> tuple:
+        """(height, width, channels) of the images the model takes (channels 3, or 1 for a
+        gray model)."""
+        return self._structure.input_shape
 
     @property
-    def input_shape(self):
-        return (self.image_size, self.image_size, 3)
+    def image_size(self):
+        """The input's size: one number for a square, else (height, width)."""
+        height, width = self.input_shape[:2]
+        return height if height == width else (height, width)
+
+    def prepare(self, pictures) -> np.ndarray:
+        """RGB images (arrays [H, W, 3], 0..255, any size; or a batch at the input size) ->
+        the model's input batch, float32 [N, height, width, channels], 0..255: each image
+        resized whole to the input size, and turned gray (BT.601 luma) for a one-channel
+        model."""
+        height, width, channels = self.input_shape
+        if channels == 3:
+            return prepare_images(pictures, (height, width))
+        if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (height, width, 1):
+            return pictures.astype(np.float32, copy=False)
+        return (prepare_images(pictures, (height, width)) @ GRAY_WEIGHTS)[..., None]
 
     def predict(self, images):
+        """The unfiltered model on an input batch (see `prepare`): Prediction(probabilities,
+        explained outputs, activation at the layer [N, H, W, C])."""
         with tf.device(self.device):
             return Prediction(*(value.numpy() for value in self._predict(tf.constant(images))))
 
     def class_probabilities(self, images):
+        """The softmax probabilities [N, num_classes] on an input batch (see `prepare`)."""
         with tf.device(self.device):
             return self._probabilities(tf.constant(images)).numpy()
 
     def source_shape(self, source):
+        """The shape of one row of 'images' or of the 'activation' at the layer."""
         if source == "images":
-            return [self.image_size, self.image_size, 3]
-        return list(self.filter_size) + [int(_output(self.keras_model.get_layer(
-            self.layer)).shape[-1])]
+            return list(self.input_shape)
+        return list(self.filter_size) + [self._map.channels]
 
     def network_head_sources(self, cache_activation):
-        # The images too: where skip connections cross the layer, the layers after it need
-        # maps from before it (and where they do not, those layers are pruned).
+        """What the layers after the filter start from: the activation and the images, or
+        the images."""
+        # The images too: where skip connections (or a class token) cross the layer, the
+        # layers after it need values from before it (and where they do not, the layers
+        # before it are not run).
         return ("images", "activation") if cache_activation else ("images",)
 
     def filtered_outputs(self, factor, images=None, activation=None):
-        logits, recorded = self._run(images, factor=factor, replacement=activation)
-        return self._explained(logits, recorded)
+        """The explained outputs with the layer's map multiplied by `factor` [rows, H, W]
+        (in a function being traced): from `activation` [rows, H, W, C] at the layer, or
+        from `images`."""
+        logits, embedding, _ = self._run(images, factor=factor, replacement=activation)
+        return self._explained(logits, embedding)
 
     def optimization_program(self, head):
+        """The head's optimisation as tf.functions (l2caf.optimize.FunctionProgram)."""
         from l2caf.optimize import FunctionProgram
         return FunctionProgram(self, head)
 
     def linear_head(self):
+        """(weights [C, K], biases [K]) of the Dense layer after the global average pooling
+        that follows linear_head_layer, as tensors."""
         kernel = tf.convert_to_tensor(self._dense.kernel)
         bias = tf.zeros(kernel.shape[-1:]) if self._dense.bias is None \
             else tf.convert_to_tensor(self._dense.bias)
         return kernel, bias
 
     def linear_head_weights(self):
+        """The weights of `linear_head`, [C, K], as an array."""
         return tf.convert_to_tensor(self._dense.kernel).numpy()
 
     def output_gradients(self, images, activations, output_weights):
+        """d(sum of output_weights * logits)/d(activation at the layer) of each row, at the
+        activations [rows, H, W, C] of the images."""
         with tf.device(self.device):
             return self._gradients(tf.constant(images), tf.constant(activations),
                                    tf.constant(output_weights)).numpy()
 
     def class_output(self, class_id):
+        """Output index of class id `class_id`: the same."""
         return class_id
 
     def top_classes(self, probabilities, k):
+        """The k most probable class ids, best first (ties: the lower id)."""
         return [int(i) for i in np.argsort(-np.asarray(probabilities), kind="stable")[:k]]
 
     def close(self):
-        """Gives the layers their own calls back."""
-        for layer, original in reversed(self._wrapped):  # a layer may be wrapped twice
-            layer.call = original
-        self._wrapped = []
+        """Nothing to give back (the model was never changed); kept for `with` blocks and
+        the interface of l2caf.model.Model."""
 
     def __enter__(self):
         return self

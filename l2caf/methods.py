@@ -1,69 +1,110 @@
-"""Explanation methods over a Model: L2CAF, the CAM and Grad-CAM baselines, and the random
-floor (RandomMap).
+"""Explanation methods over a model (l2caf.model.Model or l2caf.keras_model.KerasModel):
+L2-CAF, and the one-pass maps papers compare it with: CAM, Grad-CAM, Grad-CAM++, LayerCAM,
+Score-CAM, and the random floor.
 
-    explainer = L2CAF(model)        # or CAM(model), GradCAM(model), RandomMap(model)
-    explanations = explainer(images, classes)
+    explainer = GradCAMPlusPlus(model)  # or L2CAF, CAM, GradCAM, LayerCAM, ScoreCAM, RandomMap
+    explanations = explainer(images, classes=None, keys=None, preprocessed=False)
 
-images: RGB images (arrays [H, W, 3], 0..255, any size; or a batch at the network's input
-size). classes: per image, a class id or a list of them (default: the top-1 predicted
-class; None for cls_oblivious). The result is one Explanation per image and class, image by
-image, class by class.
+What images, classes and keys may be is l2caf.inputs' (the same for every method). The
+result is one Explanation per image and class, image by image, class by class.
+
+The one-pass methods share `ActivationMap`: the activation A [H, W, C] at the model's layer
+(the map L2-CAF's filter multiplies) comes from the forward pass that also gives the
+predictions, and the gradient methods' G = d score / dA from one gradient run for a batch of
+(image, class) rows, the score being the class's output before the softmax (its logit). A
+method gives weights per channel [C] or per location [H, W, C]; its heatmap is
+ReLU(sum_c weights * A), scaled to a maximum of 1 (an all-zero map stays zero), at the
+layer's resolution:
+
+    CAM         w_c   the linear head's weight of channel c for the class (Zhou et al. 2016)
+    Grad-CAM    w_c   mean_ij G_ijc (Selvaraju et al. 2017)
+    Grad-CAM++  w_c   sum_ij alpha_ijc relu(G_ijc), alpha = G^2 / (2 G^2 + sum_ab A_abc G^3)
+                      (Chattopadhyay et al. 2018, the paper's equation; alpha = 0 where its
+                      denominator is 0)
+    LayerCAM    w_ijc relu(G_ijc) (Jiang et al. 2021)
+    Score-CAM   w_c   the class's softmax probability on the network input masked by channel
+                      c, upsampled and min-max normalised (Wang et al. 2020); forward passes
+                      only
+    RandomMap   its own map: seeded uniform values, the floor of every metric
 """
 import collections
 import time
+from typing import List, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
-from l2caf import filters, heads
+from l2caf import filters, heads, inputs, preprocessing
 from l2caf.errors import ConfigError
+from l2caf.heatmaps import upsample
 from l2caf.optimize import FilterOptimizer
 from l2caf.settings import Settings
 
 Explanation = collections.namedtuple(
-    "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds"])
+    "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds",
+                    "loss_history"], defaults=(None,))
 Explanation.__doc__ = """One heatmap: for images[image_index] and class_id (None for
 cls_oblivious), at the layer's resolution, with the final loss and the number of Adam
-updates (None and 0 for the baselines), and the wall time (shared evenly by the pairs
-explained together)."""
+updates (None and 0 for the one-pass methods), the wall time (shared evenly by the pairs
+explained together), and for L2-CAF loss_history: [updates, loss] at every convergence check
+(the loss after that many updates), ending with the final loss (None for the one-pass
+methods)."""
 
 
 class Explainer(object):
-    """The shared call of the methods: choose the (image, class) pairs, then `explain` them."""
+    """The shared call of the methods: check the images and targets (l2caf.inputs), run the
+    network, choose the (image, class) pairs, then `explain` them."""
     explains_classes = True
 
     def __init__(self, model):
         self.model = model
 
-    def predict(self, images):
-        """The unfiltered network on `images` (see the module docstring)."""
-        return self.model.predict(self.model.prepare(images))
+    def predict(self, images, preprocessed: bool = False):
+        """The unfiltered network (model.predict) on `images` (see l2caf.inputs)."""
+        predictions = [self.model.predict(batch)
+                       for batch in inputs.ImageBatches(images, self.model, preprocessed)]
+        if len(predictions) == 1:
+            return predictions[0]
+        return type(predictions[0])(*(np.concatenate(field) for field in zip(*predictions)))
 
-    def __call__(self, images, classes=None, keys=None, prediction=None, on_check=None):
-        """Explanations of each image's classes. keys: a name per image, which seeds the
-        filter (default: the image's index). prediction: `predict(images)`, if made already.
-        on_check(updates, heatmaps, running): see FilterOptimizer.run (L2CAF only)."""
-        batch = self.model.prepare(images)
-        prediction = prediction or self.model.predict(batch)
-        pairs = [(index, class_id) for index in range(len(batch))
-                 for class_id in self._classes_of(index, classes, prediction)]
-        keys = [str(index) for index in range(len(batch))] if keys is None else list(keys)
-        return self.explain(batch, prediction, pairs, keys, on_check)
+    def __call__(self, images, classes=None, keys: Optional[Sequence] = None, prediction=None,
+                 on_check=None, preprocessed: bool = False) -> List[Explanation]:
+        """Explanations of each image's classes.
 
-    def _classes_of(self, index, classes, prediction):
-        if not self.explains_classes:
-            return [None]
-        if classes is None:
-            return self.model.top_classes(prediction.probabilities[index], 1)
-        chosen = classes[index]
-        chosen = [chosen] if np.ndim(chosen) == 0 else list(chosen)
-        bad = [c for c in chosen if c is None or not 0 <= c < self.model.num_labels]
-        if bad:
-            raise ConfigError("%s explains classes: %r is not a class id 0..%d of %s"
-                              % (type(self).__name__, bad[0], self.model.num_labels - 1,
-                                 self.model.name))
-        return chosen
+        images: one image, a list, a batch, a tensor or an iterable of batches (a
+        tf.data.Dataset), RGB 0..255; preprocessed=True for the network's input. classes:
+        None (each image's top-1 class), an int for all images, or per image an int or a
+        list of ints. keys: a name per image, which seeds L2-CAF's filters and the random
+        maps (default: the image's index). prediction: `predict(images)`, if made already.
+        on_check(updates, heatmaps, running): see FilterOptimizer.run (L2CAF only).
+        """
+        batches = inputs.ImageBatches(images, self.model, preprocessed)
+        targets = inputs.Targets(classes, keys, self.model, type(self).__name__,
+                                 self.explains_classes)
+        if batches.count is not None:
+            targets.check_count(batches.count)
+        if prediction is not None and batches.count != len(prediction.probabilities):
+            raise ConfigError("prediction holds %d images, but images %s: give "
+                              "predict(images) of these images, or none"
+                              % (len(prediction.probabilities), "are a stream" if
+                                 batches.count is None else "hold %d" % batches.count))
+        explanations, start = [], 0
+        for batch in batches:
+            targets.check_count(start + len(batch), final=False)
+            predicted = prediction if prediction is not None else self.model.predict(batch)
+            pairs = [(row, class_id) for row in range(len(batch))
+                     for class_id in targets.classes_of(start + row,
+                                                        predicted.probabilities[row])]
+            keys_of_batch = [targets.key_of(start + row) for row in range(len(batch))]
+            explanations += [explanation._replace(image_index=explanation.image_index + start)
+                             for explanation in self.explain(batch, predicted, pairs,
+                                                             keys_of_batch, on_check)]
+            start += len(batch)
+        targets.check_count(start)
+        return explanations
 
     def explain(self, images, prediction, pairs, keys, on_check):
+        """The Explanations of `pairs` [(row of images, class id)] of an input batch."""
         raise NotImplementedError
 
 
@@ -78,8 +119,8 @@ class L2CAF(Explainer):
     explained model.rows at a time, each row stopping when its own loss has settled.
     """
 
-    def __init__(self, model, caf_variant="cls_specific", settings=None, cache_activation=True,
-                 precompute_head=True):
+    def __init__(self, model, caf_variant: str = "cls_specific", settings=None,
+                 cache_activation: bool = True, precompute_head: bool = True):
         super(L2CAF, self).__init__(model)
         self.caf_variant = caf_variant
         self.settings = Settings.of(settings)
@@ -114,38 +155,62 @@ class L2CAF(Explainer):
                                     self.settings, on_check)
         seconds = (time.time() - started) / len(pairs)
         return [Explanation(index, class_id, result.heatmaps[row], float(result.losses[row]),
-                            int(result.iterations[row]), seconds)
+                            int(result.iterations[row]), seconds, result.histories[row])
                 for row, (index, class_id) in enumerate(pairs)]
 
 
-class ChannelWeightedMap(Explainer):
-    """Base of the one-pass baselines CAM and Grad-CAM at `model`'s layer.
+PairRows = collections.namedtuple(
+    "PairRows", ["images", "image_rows", "activations", "gradients", "outputs", "class_ids",
+                 "keys"])
+PairRows.__doc__ = """What a one-pass method sees of the (image, class) pairs of a batch, one
+row per pair: the input batch (RGB 0..255, all its images), each pair's row in it, its
+activation at the layer [rows, H, W, C], d logit / d activation (gradient methods, else
+None), the output index of its class, its class id and its image's key."""
 
-    The heatmap of (image, class) is ReLU(sum_c weight_c A[:, :, c]), scaled to a maximum
-    of 1 (an all-zero map stays zero), where A is the activation at the layer (the map
-    L2-CAF's filter multiplies) and the channel weights come from the subclass.
-    """
+
+class ActivationMap(Explainer):
+    """The base of the one-pass methods (see the module docstring): the heatmap of a pair is
+    ReLU(`maps`), scaled to a maximum of 1. A method gives `weights` (per channel [rows, C]
+    or per location [rows, H, W, C]) or its own `maps` [rows, H, W]; uses_gradients: the
+    rows need d logit / d activation."""
+    uses_gradients = False
 
     def explain(self, images, prediction, pairs, keys, on_check):
+        if not pairs:
+            return []
         started = time.time()
-        rows = [index for index, _ in pairs]
-        activations = prediction.activation[rows]
-        weights = self.channel_weights(
-            images[rows], activations, [self.model.class_output(c) for _, c in pairs])
-        maps = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0.0)
+        image_rows = [index for index, _ in pairs]
+        activations = prediction.activation[image_rows]
+        outputs = [self.model.class_output(c) for _, c in pairs]
+        gradients = None
+        if self.uses_gradients:
+            # One run for all rows: the gradient of the sum over rows of each row's own logit
+            # is each row's own gradient, as the rows of an inference-mode network do not mix.
+            one_hot = np.zeros((len(outputs), self.model.num_classes), np.float32)
+            one_hot[np.arange(len(outputs)), outputs] = 1.0
+            gradients = self.model.output_gradients(images[image_rows], activations, one_hot)
+        rows = PairRows(images, image_rows, activations, gradients, outputs,
+                        [class_id for _, class_id in pairs], [keys[i] for i in image_rows])
+        maps = np.maximum(self.maps(rows), 0.0)
         peaks = maps.max(axis=(1, 2), keepdims=True)
-        heatmaps = maps / np.where(peaks > 0, peaks, 1.0)
-        seconds = (time.time() - started) / max(len(pairs), 1)
+        heatmaps = (maps / np.where(peaks > 0, peaks, 1.0)).astype(np.float32, copy=False)
+        seconds = (time.time() - started) / len(pairs)
         return [Explanation(index, class_id, heatmaps[row], None, 0, seconds)
                 for row, (index, class_id) in enumerate(pairs)]
 
-    def channel_weights(self, images, activations, output_indices):
-        """[rows, channels] weights for the activation rows [rows, H, W, channels] of the
-        images, each row explaining the network output output_indices[row]."""
+    def maps(self, rows: PairRows) -> np.ndarray:
+        """[rows, H, W]: sum over channels of weights * activation."""
+        weights = self.weights(rows)
+        if np.ndim(weights) == 2:
+            return np.einsum("nhwc,nc->nhw", rows.activations, weights)
+        return np.einsum("nhwc,nhwc->nhw", rows.activations, weights)
+
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, C] per channel, or [rows, H, W, C] per location."""
         raise NotImplementedError
 
 
-class CAM(ChannelWeightedMap):
+class CAM(ActivationMap):
     """Class activation mapping (Zhou et al., CVPR 2016).
 
     For a head that is a global mean followed by a linear layer, logit k = mean over
@@ -164,42 +229,113 @@ class CAM(ChannelWeightedMap):
                               "use method gradcam for other layers"
                               % (model.linear_head_layer, model.name, model.layer))
 
-    def channel_weights(self, images, activations, output_indices):
+    def weights(self, rows):
         # Read at every call: the checkpoint may be restored after construction.
-        return self.model.linear_head_weights()[:, output_indices].T
+        return self.model.linear_head_weights()[:, rows.outputs].T
 
 
-class GradCAM(ChannelWeightedMap):
-    """Grad-CAM (Selvaraju et al., ICCV 2017) at `model`'s layer, any layer.
+class GradCAM(ActivationMap):
+    """Grad-CAM (Selvaraju et al., ICCV 2017) at `model`'s layer, any layer: a channel's
+    weight is the spatial mean of d logit / dA over its map."""
+    uses_gradients = True
 
-    A channel's weight is the spatial mean of d logit_k / dA over its map. One gradient run
-    serves a batch of rows: the gradient of the sum over rows of each row's own logit, which
-    is each row's own gradient because the rows of an inference-mode network do not mix.
-    """
-
-    def channel_weights(self, images, activations, output_indices):
-        one_hot = np.zeros((len(output_indices), self.model.num_classes), np.float32)
-        one_hot[np.arange(len(output_indices)), output_indices] = 1.0
-        return self.model.output_gradients(images, activations, one_hot).mean(axis=(1, 2))
+    def weights(self, rows):
+        return rows.gradients.mean(axis=(1, 2))
 
 
-class RandomMap(Explainer):
+class GradCAMPlusPlus(ActivationMap):
+    """Grad-CAM++ (Chattopadhyay et al., WACV 2018) at `model`'s layer, any layer, with the
+    paper's equation: channel c's weight is sum_ij alpha_ij relu(G_ij), where G = d logit / dA
+    and alpha = G^2 / (2 G^2 + sum_ab A_ab G^3) (the closed form of the exponential score's
+    derivatives, whose exp(score) factor cancels in alpha and only scales the map); alpha is
+    0 where its denominator is 0. Computed in float64."""
+    uses_gradients = True
+
+    def weights(self, rows):
+        gradients = rows.gradients.astype(np.float64)
+        squared = gradients * gradients
+        sums = rows.activations.astype(np.float64).sum(axis=(1, 2), keepdims=True)
+        denominators = 2.0 * squared + sums * squared * gradients
+        alphas = np.divide(squared, denominators, out=np.zeros_like(squared),
+                           where=denominators != 0)
+        return (alphas * np.maximum(gradients, 0.0)).sum(axis=(1, 2))
+
+
+class LayerCAM(ActivationMap):
+    """LayerCAM (Jiang et al., IEEE TIP 2021) at `model`'s layer, any layer: each location's
+    activation weighted by its own positive gradient, relu(d logit / dA), summed over the
+    channels."""
+    uses_gradients = True
+
+    def weights(self, rows):
+        return np.maximum(rows.gradients, 0.0)
+
+
+class ScoreCAM(ActivationMap):
+    """Score-CAM (Wang et al., CVPR workshops 2020) at `model`'s layer, any layer, as the
+    authors' code (github haofanwang/Score-CAM) computes it: each channel of the activation
+    is upsampled bilinearly to the network's input size (l2caf.upsample), min-max normalised
+    to 0..1 and multiplied with the network input (the image after the model's
+    preprocessing, so that masked-out pixels become the preprocessing's zero); its weight is
+    the class's softmax probability on that masked input. A channel that is constant (flat
+    at the layer, hence when upsampled) gets weight 0 and no forward pass, as in the
+    authors' code. The masked inputs of all the batch's images and channels go through
+    `model.class_probabilities` batch_size at a time: one forward pass per channel and
+    image. progress: a progress bar over them."""
+
+    def __init__(self, model, batch_size: int = 64, progress: bool = False):
+        super(ScoreCAM, self).__init__(model)
+        if int(batch_size) < 1:
+            raise ConfigError("ScoreCAM's batch_size must be at least 1, got %r"
+                              % (batch_size,))
+        self.batch_size, self.progress = int(batch_size), bool(progress)
+
+    def weights(self, rows):
+        model = self.model
+        size = model.input_shape[:2]
+        rows_of = collections.OrderedDict()
+        for row, image in enumerate(rows.image_rows):
+            rows_of.setdefault(image, []).append(row)
+        maps = {image: rows.activations[pair_rows[0]] for image, pair_rows in rows_of.items()}
+        masked = [(image, channel) for image, activation in maps.items()
+                  for channel in np.flatnonzero(activation.max(axis=(0, 1)) >
+                                                activation.min(axis=(0, 1)))]
+        network_inputs = {image: preprocessing.preprocess(rows.images[image],
+                                                          model.preprocessing)
+                          for image in rows_of}
+        scores = np.zeros((len(rows.image_rows), rows.activations.shape[-1]), np.float64)
+        with tqdm(total=len(masked), desc="Score-CAM", unit="masked input", leave=False,
+                  disable=not self.progress) as bar:
+            for start in range(0, len(masked), self.batch_size):
+                chunk = masked[start:start + self.batch_size]
+                masks = upsample(np.stack([maps[image][:, :, channel]
+                                           for image, channel in chunk]), size)
+                low = masks.min(axis=(1, 2), keepdims=True)
+                masks = ((masks - low) / (masks.max(axis=(1, 2), keepdims=True) - low)) \
+                    .astype(np.float32)
+                batch = np.stack([network_inputs[image] for image, _ in chunk]) * masks[..., None]
+                probabilities = model.class_probabilities(
+                    preprocessing.unpreprocess(batch, model.preprocessing))
+                for position, (image, channel) in enumerate(chunk):
+                    for row in rows_of[image]:
+                        scores[row, channel] = probabilities[position, rows.outputs[row]]
+                bar.update(len(chunk))
+        return scores
+
+
+class RandomMap(ActivationMap):
     """The floor of every metric: a map of independent uniform values at the layer's
     resolution, scaled to a maximum of 1, fixed by (seed, image key, class) whatever the
     batch around it (the seeds of L2-CAF's initial filters)."""
 
-    def __init__(self, model, seed=0):
+    def __init__(self, model, seed: int = 0):
         super(RandomMap, self).__init__(model)
         self.seed = int(seed)
 
-    def explain(self, images, prediction, pairs, keys, on_check):
-        started = time.time()
-        maps = [filters.random_generator(self.seed, keys[index], class_id).uniform(
-            size=self.model.filter_size) for index, class_id in pairs]
-        heatmaps = [(values / values.max()).astype(np.float32) for values in maps]
-        seconds = (time.time() - started) / max(len(pairs), 1)
-        return [Explanation(index, class_id, heatmap, None, 0, seconds)
-                for heatmap, (index, class_id) in zip(heatmaps, pairs)]
+    def maps(self, rows):
+        return np.stack([filters.random_generator(self.seed, key, class_id).uniform(
+            size=self.model.filter_size) for key, class_id in zip(rows.keys, rows.class_ids)])
 
 
-METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM, "random": RandomMap}
+METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM, "gradcampp": GradCAMPlusPlus,
+           "layercam": LayerCAM, "scorecam": ScoreCAM, "random": RandomMap}

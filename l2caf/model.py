@@ -1,6 +1,7 @@
 """A network with an attention filter at one layer: its graph, session and checkpoint."""
 import collections
 import contextlib
+from typing import Union
 
 import numpy as np
 
@@ -125,8 +126,9 @@ class Model(object):
     atten_var_gate, the activation before it). heatmap: the heatmap of each filter row.
     """
 
-    def __init__(self, network, num_classes, layer="", filter_type="l2norm", rows=1,
-                 explain="logits", gpu=0):
+    def __init__(self, network: Union[str, networks.Network], num_classes: int, layer: str = "",
+                 filter_type: str = "l2norm", rows: int = 1, explain: str = "logits",
+                 gpu: int = 0):
         self.network = networks.get_network(network) if isinstance(network, str) else network
         if explain not in EXPLAINED_OUTPUTS:
             raise ConfigError("explain must be one of %s, got %r"
@@ -165,8 +167,9 @@ class Model(object):
         self.session.run(initializer)
 
     @classmethod
-    def load(cls, network, checkpoint, layer="", filter_type="l2norm", rows=1,
-             explain="logits", gpu=0):
+    def load(cls, network: Union[str, networks.Network], checkpoint: str, layer: str = "",
+             filter_type: str = "l2norm", rows: int = 1, explain: str = "logits",
+             gpu: int = 0) -> "Model":
         """The Model of `network` restored from `checkpoint`, with the checkpoint's number
         of classes."""
         network = networks.get_network(network) if isinstance(network, str) else network
@@ -235,16 +238,16 @@ class Model(object):
         checkpoints.restore_variables(self.session, checkpoint_path, self.model_variables,
                                       network_name=self.network.name)
 
-    def prepare(self, pictures):
+    def prepare(self, pictures) -> np.ndarray:
         """RGB images -> the network's input batch (see prepare_images)."""
         return prepare_images(pictures, self.network.image_size)
 
-    def predict(self, images):
+    def predict(self, images: np.ndarray) -> Prediction:
         """The unfiltered network on an input batch (see `prepare`)."""
         return Prediction(*self.session.run(
             [self.probabilities, self.outputs, self.filter.activation], {self.images: images}))
 
-    def class_probabilities(self, images):
+    def class_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The unfiltered network's softmax probabilities [N, num_classes] on an input batch
         (see `prepare`): what the many forward passes of Score-CAM and the faithfulness
         metrics need, and nothing more."""

@@ -26,9 +26,12 @@ ADAM_EPSILON = 1e-8
 FIRST_PREVIOUS_LOSS = float(np.iinfo(np.int16).max)  # the original's MAX_INT
 
 OptimizationResult = collections.namedtuple(
-    "OptimizationResult", ["heatmaps", "losses", "iterations"])
+    "OptimizationResult", ["heatmaps", "losses", "iterations", "histories"])
 OptimizationResult.__doc__ = """Per row used: final heatmap [H, W], the loss of its last
-iteration, and the number of updates it made."""
+iteration, the number of updates it made, and its loss history: [updates, loss] at every
+convergence check it ran (iteration i's loss, computed after i updates), then its last
+iteration's when that was no check (a row that ran to max_iters), so that the history ends
+with the final loss."""
 
 
 def learning_rate_at(step, initial, final, max_iters):
@@ -188,6 +191,7 @@ class FilterOptimizer(object):
         iterations = np.zeros(rows_used, np.int64)
         losses = np.zeros(rows_used, np.float64)
         previous = np.full(rows_used, FIRST_PREVIOUS_LOSS)
+        histories = [[] for _ in range(rows_used)]
         schedule = (settings.learning_rate, settings.end_learning_rate, settings.max_iters)
         iteration = 0
         while iteration < settings.max_iters and active.any():
@@ -198,11 +202,17 @@ class FilterOptimizer(object):
             running = active[:rows_used].copy()
             losses[running] = last_losses[running]
             iterations[running] = last + 1
+            for row in np.flatnonzero(running):
+                histories[row].append([last, float(last_losses[row])])
             if last == next_check:
-                settled = running & (np.abs(last_losses - previous) < settings.tolerance)
+                # A loss that is no longer finite cannot recover: the row stops, and the
+                # runner reports it as a failure.
+                settled = running & ((np.abs(last_losses - previous) < settings.tolerance)
+                                     | ~np.isfinite(last_losses))
                 previous = np.where(running, last_losses, previous)
                 active[:rows_used] &= ~settled
                 if on_check is not None:
                     on_check(last + 1, self.program.heatmaps()[:rows_used], running)
             iteration = last + 1
-        return OptimizationResult(self.program.heatmaps()[:rows_used], losses, iterations)
+        return OptimizationResult(self.program.heatmaps()[:rows_used], losses, iterations,
+                                  histories)

@@ -20,10 +20,10 @@ A folder is self-contained: its lines name its files relative to it (`x_c3.npy`,
 name (older lines, which named them as typed at run time, read the same way), so that a
 copied or moved folder is read with its own files and `--overwrite` deletes nothing outside
 it. Every file a line names is complete before the line is written (temporary name, synced,
-renamed), a heatmap file is never overwritten while a line names it, and one process at a time writes a shard: after
-Ctrl-C or kill -9 the same command continues where it stopped, and remakes the heatmaps of
-finished pairs that have gone missing or cannot be read. No TensorFlow here: the evaluation
-reads run folders with it.
+renamed), a heatmap file is never overwritten while a line names it, and one process at a
+time writes a shard (FolderLock): after Ctrl-C or kill -9 the same command continues where
+it stopped, and remakes the heatmaps of finished pairs that have gone missing or cannot be
+read. No TensorFlow here: the evaluation reads run folders with it.
 """
 import collections
 import contextlib
@@ -520,6 +520,8 @@ class RunFolder(object):
         current = dict(config, **made_with)
         for path, saved in self._saved_configs():
             saved = dict(saved, **saved.pop(config_module.MADE_WITH, None) or {})
+            # A key newer than the folder was at its default there.
+            saved = dict(config_module.defaults(), **saved)
             differ = ["%s (%s there, %s now)" % (key, _shown(saved.get(key)), _shown(value))
                       for key, value in current.items()
                       if key not in config_module.FREE_KEYS and saved.get(key) != value]

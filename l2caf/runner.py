@@ -60,8 +60,10 @@ class _SlimSource(object):
     def __init__(self, config):
         from l2caf import checkpoints, model  # TensorFlow, only once the config is right
         network = self.network = networks.get_network(config.network)
-        if config.preprocess != "none" or config.image_size:
-            raise ConfigError("preprocess and image_size are for network keras; %s has its own "
+        if config.preprocess != "none" or config.image_size or config.output or \
+                config.trust_model:
+            raise ConfigError("preprocess, image_size, output and trust_model are for network "
+                              "keras; %s has its own "
                               "preprocessing and takes %dx%d images"
                               % (network.name, network.image_size, network.image_size))
         self.num_classes = network.num_classes or model.checkpoint_num_classes(
@@ -97,20 +99,36 @@ class _SlimSource(object):
 
 
 class _KerasSource(object):
-    """A Keras model saved in a file or folder (config.checkpoint)."""
+    """A Keras model saved in a file or folder, or a keras.applications network by name
+    (config.checkpoint)."""
 
     def __init__(self, config):
-        from l2caf import keras_model
-        self.keras_model = keras_model.load_keras_model(config.checkpoint)
-        with self._model(config, 1) as probe:  # checks the layer, sizes and head
+        self.keras_model, self.preprocess, self.own_size = self._load(config)
+        with self._model(config, 1) as probe:  # checks the layer, sizes, output and head
             self.num_classes = self.num_labels = probe.num_classes
             self.image_size, self.layer = probe.image_size, probe.layer
-        self.fingerprint = run_folder.sha256(config.checkpoint)
+            if not isinstance(self.image_size, int):
+                self.image_size = list(self.image_size)  # (height, width), as YAML keeps it
+        from l2caf import keras_applications
+        self.fingerprint = keras_applications.weights_sha256(self.keras_model) \
+            if keras_applications.is_application(config.checkpoint) \
+            else run_folder.sha256(config.checkpoint)
+
+    @staticmethod
+    def _load(config, weights="imagenet"):
+        """(the Keras model, its preprocessing, its image size: 0 for the model's own) of
+        config.checkpoint."""
+        from l2caf import keras_applications, keras_model
+        if keras_applications.is_application(config.checkpoint):
+            return keras_applications.build(config.checkpoint, config.preprocess, weights)
+        return keras_model.load_keras_model(config.checkpoint, config.trust_model), \
+            config.preprocess, 0
 
     def _model(self, config, rows):
         from l2caf.keras_model import KerasModel
         return KerasModel(self.keras_model, config.layer, config.filter_type, rows,
-                          config.explain, config.preprocess, config.image_size, config.gpu)
+                          config.explain, self.preprocess, config.image_size or self.own_size,
+                          config.gpu, output=config.output)
 
     def explainer(self, config, rows):
         return _explainer(self._model(config, rows), config)
@@ -119,11 +137,11 @@ class _KerasSource(object):
         """The model (its filter, of one row, stays closed): for l2caf.faithfulness."""
         return self._model(config, 1)
 
-    @staticmethod
-    def layers(config):
+    @classmethod
+    def layers(cls, config):
         from l2caf import keras_model
-        loaded = keras_model.load_keras_model(config.checkpoint)
-        return keras_model.spatial_layers(loaded), keras_model.default_layer(loaded)
+        loaded, _, own_size = cls._load(config, weights=None)  # the layers need no weights
+        return keras_model.filter_layers(loaded, config.image_size or own_size, config.output)
 
 
 def _source(config):
@@ -135,6 +153,8 @@ def _explainer(model, config):
     from l2caf.methods import METHODS
     if config.method == "random":
         return METHODS["random"](model, config.seed)
+    if config.method == "scorecam":
+        return METHODS["scorecam"](model, progress=config.progress)
     if config.method != "l2caf":
         return METHODS[config.method](model)
     settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",
@@ -409,6 +429,7 @@ class _Batches(object):
                 ("class_id", class_id),
                 ("class_name", None if class_id is None else self.run.class_names[class_id]),
                 ("iterations", explanation.iterations), ("final_loss", explanation.loss),
+                ("loss_history", explanation.loss_history),
                 ("seconds", round(explanation.seconds, 4)), ("heatmap", references[key]),
                 ("overlay", overlay), ("gif", gif_path),
                 ("predictions", self.top5(probabilities[explanation.image_index])),
@@ -429,10 +450,10 @@ class _Batches(object):
         pair = "%s, %s" % (path, "class-oblivious" if class_id is None else "class %d (%s)" % (
             class_id, self.run.class_names[class_id]))
         if explanation.loss is not None and not np.isfinite(explanation.loss):
-            return ("%s: the loss became %s within %d updates; no heatmap written (a smaller "
-                    "learning_rate than %g may help)" % (pair, explanation.loss,
-                                                          explanation.iterations,
-                                                          self.config.learning_rate))
+            return ("%s: the loss became %s within %d update%s; no heatmap written (a "
+                    "smaller learning_rate than %g may help)"
+                    % (pair, explanation.loss, explanation.iterations,
+                       "" if explanation.iterations == 1 else "s", self.config.learning_rate))
         if not np.all(np.isfinite(explanation.heatmap)):
             return "%s: the heatmap holds NaN or infinite values; no heatmap written" % pair
         return None
@@ -473,10 +494,14 @@ class _GifRecorder(object):
 
 
 def layer_lines(config):
-    """--list_layers: a line per layer where a filter can go, its map size, the default
-    marked."""
+    """--list_layers: a line per layer where a filter can go, its map size (and, for a Keras
+    model's token maps, "tokens"), the default marked."""
     layers, default = (_KerasSource if config.network == "keras" else _SlimSource).layers(config)
-    width = max(len(name) for name, _ in layers)
-    return ["%-*s %dx%d%s" % (width, name, height, map_width,
-                              "  (default: the last conv layer)" if name == default else "")
-            for name, (height, map_width) in layers]
+    width = max(len(name) for name, *_ in layers)
+    lines = []
+    for name, (height, map_width), *what in layers:  # what: Keras models only
+        lines.append("%-*s %dx%d%s%s" % (width, name, height, map_width,
+                                         "".join(" " + text for text in what if text),
+                                         "  (default: the last conv layer)"
+                                         if name == default else ""))
+    return lines

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow  # runs the benchmark's processes
 # In the order they run: the one-image ones in one process, then each batched one in its own.
 MEASUREMENTS = ["forward_single", "slow_naive_last", "slow_cached_last",
                 "slow_naive_intermediate", "slow_cached_intermediate", "forward_batched",
-                "gradcam_batched", "fast_batched"]
+                "gradcam_batched", "gradcampp_batched", "layercam_batched", "scorecam_single",
+                "fast_batched"]
 OPTIMIZING = {"slow_naive_last", "slow_cached_last", "slow_naive_intermediate",
               "slow_cached_intermediate", "fast_batched"}
 SPREADS = ["seconds_per_image", "images_per_second"]
@@ -57,7 +58,9 @@ def test_quick_run_measures_every_mode_with_positive_numbers(quick_report):
             assert measurement["iterations"] is None, key
             assert not set(ITERATION_SPREADS) & set(measurement), key
     batched = settings["batch_size"]
-    assert [m["batch"] for m in network["measurements"].values()] == [1] * 5 + [batched] * 3
+    assert [m["batch"] for m in network["measurements"].values()] == \
+        [1] * 5 + [batched] * 4 + [1, batched]
+    assert network["measurements"]["scorecam_single"]["masked_batch"] == batched
     assert network["measurements"]["slow_naive_intermediate"]["layer"] == \
         run.INTERMEDIATE_LAYERS["demo_densenet"]
     assert report["total_seconds"] > 0
@@ -123,11 +126,27 @@ def test_ratios_are_the_quotients_of_their_measurements(quick_report):
         assert network["ratios"][name]["at_1000"] == pytest.approx(at_1000), name
 
 
+def test_method_ratios_compare_with_gradcam_and_with_the_forward_passes(quick_report):
+    report, _ = quick_report
+    network = report["networks"]["demo_densenet"]
+    m = {key: measurement["seconds_per_image"]["median"]
+         for key, measurement in network["measurements"].items()}
+    channels = network["measurements"]["scorecam_single"]["channels"]
+    assert channels == 60  # the demo model's last conv layer
+    ratios = {name: ratio["measured"] for name, ratio in network["method_ratios"].items()}
+    assert ratios == pytest.approx({
+        "gradcampp_vs_gradcam": m["gradcampp_batched"] / m["gradcam_batched"],
+        "layercam_vs_gradcam": m["layercam_batched"] / m["gradcam_batched"],
+        "scorecam_vs_forward_passes": m["scorecam_single"]
+        / ((channels + 1) * m["forward_batched"])})
+
+
 def test_markdown_has_a_row_per_measurement_and_per_network_ratios(quick_report):
     report, text = quick_report
     network = report["networks"]["demo_densenet"]
     rows = [line for line in text.splitlines() if line.startswith("| demo_densenet |")]
-    assert len(rows) == len(MEASUREMENTS) + 1  # the measurements, then the ratios
+    # The measurements, then the ratios, then the one-pass methods' ratios.
+    assert len(rows) == len(MEASUREMENTS) + 2
     for row, measurement in zip(rows, network["measurements"].values()):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[1] == measurement["label"]
@@ -135,8 +154,11 @@ def test_markdown_has_a_row_per_measurement_and_per_network_ratios(quick_report)
         assert cells[4] == str(measurement["iterations"] or "—")
         assert cells[-1] == ("" if measurement["new_peak"] else "≤ ") + \
             "%.0f" % measurement["peak_rss_mb"]
-    ratio_cells = [cell.strip() for cell in rows[-1].strip("|").split("|")][1:]
+    ratio_cells = [cell.strip() for cell in rows[-2].strip("|").split("|")][1:]
     assert len(ratio_cells) == len(network["ratios"])
+    method_cells = [cell.strip() for cell in rows[-1].strip("|").split("|")][1:]
+    assert method_cells[0] == str(network["measurements"]["scorecam_single"]["channels"])
+    assert len(method_cells) == len(network["method_ratios"]) + 1
     assert report["machine"]["description"] in text and report["command"] in text
 
 

@@ -224,6 +224,16 @@ def test_a_region_mean_network_gives_the_analytic_curves(name):
                                                                     0.0)
 
 
+def test_a_gray_model_is_scored_on_its_one_channel():
+    model = RegionMeanModel("tf", input_shape=(16, 12, 1))
+    inputs = region_inputs(model, count=1, value=0.8)
+    [scores] = Faithfulness(model)(inputs, [region_indicator(model)], [0])
+    deleted = np.minimum(12 * np.arange(17), 24)
+    np.testing.assert_allclose(scores.deletion, 0.8 * (1 - deleted / 24), atol=1e-5)
+    blurred = zero_padded_blur(inputs[0], scipy_gaussian_of_a_delta(11, 5.0))
+    assert scores.insertion[0] == pytest.approx(model.score(blurred), abs=1e-5)
+
+
 def test_average_drop_and_increase_in_confidence_follow_grad_campp():
     model = RegionMeanModel("tf")
     inputs = region_inputs(model, count=1, value=0.8)

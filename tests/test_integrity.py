@@ -249,7 +249,9 @@ def test_a_truncated_npz_stops_the_evaluation_and_a_rerun_remakes_its_heatmaps(
 
 def test_a_loss_that_is_not_finite_is_a_failure_naming_image_and_class(data, tmp_path,
                                                                        capsys):
-    # A finite learning rate so large that Adam's first steps overflow the filter.
+    # A finite learning rate so large that Adam's first step overflows the filter: the loss
+    # of iteration 0 is finite, that of the next check (iteration 10) is not, and the row
+    # stops there (after 11 updates), not at max_iters (30).
     arguments = run_arguments(data, tmp_path, "--learning_rate", "1e38", "--heatmap_format",
                               "npy", "--limit", "2")
     assert slow_main(arguments) == 1
@@ -259,7 +261,7 @@ def test_a_loss_that_is_not_finite_is_a_failure_naming_image_and_class(data, tmp
     for failure in failures:
         class_name = open(DEMO_LABELS).read().split()[failure["class_id"]]
         assert failure["reason"] == (
-            "%s, class %d (%s): the loss became nan within 30 updates; no heatmap written (a "
+            "%s, class %d (%s): the loss became nan within 11 updates; no heatmap written (a "
             "smaller learning_rate than 1e+38 may help)" % (failure["image"],
                                                              failure["class_id"], class_name))
         assert err.count(failure["reason"]) == 1

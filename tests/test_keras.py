@@ -123,13 +123,58 @@ def test_class_oblivious_with_the_linear_head_equals_running_the_model(explain):
             assert a.loss == pytest.approx(b.loss, rel=1e-3, abs=1e-5)
 
 
-def test_closing_gives_the_layers_their_own_calls_back():
-    model = small_model()
-    calls = {layer.name: layer.call for layer in model.layers}
-    with KerasModel(model, layer="c2", explain="embedding") as explained:
-        assert model.get_layer("dense").call != calls["dense"]
-        explained.predict(images_of(24))
-    assert {layer.name: layer.call for layer in model.layers} == calls
+@pytest.mark.parametrize("api", [keras, tf_keras], ids=["keras3", "tf_keras"])
+def test_the_users_model_stays_theirs_and_two_explainers_do_not_interfere(api, tmp_path):
+    model = small_model(api)
+    images = images_of(24, seed=4)
+    path = str(tmp_path / "model.keras")
+
+    def state():
+        """What the user sees of their model: outputs, layer calls and graph nodes, its
+        configuration, and what saving and loading it gives."""
+        model.save(path)
+        reloaded = api.models.load_model(path)
+        return {"outputs": model(images).numpy(), "predict": model.predict(images, verbose=0),
+                "reloaded": reloaded(images).numpy(),
+                "config": json.dumps(model.get_config(), sort_keys=True, default=str),
+                "reloaded_config": json.dumps(reloaded.get_config(), sort_keys=True,
+                                              default=str),
+                "layers": [(layer.name, layer.call, len(layer._inbound_nodes),
+                            getattr(layer, "activation", None)) for layer in model.layers]}
+
+    def assert_same(a, b):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], np.ndarray):
+                np.testing.assert_array_equal(a[key], b[key])
+            else:
+                assert a[key] == b[key], key
+
+    settings = {"max_iters": 20, "check_every": 10, "tolerance": 0.0}
+
+    def explain(explained):
+        if explained.explain == "embedding":
+            return [e.heatmap for e in L2CAF(explained, "cls_oblivious", settings)(images)]
+        return [e.heatmap for e in L2CAF(explained, settings=settings)(images, [0, 4])] + \
+            [e.heatmap for e in GradCAM(explained)(images, [0, 4])]
+
+    before = state()
+    with KerasModel(small_model(api), layer="c2", rows=2) as alone:
+        first_alone = explain(alone)
+    with KerasModel(small_model(api), layer="last", rows=2, explain="embedding") as alone:
+        second_alone = explain(alone)
+    first = KerasModel(model, layer="c2", rows=2)
+    second = KerasModel(model, layer="last", rows=2, explain="embedding")
+    results = [explain(first), explain(second)]
+    during = state()
+    results += [explain(first), explain(second), explain(first)]
+    assert_same(before, during)
+    first.close()
+    second.close()
+    assert_same(before, state())
+    for heatmaps, expected in zip(results, [first_alone, second_alone] * 2 + [first_alone]):
+        for heatmap, alone_heatmap in zip(heatmaps, expected):
+            np.testing.assert_allclose(heatmap, alone_heatmap, rtol=1e-5, atol=1e-6)
 
 
 def test_a_sequential_model_and_cam():
@@ -255,7 +300,8 @@ def test_the_visualisers_take_a_keras_model(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert visualize.main(["--network", "demo_densenet", "--checkpoint", DEMO_CHECKPOINT,
                            "--preprocess", "tf", "--output_dir", str(tmp_path / "y")]) == 2
-    assert "preprocess and image_size are for network keras" in capsys.readouterr().err
+    assert "preprocess, image_size, output and trust_model are for network keras" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow  # runs the visualisers end to end
 SPEC = networks.get_network("demo_densenet")
 
 FIELDS = ["image", "network", "layer", "method", "caf_variant", "filter_type", "class_id",
-          "class_name", "iterations", "final_loss", "seconds", "heatmap", "overlay", "gif",
-          "predictions", "ground_truth", "image_size"]
+          "class_name", "iterations", "final_loss", "loss_history", "seconds", "heatmap",
+          "overlay", "gif", "predictions", "ground_truth", "image_size"]
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,11 @@ runs its `main`; errors become one line on stderr and an exit status:
 TensorFlow is imported only once the command line is understood, so that --help and
 mistakes are answered at once.
 """
+import argparse
 import importlib
 import sys
 
-from l2caf.errors import L2CAFError, OutputError
+from l2caf.errors import ConfigError, L2CAFError, OutputError
 
 INTERRUPTED = ("interrupted: the finished results are kept; run the same command again to "
                "continue")
@@ -37,6 +38,62 @@ def run_command(command, interrupted=INTERRUPTED):
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+
+
+def positive(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number, got %r" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, got %d" % value)
+    return value
+
+
+def box_threshold(text):
+    """argparse type: a box threshold, a fraction of a heatmap's maximum in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number in [0, 1), got %r" % text) from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1), got %g" % value)
+    return value
+
+
+def thresholds_option(text):
+    """The --thresholds sweep (l2caf.evaluation.parse_thresholds); ConfigError if malformed."""
+    from l2caf.evaluation import parse_thresholds
+    try:
+        return parse_thresholds(text)
+    except ValueError as error:
+        raise ConfigError("--thresholds %s" % error) from None
+
+
+def add_picture_options(parser):
+    """The options of the pictures (scripts/make_figure.py, scripts/make_report.py): the
+    annotations, the box's protocol and threshold, the colour map and the opacity."""
+    from l2caf.evaluation import PROTOCOLS
+    parser.add_argument("--annotations", metavar="DIR",
+                        help="the images' boxes, as scripts/evaluate_localization.py takes "
+                             "them (bounding-box XMLs named after the images, or "
+                             "wsolevaluation metadata); default: each run's own config key "
+                             "annotations, when it names one (paths relative to the folder the "
+                             "run was started from); without boxes no IoU is shown")
+    parser.add_argument("--protocol", default="cam", choices=PROTOCOLS,
+                        help="how a heatmap becomes the drawn box, as in "
+                             "scripts/evaluate_localization.py: cam, adl (at the image's size) "
+                             "or wsol (at 224x224, drawn scaled back onto the image) "
+                             "(default: %(default)s)")
+    parser.add_argument("--threshold", type=box_threshold, default=0.2,
+                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1) "
+                             "(default: %(default)s)")
+    parser.add_argument("--colormap", default="bwr",
+                        help="matplotlib colour map of the overlays (default: %(default)s, the "
+                             "runs' own overlays'; e.g. jet, viridis, inferno, turbo)")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="opacity of the heatmap on the image, 0..1 (default: %(default)s)")
 
 
 def launch(module, description):
@@ -62,13 +119,14 @@ def visualizer_main(description, option_table, argv=None):
         if args.list_layers:
             print("\n".join(runner.layer_lines(config)))
             return 0
-        return report(runner.Run(config, args.overwrite).execute())
+        return print_summary(runner.Run(config, args.overwrite).execute())
     return run_command(command)
 
 
-def report(summary):
+def print_summary(summary):
     """Prints a runner.Summary; returns 1 if an image failed, else 0. The failures were
-    printed as they happened (and are in failures.jsonl): the summary counts them."""
+    printed as they happened (and are in failures.jsonl): the summary counts them. (Not
+    called report: l2caf.cli.report is the report command's module.)"""
     rate = summary.heatmaps / max(summary.seconds, 1e-9)
     print("%d images done (%d heatmaps, %.2f heatmaps/s), %d skipped as already done, %d "
           "failed; results in %s" % (summary.images_done, summary.heatmaps, rate,

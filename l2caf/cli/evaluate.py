@@ -4,18 +4,10 @@ import argparse
 import os
 
 from l2caf import config
-from l2caf.cli import run_command
+from l2caf.cli import run_command, thresholds_option
 from l2caf.errors import ConfigError, OutputError
-from l2caf.evaluation import PROTOCOLS, V2_IOU_THRESHOLDS, default_workers, parse_thresholds
+from l2caf.evaluation import PROTOCOLS, V2_IOU_THRESHOLDS, default_workers
 from l2caf.evaluation import runs
-
-
-def thresholds_option(text):
-    """The --thresholds sweep (l2caf.evaluation.parse_thresholds); ConfigError if malformed."""
-    try:
-        return parse_thresholds(text)
-    except ValueError as error:
-        raise ConfigError("--thresholds %s" % error) from None
 
 
 def main(argv=None, description=__doc__):
@@ -56,8 +48,12 @@ def main(argv=None, description=__doc__):
                         help="processes that box the heatmaps (default: the cores this process "
                              "may use, here %(default)s)")
     parser.add_argument("--output", metavar="PREFIX",
-                        help="write the table to PREFIX.csv and PREFIX.json (default: "
-                             "localization_<protocol> in the first results folder)")
+                        help="write the table to PREFIX.csv and PREFIX.json and its curves "
+                             "to PREFIX_maxboxacc.png and .pdf (box accuracy against the "
+                             "threshold; and, when the folders hold faithfulness scores, "
+                             "PREFIX_faithfulness.png and .pdf: the mean deletion and insertion "
+                             "curves) (default: localization_<protocol> in the first results "
+                             "folder)")
     args = parser.parse_args(argv)
     return run_command(lambda: evaluate(args), interrupted="interrupted: nothing written; run "
                        "the same command again for the table")
@@ -83,6 +79,13 @@ def evaluate(args):
         raise OutputError("cannot write %s: %s" % (prefix, error.strerror or error)) from None
     runs.write_csv(prefix + ".csv", rows)
     runs.write_json(prefix + ".json", rows)
+    pictures = write_curves(prefix, rows)
     print(runs.markdown_table(rows))
-    print("\nwritten: %s.csv, %s.json" % (prefix, prefix))
+    print("\nwritten: %s" % ", ".join([prefix + ".csv", prefix + ".json"] + pictures))
     return 0
+
+
+def write_curves(prefix, rows):
+    """The table's curves beside it (l2caf.report.curves); returns their paths."""
+    from l2caf.report import curves  # matplotlib, only once the table is written
+    return curves.write_evaluation_curves(prefix, rows)

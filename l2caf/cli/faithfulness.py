@@ -248,10 +248,9 @@ class _Scoring(object):
     def load(self, item):
         """Runs in a worker thread: an image's network input and its lines' heatmaps."""
         image, lines = item
-        size = self.model.input_shape[:2]
+        # As the run saw it: resized whole (and made gray for a gray model).
         network_input = preprocessing.preprocess(
-            images.resize(images.read_image(image), size).astype(np.float32),
-            self.model.preprocessing)
+            self.model.prepare([images.read_image(image)])[0], self.model.preprocessing)
         # (UnreadableHeatmap, a RunError naming the file and the rerun that repairs it.)
         return network_input, [run_folder.load_heatmap(line["heatmap"], self.job.results_dir)
                                for line in lines]

@@ -74,10 +74,20 @@ MaxBoxAccV2.__doc__ = """MaxBoxAccV2 (percent): the mean over `V2_IOU_THRESHOLDS
 box accuracy over the sweep, every contour's box tried ('wsol' protocol). accuracies and
 thresholds: per IoU threshold, that best accuracy and the first threshold reaching it."""
 
-Evaluation = collections.namedtuple("Evaluation", ["metrics", "max_box_acc", "max_box_acc_v2"])
+BoxAccuracies = collections.namedtuple("BoxAccuracies", ["thresholds", "accuracies",
+                                                       "v2_accuracies"])
+BoxAccuracies.__doc__ = """The box accuracies (percent) at every threshold of a sweep, the
+curves whose maxima are MaxBoxAcc and MaxBoxAccV2. thresholds: the sweep, a tuple of floats.
+accuracies: per threshold, the GT-known box accuracy (the largest box, IoU >= iou_threshold).
+v2_accuracies: None unless the protocol is 'wsol'; else per IoU of `V2_IOU_THRESHOLDS`, a tuple
+of the accuracies per threshold with every contour's box tried. Tuples, so that evaluations
+compare with ==."""
+
+Evaluation = collections.namedtuple("Evaluation", ["metrics", "max_box_acc", "max_box_acc_v2",
+                                                   "box_accuracies"])
 Evaluation.__doc__ = """Everything `evaluate_records` computes: a `LocalizationMetrics`, a
-`MaxBoxAcc` (None for an empty sweep) and a `MaxBoxAccV2` (None unless the protocol is
-'wsol' and the sweep is not empty)."""
+`MaxBoxAcc` (None for an empty sweep), a `MaxBoxAccV2` (None unless the protocol is 'wsol'
+and the sweep is not empty) and the `BoxAccuracies` behind both (None for an empty sweep)."""
 
 # What a worker needs to score records; a namedtuple, so that it pickles.
 _Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", "iou_threshold"])
@@ -142,6 +152,26 @@ def _class_map(heatmap, image_size, gt_boxes, protocol):
         raise ValueError("unknown protocol %r; choose one of %s"
                          % (protocol, ", ".join(PROTOCOLS)))
     return ImageSizedMap(resize_heatmap(heatmap, image_size), protocol), list(gt_boxes)
+
+
+ClassBox = collections.namedtuple("ClassBox", ["box", "frame_size", "iou"])
+ClassBox.__doc__ = """The box a protocol makes of one class's heatmap at one threshold, as
+the evaluation scores it. box: (xmin, ymin, xmax, ymax), inclusive, in the protocol's frame:
+the image ('cam', 'adl') or the 224 x 224 score map ('wsol'). frame_size: that frame's
+(height, width). iou: the best IoU of the box with the class's ground-truth boxes, compared
+in that frame; None without ground-truth boxes."""
+
+
+def class_box(heatmap, image_size, gt_boxes=(), threshold=0.2, protocol="cam"):
+    """The `ClassBox` of a heatmap of an image of image_size = (height, width) at threshold,
+    against gt_boxes (the class's boxes as annotated, at the image's size)."""
+    check_threshold(threshold)
+    scored_map, frame_boxes = _class_map(heatmap, image_size, gt_boxes, protocol)
+    box = tuple(int(value) for value in scored_map.box(threshold))
+    frame_size = (wsol.RESIZE_LENGTH, wsol.RESIZE_LENGTH) if protocol == "wsol" \
+        else tuple(image_size)
+    best = max((iou(box, gt_box) for gt_box in frame_boxes), default=None)
+    return ClassBox(box, frame_size, best)
 
 
 def _cannot_reach(extent, gt_boxes, iou_floor):
@@ -315,6 +345,14 @@ def _best(hits, thresholds, num_images):
     return _percent(int(hits[best]), num_images), float(thresholds[best])
 
 
+def _box_accuracies(tally, thresholds, num_images):
+    """The `BoxAccuracies` of a sweep's tally."""
+    def curve(hits):
+        return tuple(_percent(int(count), num_images) for count in hits)
+    v2 = None if tally.v2_hits is None else tuple(curve(hits) for hits in tally.v2_hits)
+    return BoxAccuracies(tuple(float(value) for value in thresholds), curve(tally.hits), v2)
+
+
 def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_THRESHOLDS,
                      iou_threshold=0.5, workers=1, progress=None):
     """Every score of a run at once (each heatmap resized once), as an `Evaluation`.
@@ -352,7 +390,7 @@ def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_
         gt_known_loc_accuracy=_percent(counts["gt_known_loc"], num_images),
         missing_heatmaps=counts["missing"])
     if not len(thresholds):
-        return Evaluation(metrics, None, None)
+        return Evaluation(metrics, None, None, None)
     best_v1 = MaxBoxAcc(*_best(tally.hits, thresholds, num_images))
     best_v2 = None
     if tally.v2_hits is not None:
@@ -360,7 +398,7 @@ def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_
                                             for hits in tally.v2_hits))
         best_v2 = MaxBoxAccV2(accuracy=float(np.mean(accuracies)), accuracies=accuracies,
                               thresholds=best_thresholds)
-    return Evaluation(metrics, best_v1, best_v2)
+    return Evaluation(metrics, best_v1, best_v2, _box_accuracies(tally, thresholds, num_images))
 
 
 def localization_metrics(records, threshold=0.2, protocol="cam", iou_threshold=0.5, workers=1):

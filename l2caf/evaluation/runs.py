@@ -7,8 +7,8 @@ A results folder is what a visualiser wrote: config*.yaml (which network, labels
 layer), results*.jsonl (a line per heatmap, with the image's top-5 predictions and size) and
 the heatmaps, read from that folder only (see l2caf.run_folder: a copied or moved folder is
 scored with its own heatmaps; one that cannot be used stops the evaluation with the rerun
-that repairs it). Shards and their merged results.jsonl may lie side by side: each (image, class)
-counts once. The annotations give every image's classes and boxes; the XMLs' object names are
+that repairs it). Shards and their merged results.jsonl may lie side by side: each (image,
+class) counts once. The annotations give every image's classes and boxes; the XMLs' object names are
 WordNet ids for the ImageNet networks, or the class names of the run's label list, and the
 metadata's class labels are class ids.
 
@@ -208,6 +208,18 @@ def _v2_thresholds(best_v2):
                                    for iou, threshold in zip(V2_IOU_THRESHOLDS, best_v2.thresholds))
 
 
+def box_accuracies_field(box_accuracies):
+    """A row's box_accuracies: the accuracy at every threshold of the sweep (percent), for
+    the curves: {"thresholds": [...], "max_box_acc": [...], "max_box_acc_v2": {IoU as text:
+    [...]} or None}."""
+    v2 = None if box_accuracies.v2_accuracies is None else collections.OrderedDict(
+        ("%g" % iou, list(curve))
+        for iou, curve in zip(V2_IOU_THRESHOLDS, box_accuracies.v2_accuracies))
+    return collections.OrderedDict([("thresholds", list(box_accuracies.thresholds)),
+                                    ("max_box_acc", list(box_accuracies.accuracies)),
+                                    ("max_box_acc_v2", v2)])
+
+
 def score_records(records, protocol, threshold, thresholds, iou_threshold, workers, label):
     """l2caf.evaluation.evaluate_records, with a progress bar named label."""
     # The bar is cleared before an error is printed.
@@ -224,10 +236,11 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
                  thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, workers=1):
     """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
-    max_box_acc_threshold, max_box_acc_v2_thresholds, the LACKING_HEATMAPS counts, the
-    `pointing_columns` and `faithfulness_columns` and notes (a list of strings). MaxBoxAccV2
-    and its thresholds are None unless protocol is 'wsol'; the faithfulness scores are None
-    unless the folder holds scripts/evaluate_faithfulness.py's scores.
+    max_box_acc_threshold, max_box_acc_v2_thresholds, box_accuracies (see
+    `box_accuracies_field`), the LACKING_HEATMAPS counts, the `pointing_columns` and
+    `faithfulness_columns` and notes (a list of strings). MaxBoxAccV2 and its thresholds are
+    None unless protocol is 'wsol'; the faithfulness scores are None unless the folder holds
+    scripts/evaluate_faithfulness.py's scores.
 
     annotations: {image stem: Annotation} (l2caf.evaluation.read_annotations).
     thresholds: MaxBoxAcc's threshold sweep. workers: processes that box the heatmaps.
@@ -239,8 +252,9 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     by_image = read_run_lines(results_dir)
     faithfulness = faithfulness_columns(results_dir, by_image)  # before the long work
     records = run_records(results_dir, by_image, annotations, class_ids)
-    metrics, best, best_v2 = score_records(records, protocol, threshold, thresholds,
-                                           iou_threshold, workers, results_dir)
+    evaluation = score_records(records, protocol, threshold, thresholds, iou_threshold,
+                               workers, results_dir)
+    metrics, best, best_v2 = evaluation.metrics, evaluation.max_box_acc, evaluation.max_box_acc_v2
     layer = next(iter(by_image.values()))[0]["layer"]  # the results say which, resolved
     row = collections.OrderedDict([
         ("run", results_dir), ("method", config.method), ("caf_variant", config.caf_variant),
@@ -252,7 +266,8 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         ("gt_known_loc_accuracy", metrics.gt_known_loc_accuracy),
         ("max_box_acc", best.accuracy), ("max_box_acc_threshold", best.threshold),
         ("max_box_acc_v2", best_v2.accuracy if best_v2 else None),
-        ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2))])
+        ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2)),
+        ("box_accuracies", box_accuracies_field(evaluation.box_accuracies))])
     row.update(lacking_heatmaps(records))
     row.update(pointing_columns(records, results_dir))
     row.update(faithfulness)
@@ -408,8 +423,8 @@ def markdown_table(rows):
 
 
 def write_csv(path, rows):
-    """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds as
-    JSON, None as an empty cell."""
+    """The rows with all their fields: notes joined by '; ', max_box_acc_v2_thresholds and
+    box_accuracies as JSON, None as an empty cell."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -418,6 +433,7 @@ def write_csv(path, rows):
         size = row["faithfulness_input_size"]
         writer.writerow(dict(row, notes="; ".join(row["notes"]),
                              max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds),
+                             box_accuracies=json.dumps(row["box_accuracies"]),
                              faithfulness_input_size=size and "x".join(map(str, size))))
     write_atomically(path, lambda stream: stream.write(text.getvalue().encode("utf-8")))
 

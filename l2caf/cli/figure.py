@@ -1,0 +1,83 @@
+"""scripts/make_figure.py: a comparison figure of run folders (see l2caf.report.figure). No
+TensorFlow."""
+import argparse
+import sys
+
+from l2caf import config
+from l2caf.cli import add_picture_options, positive, run_command
+from l2caf.errors import ConfigError
+
+DEFAULT_RANDOM = 4
+
+
+def main(argv=None, description=__doc__):
+    from l2caf.report.figure import RANKINGS
+    parser = config.ArgumentParser(description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                        help="results folders of visualiser runs over the same images: a "
+                             "column of overlays each, in this order; the images are the "
+                             "first folder's, matched in the others by name")
+    parser.add_argument("--output", required=True, metavar="PREFIX",
+                        help="write PREFIX.png (at --dpi) and PREFIX.pdf (vector boxes and "
+                             "text)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--images", metavar="NAMES",
+                       help="the images, comma-separated, by name (file name with or without "
+                            "its extension), one row each in this order")
+    which.add_argument("--random", type=positive, metavar="N",
+                       help="N images drawn at random (--seed), by name (default: %d)"
+                            % DEFAULT_RANDOM)
+    which.add_argument("--best", type=positive, metavar="N",
+                       help="the N best images by --by, best first")
+    which.add_argument("--worst", type=positive, metavar="N",
+                       help="the N worst images by --by, worst first")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="seed of --random (default: 0)")
+    parser.add_argument("--by", choices=list(RANKINGS),
+                        help="what --best and --worst rank the first folder's images by, the "
+                             "score of the heatmap a row shows: iou (at --threshold and "
+                             "--protocol, higher is better), probability (of the class), or a "
+                             "faithfulness score of the folder's faithfulness.jsonl "
+                             "(deletion_auc and average_drop: lower is better; insertion_auc "
+                             "and increase_in_confidence: higher is better); images without "
+                             "it are left out (default: iou)")
+    add_picture_options(parser)
+    parser.add_argument("--dpi", type=positive, default=300,
+                        help="resolution of the PNG (default: %(default)s)")
+    args = parser.parse_args(argv)
+    return run_command(lambda: make_figure(args))
+
+
+def make_figure(args):
+    """Draws and writes the figure; returns 0."""
+    from l2caf.report import drawing
+    from l2caf.report.figure import Chooser, write_comparison
+    from l2caf.report.runs import PictureRun
+    drawing.colormap(args.colormap)  # mistakes first, before any work
+    drawing.check_alpha(args.alpha)
+    if args.seed is not None and (args.images or args.best or args.worst):
+        raise ConfigError("--seed is the seed of --random; it does not go with --images, "
+                          "--best or --worst")
+    if args.by is not None and args.best is None and args.worst is None:
+        raise ConfigError("--by ranks the images of --best N or --worst N; give one of them")
+    runs = [PictureRun(results_dir, args.annotations) for results_dir in args.results]
+    chooser = Chooser(runs[0], args.threshold, args.protocol)
+    notes = []
+    if args.images is not None:
+        names = [name.strip() for name in args.images.split(",") if name.strip()]
+        if not names:
+            raise ConfigError("--images names no image; give names such as a,b")
+        images = chooser.by_names(names)
+    elif args.best or args.worst:
+        images, notes = chooser.ranked(args.best or args.worst, args.by or "iou",
+                                       best=bool(args.best))
+    else:
+        images = chooser.at_random(args.random or DEFAULT_RANDOM, args.seed or 0)
+    result = write_comparison(runs, images, args.output, args.threshold, args.protocol,
+                              args.colormap, args.alpha, args.dpi, chooser, notes)
+    for note in result.notes:
+        print("note: %s" % note, file=sys.stderr)
+    print("written: %s (%d images x %d runs, %dx%d pixels)"
+          % (", ".join(result.paths), len(images), len(runs), result.size[1], result.size[0]))
+    return 0

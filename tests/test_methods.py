@@ -1,0 +1,291 @@
+"""Grad-CAM++, LayerCAM and Score-CAM against few-line float64 implementations of their
+papers' formulas (written here, on a tiny functional network computed in numpy too), their
+relations to CAM at a global-average-pooling + Dense head, Score-CAM on channels that are
+indicator maps of known regions, and the one contract of the one-pass methods."""
+import keras
+import numpy as np
+import pytest
+
+from l2caf import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+from l2caf.errors import ConfigError
+from l2caf.keras_model import KerasModel
+from l2caf.methods import CAM, L2CAF, METHODS, ActivationMap, RandomMap
+
+INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6: Score-CAM upsamples 6 -> 13
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def scaled_to_max_1(maps):
+    maps = relu(np.asarray(maps, np.float64))
+    peaks = maps.max(axis=(-2, -1), keepdims=True)
+    return maps / np.where(peaks > 0, peaks, 1.0)
+
+
+def bilinear(channel, size):
+    """Bilinear upsampling with pixel centres aligned (half-pixel), from its definition."""
+    def weights(source, target):
+        position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, source - 1)
+        matrix = np.zeros((target, source))
+        matrix[np.arange(target), low] += 1 - (position - low)
+        matrix[np.arange(target), high] += position - low
+        return matrix
+    return weights(channel.shape[0], size) @ channel @ weights(channel.shape[1], size).T
+
+
+class TinyNetwork(object):
+    """features: 3x3 conv, stride 2, no activation (signed maps: the layer explained);
+    hidden: 1x1 conv + ReLU; global average pooling; Dense logits. As a Keras model (seeded
+    weights) and in numpy, float64, on the network input (preprocess 'tf': x / 127.5 - 1)."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.kernel = rng.normal(0, 0.4, (3, 3, 3, 4))
+        self.bias = rng.normal(0, 0.1, 4)
+        self.hidden = rng.normal(0, 0.6, (4, 5))
+        self.hidden_bias = rng.normal(0, 0.2, 5)
+        self.dense = rng.normal(0, 0.8, (5, 3))
+        self.dense_bias = rng.normal(0, 0.1, 3)
+        inputs = keras.Input((INPUT, INPUT, 3))
+        features = keras.layers.Conv2D(4, 3, strides=2, name="features")(inputs)
+        hidden = keras.layers.Conv2D(5, 1, activation="relu", name="hidden")(features)
+        pooled = keras.layers.GlobalAveragePooling2D()(hidden)
+        logits = keras.layers.Dense(3, name="logits")(pooled)
+        self.keras_model = keras.Model(inputs, logits)
+        for name, values in (("features", (self.kernel, self.bias)),
+                             ("hidden", (self.hidden[None, None], self.hidden_bias)),
+                             ("logits", (self.dense, self.dense_bias))):
+            self.keras_model.get_layer(name).set_weights([v.astype(np.float32) for v in values])
+
+    def features(self, network_input):
+        """A [6, 6, 4] of one network input [13, 13, 3]."""
+        output = np.zeros((6, 6, 4)) + self.bias
+        for dy in range(3):
+            for dx in range(3):
+                output += network_input[dy:dy + 11:2, dx:dx + 11:2] @ self.kernel[dy, dx]
+        return output
+
+    def logits_from(self, features):
+        return relu(features @ self.hidden + self.hidden_bias).mean(axis=(0, 1)) @ self.dense \
+            + self.dense_bias
+
+    def gradient(self, features, class_id):
+        """d logit_class / d features, [6, 6, 4]."""
+        active = (features @ self.hidden + self.hidden_bias) > 0
+        return (active * self.dense[:, class_id]) @ self.hidden.T / (6 * 6)
+
+    def probabilities(self, network_input):
+        logits = self.logits_from(self.features(network_input))
+        exponentials = np.exp(logits - logits.max())
+        return exponentials / exponentials.sum()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    network = TinyNetwork()
+    with KerasModel(network.keras_model, layer="features", preprocess="tf") as model:
+        images = np.random.default_rng(1).uniform(0, 255, (3, INPUT, INPUT, 3))
+        yield network, model, images.astype(np.float32)
+
+
+def references(network, image, class_id):
+    """{method: its heatmap} from the papers' formulas, float64."""
+    network_input = image.astype(np.float64) / 127.5 - 1.0
+    activation = network.features(network_input)
+    gradient = network.gradient(activation, class_id)
+    sums = activation.sum(axis=(0, 1))
+    denominator = 2 * gradient ** 2 + sums * gradient ** 3
+    alpha = np.where(denominator != 0, gradient ** 2 / np.where(denominator != 0,
+                                                                denominator, 1), 0)
+    scores = []
+    for channel in range(activation.shape[-1]):
+        mask = bilinear(activation[:, :, channel], INPUT)
+        mask = (mask - mask.min()) / (mask.max() - mask.min())
+        scores.append(network.probabilities(network_input * mask[..., None])[class_id])
+    return {
+        "gradcam": scaled_to_max_1((activation * gradient.mean(axis=(0, 1))).sum(axis=2)),
+        "gradcampp": scaled_to_max_1(
+            (activation * (alpha * relu(gradient)).sum(axis=(0, 1))).sum(axis=2)),
+        "layercam": scaled_to_max_1((relu(gradient) * activation).sum(axis=2)),
+        "scorecam": scaled_to_max_1((activation * np.array(scores)).sum(axis=2)),
+    }
+
+
+def test_the_numpy_network_is_the_keras_one(tiny):
+    network, model, images = tiny
+    prediction = model.predict(images)
+    for image, activation, probabilities in zip(images, prediction.activation,
+                                                prediction.probabilities):
+        network_input = image.astype(np.float64) / 127.5 - 1.0
+        np.testing.assert_allclose(activation, network.features(network_input), atol=1e-5)
+        np.testing.assert_allclose(probabilities, network.probabilities(network_input),
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcampp", "layercam", "scorecam"])
+def test_each_method_equals_its_papers_formula(tiny, method):
+    network, model, images = tiny
+    classes = [[0, 2], [1], [2]]
+    explanations = METHODS[method](model)(images, classes)
+    assert [(e.image_index, e.class_id) for e in explanations] == \
+        [(0, 0), (0, 2), (1, 1), (2, 2)]
+    maps = []
+    for explanation in explanations:
+        expected = references(network, images[explanation.image_index],
+                              explanation.class_id)[method]
+        assert explanation.heatmap.shape == (6, 6) and explanation.heatmap.dtype == np.float32
+        np.testing.assert_allclose(explanation.heatmap, expected, atol=2e-5)
+        assert (explanation.loss, explanation.iterations, explanation.loss_history) == \
+            (None, 0, None)
+        maps.append(expected)
+    # The references are not trivial: ReLU'd maps with a peak, different per class.
+    assert all(m.max() == 1 and 0 < np.count_nonzero(m) for m in maps)
+    assert not np.allclose(maps[0], maps[1])
+
+
+def test_the_methods_differ_where_their_formulas_do(tiny):
+    network, _, images = tiny
+    maps = references(network, images[0], 0)
+    for first, second in [("gradcam", "gradcampp"), ("gradcam", "layercam"),
+                          ("gradcampp", "layercam"), ("gradcam", "scorecam")]:
+        assert np.abs(maps[first] - maps[second]).max() > 0.05, (first, second)
+
+
+def linear_head_model(seed=3):
+    """features (3x3 conv + ReLU: A >= 0) -> global average pooling -> Dense: CAM's head."""
+    inputs = keras.Input((12, 12, 3))
+    features = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu",
+                                   name="features")(inputs)
+    logits = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, logits)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    return model
+
+
+def test_at_a_linear_head_gradcampp_and_layercam_follow_from_cam():
+    # logit_k = mean_ij sum_c w_ck A_ijc + b_k, so G_ijc = w_ck / (H W) at every location:
+    # Grad-CAM++'s alpha = 1 / (2 + w_ck mean(A_c)) and its weight relu(w_ck) alpha;
+    # LayerCAM's weights relu(w_ck) / (H W): CAM without the class's negative weights.
+    with KerasModel(linear_head_model()) as model:
+        assert model.linear_head_layer == model.layer == "features"
+        images = np.random.default_rng(4).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+        activation = model.predict(images).activation.astype(np.float64)
+        weights = model.linear_head_weights().astype(np.float64)  # [C, K]
+        classes = [[0, 1, 2, 3], [0, 1, 2, 3]]
+        plusplus = GradCAMPlusPlus(model)(images, classes)
+        layercam = LayerCAM(model)(images, classes)
+        cam = CAM(model)(images, classes)
+        negative_weights_matter = 0
+        for explanation, layer, class_map in zip(plusplus, layercam, cam):
+            a = activation[explanation.image_index]
+            w = weights[:, explanation.class_id]
+            expected = scaled_to_max_1((a * (relu(w) / (2 + w * a.mean(axis=(0, 1))))).sum(2))
+            np.testing.assert_allclose(explanation.heatmap, expected, atol=1e-5)
+            np.testing.assert_allclose(layer.heatmap, scaled_to_max_1((a * relu(w)).sum(2)),
+                                       atol=1e-5)
+            negative_weights_matter += not np.allclose(layer.heatmap, class_map.heatmap,
+                                                       atol=1e-3)
+        assert negative_weights_matter  # so the test tells LayerCAM from CAM
+
+
+class Regions(object):
+    """A network whose layer's channels are indicator maps of known regions: the layer
+    averages 4x4 blocks of the 16x16 input (its channel k is the block mean of the input's
+    colour k), and logit k = 0.1 x the mean of colour k. Images are 255 inside a region of
+    their own per colour 0 and 1, else 0; colour 2 is all 0, a flat channel."""
+    region_blocks = [(slice(0, 2), slice(0, 2)), (slice(2, 4), slice(1, 4))]
+
+    def __init__(self):
+        inputs = keras.Input((16, 16, 3))
+        regions = keras.layers.AveragePooling2D(4, name="regions")(inputs)
+        logits = keras.layers.Dense(3, name="logits")(
+            keras.layers.GlobalAveragePooling2D()(regions))
+        self.keras_model = keras.Model(inputs, logits)
+        self.keras_model.get_layer("logits").set_weights([0.1 * np.eye(3, dtype=np.float32),
+                                                          np.zeros(3, np.float32)])
+
+    def image(self, swapped=False):
+        image = np.zeros((16, 16, 3), np.uint8)
+        for colour, (rows, columns) in enumerate(self.region_blocks[::-1] if swapped
+                                                 else self.region_blocks):
+            image[rows.start * 4:rows.stop * 4, columns.start * 4:columns.stop * 4,
+                  colour] = 255
+        return image
+
+    @staticmethod
+    def probabilities(masked):
+        logits = 0.1 * masked.mean(axis=(0, 1))
+        return np.exp(logits) / np.exp(logits).sum()
+
+
+def test_scorecam_on_indicator_channels_weights_each_region_by_its_class_score():
+    regions = Regions()
+    with KerasModel(regions.keras_model, layer="regions") as model:
+        images = [regions.image(), regions.image(swapped=True)]
+        calls = []
+        probabilities = model.class_probabilities
+
+        def recorded(batch):
+            calls.append(len(batch))
+            return probabilities(batch)
+        model.class_probabilities = recorded
+        explanations = ScoreCAM(model, batch_size=3)(images, [[0, 1], [0]])
+        # Two images x two varying channels (colour 2 is flat: no forward pass), three a
+        # time: the masked inputs of both images share the network's batches.
+        assert calls == [3, 1]
+        for explanation in explanations:
+            image = images[explanation.image_index].astype(np.float64)
+            activation = image.reshape(4, 4, 4, 4, 3).mean(axis=(1, 3))  # block means
+            weights = []
+            for colour in range(3):
+                channel = activation[:, :, colour]
+                if channel.max() == channel.min():
+                    weights.append(0.0)
+                    continue
+                mask = bilinear(channel, 16)
+                mask = (mask - mask.min()) / (mask.max() - mask.min())
+                weights.append(regions.probabilities(image * mask[..., None])
+                               [explanation.class_id])
+            expected = scaled_to_max_1((activation * weights).sum(axis=2))
+            np.testing.assert_allclose(explanation.heatmap, expected, atol=1e-5)
+            # The class's own region holds the peak, the other region less.
+            own = activation[:, :, explanation.class_id] > 0
+            other = activation[:, :, 1 - explanation.class_id] > 0
+            assert explanation.heatmap[own].min() == pytest.approx(1.0)
+            assert explanation.heatmap[other].max() < 0.5
+
+
+def test_one_pass_methods_share_one_base_and_are_called_alike(tiny):
+    _, model, images = tiny
+    for name in ("cam", "gradcam", "gradcampp", "layercam", "scorecam", "random"):
+        assert issubclass(METHODS[name], ActivationMap), name
+    for method in (GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, RandomMap):
+        explanations = method(model)(images[0], classes=1)
+        assert [(e.image_index, e.class_id) for e in explanations] == [(0, 1)]
+        assert explanations[0].heatmap.max() == pytest.approx(1.0)
+        assert method(model)([images[0]], classes=[[]]) == []  # nothing asked, nothing made
+    with pytest.raises(ConfigError, match="ScoreCAM's batch_size must be at least 1"):
+        ScoreCAM(model, batch_size=0)
+
+
+def test_l2caf_records_its_loss_at_every_check_and_ends_with_the_final_loss(tiny):
+    _, model, images = tiny
+    settings = {"max_iters": 12, "check_every": 5, "tolerance": 0.0}
+    explanations = L2CAF(model, settings=settings)(images[:2], 1)
+    for explanation in explanations:
+        # Checks after 0, 5 and 10 updates; the last iteration (11 updates made) is no check.
+        assert [updates for updates, _ in explanation.loss_history] == [0, 5, 10, 11]
+        assert explanation.loss_history[-1][1] == explanation.loss
+        assert explanation.iterations == 12
+    # Any loss is within a huge tolerance of the first check's reference (32767): every row
+    # stops at its first check, after one update, with that check's loss as its last.
+    settled = L2CAF(model, settings=dict(settings, tolerance=1e9))(images[:2], 1)
+    for explanation, longer in zip(settled, explanations):
+        assert explanation.iterations == 1
+        assert explanation.loss_history == [[0, explanation.loss]] == [longer.loss_history[0]]
