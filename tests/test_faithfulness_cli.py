@@ -321,7 +321,7 @@ def test_a_keras_run_is_scored_on_its_own_model(data, tmp_path):
         "--images", str(data / "images"), "--annotations", str(data / "annotations"),
         "--output_dir", folder, "--method", "gradcam", "--limit", "3", "--top_k", "1",
         "--save_overlays", "false", "--progress", "false"]) == 0
-    assert score("--results", folder, "--steps", "4") == 0
+    assert score("--results", folder, "--steps", "4", "--gpu", "-1") == 0
     results = by_key(run_folder.read_results(os.path.join(folder, "results.jsonl")))
     lines = score_lines(folder)
     assert len(lines) == len(results) == 3

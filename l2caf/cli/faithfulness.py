@@ -234,7 +234,8 @@ class _Scoring(object):
     def __init__(self, job, scores, failures):
         from l2caf import runner  # TensorFlow from here on
         self.job, self.scores, self.failures = job, scores, failures
-        config = job.config
+        config = job.config.copy()
+        config["gpu"] = job.args.gpu  # the run's settings, on this machine's device
         source = runner._source(config)
         expected = job.made_with.get("checkpoint_sha256")
         if expected and source.fingerprint != expected:
