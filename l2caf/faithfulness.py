@@ -69,8 +69,8 @@ def default_steps(input_shape: typing.Sequence[int]) -> int:
 
 
 def protocol_settings(steps: int, input_size: typing.Sequence[int]) -> "collections.OrderedDict":
-    """What a faithfulness.jsonl line records of the protocol at the network's input_size
-    (height, width), so that scores made with other settings do not mix."""
+    """The protocol's settings at the network's input_size (height, width): fields of every
+    faithfulness.jsonl line, so that scores made with other settings do not mix."""
     return collections.OrderedDict([
         ("steps", int(steps)), ("input_size", [int(side) for side in input_size[:2]]),
         ("score", "softmax"),

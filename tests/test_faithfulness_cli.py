@@ -91,7 +91,8 @@ def assert_same_scores(lines, reference_lines, folder, reference_folder):
     for key, line in lines.items():
         for name in SCORE_KEYS:
             assert line[name] == pytest.approx(reference[key][name], abs=2e-6), name
-        assert line["settings"] == reference[key]["settings"]
+        for name in faithfulness.protocol_settings(STEPS, (168, 168)):
+            assert line[name] == reference[key][name], name
         np.testing.assert_allclose(
             run_folder.load_heatmap(line["curves"], folder),
             run_folder.load_heatmap(reference[key]["curves"], reference_folder), atol=2e-6)
@@ -267,7 +268,7 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
     assert score("--results", overwritten, "--steps", "2", "--overwrite") == 0
     lines = score_lines(overwritten)
     assert len(lines) == len(score_lines(folder))
-    assert {line["settings"]["steps"] for line in lines} == {2}
+    assert {line["steps"] for line in lines} == {2}
     assert not os.path.exists(os.path.join(overwritten, "faithfulness_curves_000001.npz"))
     assert score("--results", str(tmp_path / "absent")) == 2
     assert "no such results folder" in one_line_error(capsys)
@@ -328,7 +329,7 @@ def test_a_keras_run_is_scored_on_its_own_model(data, tmp_path):
     for line in lines:
         [top1] = results[line["image"], line["class_id"]]["predictions"][:1]
         assert line["probability"] == pytest.approx(top1["probability"], abs=1e-5)
-        assert line["settings"]["input_size"] == [96, 96]
+        assert line["input_size"] == [96, 96]
 
 
 def test_help_explains_every_option(capsys):

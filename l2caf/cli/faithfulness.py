@@ -168,7 +168,7 @@ class FolderScores(object):
     def _check_settings(self):
         for path in runs.faithfulness_files(self.results_dir):
             for record in run_folder.read_results(path):
-                differ = _differences(record.get("settings") or {}, self.settings)
+                differ = _differences(record, self.settings)
                 if differ:
                     raise RunError("%s holds scores made with other settings: %s; give the "
                                    "same settings, or --overwrite to delete the folder's "
@@ -313,9 +313,9 @@ class _Scoring(object):
                 ("average_drop", result.average_drop),
                 ("increase_in_confidence", result.increase_in_confidence),
                 ("probability", result.probability),
-                ("masked_probability", result.masked_probability),
-                ("settings", self.job.settings),
-                ("curves", reference)]))  # relative to the folder
+                ("masked_probability", result.masked_probability)]
+                + list(self.job.settings.items())
+                + [("curves", reference)]))  # relative to the folder
         self.scores.write(records)
 
 

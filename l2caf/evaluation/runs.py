@@ -62,8 +62,11 @@ ACCURACIES = ("gt_known_loc_accuracy", "max_box_acc", "max_box_acc_v2")
 SCORE_FORMATS = collections.OrderedDict([
     ("pointing_game", "%.1f"), ("energy_pointing_game", "%.1f"), ("deletion_auc", "%.3f"),
     ("insertion_auc", "%.3f"), ("average_drop", "%.1f"), ("increase_in_confidence", "%.1f")])
-# scripts/evaluate_faithfulness.py's score files: unsharded (or merged), and the shards'.
+# scripts/evaluate_faithfulness.py's score files: unsharded (or merged), and the shards'; and
+# the fields of its lines that the table needs to be the same in all (l2caf.faithfulness's
+# protocol_settings, of which the others follow the release).
 FAITHFULNESS_FILES = ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl")
+FAITHFULNESS_SETTINGS = ("steps", "input_size")
 # Counts of images that lack a heatmap some scores need: (which heatmap, those scores, what
 # that makes of them).
 LACKING_HEATMAPS = collections.OrderedDict([
@@ -331,12 +334,13 @@ def read_faithfulness(results_dir, by_image):
                                "%s to score it again (each shard, then --merge)"
                                % (path, record["heatmap"], results_dir, key[0], key[1],
                                   results_dir))
-            if settings is not None and record["settings"] != settings:
+            protocol = {key: record.get(key) for key in FAITHFULNESS_SETTINGS}
+            if settings is not None and protocol != settings:
                 raise RunError("%s holds faithfulness scores of different settings (%s and "
                                "%s); run scripts/evaluate_faithfulness.py --overwrite --results "
-                               "%s" % (results_dir, json.dumps(settings),
-                                       json.dumps(record["settings"]), results_dir))
-            settings = record["settings"]
+                               "%s" % (results_dir, json.dumps(settings), json.dumps(protocol),
+                                       results_dir))
+            settings = protocol
             scores[key] = record
     return scores, settings
 
@@ -377,7 +381,7 @@ def run_notes(row):
         notes.append("faithfulness scores cover %d of the %d heatmaps (scripts/evaluate_"
                      "faithfulness.py --results %s scores the rest)"
                      % (row["faithfulness_heatmaps"], row["heatmaps"], row["run"]))
-    if row["faithfulness_steps"] and \
+    if row["faithfulness_steps"] and row["faithfulness_input_size"] and \
             row["faithfulness_steps"] != row["faithfulness_input_size"][0]:
         notes.append("deletion and insertion curves of %d steps, not the protocol's %d (one "
                      "row of pixels per step)" % (row["faithfulness_steps"],
