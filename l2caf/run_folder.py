@@ -413,13 +413,13 @@ class LinesFile(object):
 
 
 class NpzChunks(object):
-    """Heatmaps as one compressed .npz per batch: heatmaps<shard suffix>_<number>.npz,
-    numbered on from the highest in the folder, so that no file a line names is ever
-    overwritten."""
+    """Arrays (heatmaps, or with stem faithfulness_curves a batch's curves) as one
+    compressed .npz per batch: <stem><shard suffix>_<number>.npz, numbered on from the
+    highest in the folder, so that no file a line names is ever overwritten."""
 
-    def __init__(self, output_dir, shard):
+    def __init__(self, output_dir, shard, stem="heatmaps"):
         self.output_dir = output_dir
-        self.prefix = os.path.basename(shard_file(output_dir, "heatmaps", shard, "_"))
+        self.prefix = os.path.basename(shard_file(output_dir, stem, shard, "_"))
         pattern = re.compile(re.escape(self.prefix) + r"(\d+)\.npz$")
         numbers = [int(match.group(1)) for match in map(pattern.match, os.listdir(output_dir))
                    if match]

@@ -73,13 +73,23 @@ class _SlimSource(object):
         self.layer = config.layer or network.last_conv
         self.fingerprint = checkpoints.fingerprint(config.checkpoint, network.name)
 
-    def explainer(self, config, rows):
+    def _model(self, config, rows):
         from l2caf.model import Model
-        model = Model(self.network, self.num_classes, config.layer, config.filter_type, rows,
-                      config.explain, config.gpu)
+        return Model(self.network, self.num_classes, config.layer, config.filter_type, rows,
+                     config.explain, config.gpu)
+
+    def explainer(self, config, rows):
+        model = self._model(config, rows)
         explainer = _explainer(model, config)  # CAM checks the network before the restore
         model.restore(config.checkpoint)
         return explainer
+
+    def model(self, config):
+        """The network restored from its checkpoint (its filter, of one row, stays closed):
+        for the forward passes of l2caf.faithfulness."""
+        model = self._model(config, 1)
+        model.restore(config.checkpoint)
+        return model
 
     @staticmethod
     def layers(config):
@@ -122,6 +132,10 @@ class _KerasSource(object):
 
     def explainer(self, config, rows):
         return _explainer(self._model(config, rows), config)
+
+    def model(self, config):
+        """The model (its filter, of one row, stays closed): for l2caf.faithfulness."""
+        return self._model(config, 1)
 
     @classmethod
     def layers(cls, config):

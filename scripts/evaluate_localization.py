@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """The paper's localisation table from visualiser runs: classification and localisation
 errors (top-1, top-5), GT-known localisation accuracy, MaxBoxAcc and (--protocol wsol, the
-wsolevaluation benchmark's boxes) MaxBoxAccV2, one row per results folder, printed as
-Markdown and written as CSV and JSON.
+wsolevaluation benchmark's boxes) MaxBoxAccV2, the pointing game and the energy-based
+pointing game, and, for folders scored by scripts/evaluate_faithfulness.py, deletion and
+insertion AUC, Average Drop and Increase in Confidence; one row per results folder, printed
+as Markdown and written as CSV and JSON.
 
 Each results folder is a run of scripts/visualize_attention_fast.py (sweeps, merged or not;
 any method: l2caf, cam, gradcam) or of scripts/visualize_attention.py; the annotations are

@@ -8,6 +8,7 @@ waits for it or competes with it for memory.
   wsol         the 'wsol' protocol: wsolevaluation's boxes at 224 x 224
   metrics      errors, MaxBoxAcc and MaxBoxAccV2 of a run's records (and their accuracy at
                every threshold), over a process pool; the box of one class's heatmap
+  pointing     the pointing game and the energy-based pointing game
   annotations  VOC / ILSVRC XMLs and wsolevaluation's metadata
 """
 from l2caf.evaluation.annotations import (Annotation, BoxObject, read_annotation_folder,
@@ -21,6 +22,8 @@ from l2caf.evaluation.metrics import (DEFAULT_THRESHOLDS, PROTOCOLS, V2_IOU_THRE
                                       default_workers, evaluate_records, localization_metrics,
                                       max_box_acc, max_box_acc_v2, parse_thresholds,
                                       record_from_annotation)
+from l2caf.evaluation.pointing import (POINTING_TOLERANCE, energy_share, pointing_hit,
+                                       pointing_scores)
 
 __all__ = [
     "Annotation", "BoxObject", "read_annotation_folder", "read_annotations", "read_voc_xml",
@@ -31,4 +34,5 @@ __all__ = [
     "default_workers", "evaluate_records",
     "localization_metrics", "max_box_acc", "max_box_acc_v2", "parse_thresholds",
     "record_from_annotation",
+    "POINTING_TOLERANCE", "energy_share", "pointing_hit", "pointing_scores",
 ]

@@ -17,6 +17,12 @@ those are), through l2caf.evaluation. When the heatmap of a ground-truth class i
 top-1 sweep without explain_gt, for an image whose class is ranked 2nd to 5th), that class
 counts as not localised: the table then marks the scores it affects as bounds (loc errors
 "<=", accuracies ">=") and a note says how many images lack which heatmaps.
+
+Beside them: the pointing games (l2caf.evaluation.pointing) over the (image, ground-truth
+class) pairs that have a heatmap, and, where the folder holds the scores of
+scripts/evaluate_faithfulness.py (faithfulness*.jsonl), the means of deletion and insertion
+AUC, Average Drop and Increase in Confidence over the heatmaps scored; a column covering part
+of the run says so in a note.
 """
 import collections
 import csv
@@ -25,14 +31,16 @@ import io
 import json
 import os
 
+import numpy as np
 from tqdm import tqdm
 
 from l2caf import data, images
 from l2caf.errors import RunError
 from l2caf.evaluation import (DEFAULT_THRESHOLDS, V2_IOU_THRESHOLDS, evaluate_records,
-                              read_annotations, record_from_annotation)
+                              pointing_scores, read_annotations, record_from_annotation)
 from l2caf.run_folder import (HeatmapFiles, line_key, read_results,
-                              read_run_config as read_config, write_atomically)
+                              read_run_config as read_config, reference_parts,
+                              write_atomically)
 
 # (key, header) of the Markdown table's columns; the CSV and JSON hold these keys and more.
 TABLE_COLUMNS = [
@@ -42,8 +50,23 @@ TABLE_COLUMNS = [
     ("top5_loc_error", "top-5 loc err"), ("gt_known_loc_accuracy", "GT-known loc acc"),
     ("max_box_acc", "MaxBoxAcc (threshold)"),
     ("max_box_acc_v2", "MaxBoxAccV2 (thresholds at IoU %s)"
-     % "/".join("%g" % value for value in V2_IOU_THRESHOLDS))]
+     % "/".join("%g" % value for value in V2_IOU_THRESHOLDS)),
+    ("pointing_game", "pointing game"), ("energy_pointing_game", "energy pointing game"),
+    ("pointing_heatmaps", "heatmaps (pointing)"),
+    ("deletion_auc", "deletion AUC (lower is better)"), ("insertion_auc", "insertion AUC"),
+    ("average_drop", "Average Drop (lower is better)"),
+    ("increase_in_confidence", "Increase in Confidence"),
+    ("faithfulness_heatmaps", "heatmaps (faithfulness)")]
 ACCURACIES = ("gt_known_loc_accuracy", "max_box_acc", "max_box_acc_v2")
+# The pointing and faithfulness columns: their cells' formats (percent, or AUCs in [0, 1]).
+SCORE_FORMATS = collections.OrderedDict([
+    ("pointing_game", "%.1f"), ("energy_pointing_game", "%.1f"), ("deletion_auc", "%.3f"),
+    ("insertion_auc", "%.3f"), ("average_drop", "%.1f"), ("increase_in_confidence", "%.1f")])
+# scripts/evaluate_faithfulness.py's score files: unsharded (or merged), and the shards'; and
+# the fields of its lines that the table needs to be the same in all (l2caf.faithfulness's
+# protocol_settings, of which the others follow the release).
+FAITHFULNESS_FILES = ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl")
+FAITHFULNESS_SETTINGS = ("steps", "input_size")
 # Counts of images that lack a heatmap some scores need: (which heatmap, those scores, what
 # that makes of them).
 LACKING_HEATMAPS = collections.OrderedDict([
@@ -217,8 +240,10 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     """One row of the table for the run in results_dir: an OrderedDict of the TABLE_COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
     max_box_acc_threshold, max_box_acc_v2_thresholds, box_accuracies (see
-    `box_accuracies_field`), the LACKING_HEATMAPS counts and notes (a list of strings).
-    MaxBoxAccV2 and its thresholds are None unless protocol is 'wsol'.
+    `box_accuracies_field`), the LACKING_HEATMAPS counts, the `pointing_columns` and
+    `faithfulness_columns` and notes (a list of strings). MaxBoxAccV2 and its thresholds are
+    None unless protocol is 'wsol'; the faithfulness scores are None unless the folder holds
+    scripts/evaluate_faithfulness.py's scores.
 
     annotations: {image stem: Annotation} (l2caf.evaluation.read_annotations).
     thresholds: MaxBoxAcc's threshold sweep. workers: processes that box the heatmaps.
@@ -228,6 +253,7 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     config = read_run_config(results_dir)
     class_ids = class_ids_of(config, os.path.join(results_dir, "config*.yaml"))
     by_image = read_run_lines(results_dir)
+    faithfulness = faithfulness_columns(results_dir, by_image)  # before the long work
     records = run_records(results_dir, by_image, annotations, class_ids)
     evaluation = score_records(records, protocol, threshold, thresholds, iou_threshold,
                                workers, results_dir)
@@ -246,8 +272,95 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
         ("max_box_acc_v2_thresholds", _v2_thresholds(best_v2)),
         ("box_accuracies", box_accuracies_field(evaluation.box_accuracies))])
     row.update(lacking_heatmaps(records))
+    row.update(pointing_columns(records, results_dir))
+    row.update(faithfulness)
     row["notes"] = run_notes(row)
     return row
+
+
+def pointing_columns(records, label):
+    """The pointing game and energy-based pointing game (l2caf.evaluation.pointing), in
+    percent, over the (image, ground-truth class) pairs that have a heatmap:
+    {pointing_game, energy_pointing_game, pointing_heatmaps (those pairs),
+    ground_truth_pairs (all pairs)}; the scores are None without any."""
+    hits, energies, pairs = [], [], 0
+    # The bar is cleared before an error is printed.
+    with tqdm(total=len(records), desc="pointing of %s" % label, unit="image",
+              dynamic_ncols=True, leave=False) as progress:
+        for record in records:
+            for class_id in collections.OrderedDict.fromkeys(record.gt_labels):
+                pairs += 1
+                if class_id not in record.heatmaps:
+                    continue
+                try:
+                    hit, energy = pointing_scores(record.heatmaps[class_id], record.image_size,
+                                                  record.gt_boxes.get(class_id, ()))
+                except ValueError as error:
+                    raise RunError("%s: the heatmap of %s for class %d: %s"
+                                   % (label, record.image, class_id, error)) from None
+                hits.append(hit)
+                energies.append(energy)
+            progress.update()
+    return collections.OrderedDict([
+        ("pointing_game", 100.0 * np.mean(hits) if hits else None),
+        ("energy_pointing_game", 100.0 * np.mean(energies) if energies else None),
+        ("pointing_heatmaps", len(hits)), ("ground_truth_pairs", pairs)])
+
+
+def faithfulness_files(results_dir):
+    """The paths of the faithfulness score files in results_dir, sorted."""
+    folder = glob.escape(results_dir)
+    return sorted(path for pattern in FAITHFULNESS_FILES
+                  for path in glob.glob(os.path.join(folder, pattern)))
+
+
+def read_faithfulness(results_dir, by_image):
+    """The faithfulness lines (scripts/evaluate_faithfulness.py) of the heatmaps of a run's
+    results lines `by_image`, each (image, class) once, from faithfulness*.jsonl (shards and
+    their merge may lie side by side). RunError for lines of other heatmaps than the results
+    name (older results) or of mixed settings."""
+    heatmaps = {line_key(line): reference_parts(line["heatmap"])
+                for lines in by_image.values() for line in lines}
+    scores, settings = collections.OrderedDict(), None
+    for path in faithfulness_files(results_dir):
+        for record in read_results(path):
+            key = line_key(record)
+            if key in scores:
+                continue
+            if reference_parts(record["heatmap"]) != heatmaps.get(key):
+                raise RunError("%s scores heatmap %s, which the results of %s do not hold (for "
+                               "%s, class %s); the scores are of other results (a heatmap made "
+                               "again since): rerun scripts/evaluate_faithfulness.py --results "
+                               "%s to score it again (each shard, then --merge)"
+                               % (path, record["heatmap"], results_dir, key[0], key[1],
+                                  results_dir))
+            protocol = {key: record.get(key) for key in FAITHFULNESS_SETTINGS}
+            if settings is not None and protocol != settings:
+                raise RunError("%s holds faithfulness scores of different settings (%s and "
+                               "%s); run scripts/evaluate_faithfulness.py --overwrite --results "
+                               "%s" % (results_dir, json.dumps(settings), json.dumps(protocol),
+                                       results_dir))
+            settings = protocol
+            scores[key] = record
+    return scores, settings
+
+
+def faithfulness_columns(results_dir, by_image):
+    """Means over the heatmaps scored of the faithfulness lines (l2caf.faithfulness):
+    {deletion_auc, insertion_auc (in [0, 1]), average_drop, increase_in_confidence (in
+    percent), faithfulness_heatmaps (how many), heatmaps (of the results),
+    faithfulness_steps, faithfulness_input_size}; None without scores."""
+    scores, settings = read_faithfulness(results_dir, by_image)
+    columns = collections.OrderedDict()
+    for key, scale in (("deletion_auc", 1.0), ("insertion_auc", 1.0), ("average_drop", 100.0),
+                       ("increase_in_confidence", 100.0)):
+        values = [record[key] for record in scores.values()]
+        columns[key] = scale * float(np.mean(values)) if values else None
+    columns["faithfulness_heatmaps"] = len(scores)
+    columns["heatmaps"] = sum(len(lines) for lines in by_image.values())
+    columns["faithfulness_steps"] = settings["steps"] if settings else None
+    columns["faithfulness_input_size"] = settings["input_size"] if settings else None
+    return columns
 
 
 def run_notes(row):
@@ -261,6 +374,18 @@ def run_notes(row):
     if lacking:
         notes.append("missing heatmaps count as not localised; %s (sweep with explain_gt true "
                      "for the heatmaps of every ground-truth class)" % "; ".join(lacking))
+    if row["pointing_heatmaps"] < row["ground_truth_pairs"]:
+        notes.append("pointing games over the %d of the %d (image, ground-truth class) pairs "
+                     "that have a heatmap" % (row["pointing_heatmaps"], row["ground_truth_pairs"]))
+    if 0 < row["faithfulness_heatmaps"] < row["heatmaps"]:
+        notes.append("faithfulness scores cover %d of the %d heatmaps (scripts/evaluate_"
+                     "faithfulness.py --results %s scores the rest)"
+                     % (row["faithfulness_heatmaps"], row["heatmaps"], row["run"]))
+    if row["faithfulness_steps"] and row["faithfulness_input_size"] and \
+            row["faithfulness_steps"] != row["faithfulness_input_size"][0]:
+        notes.append("deletion and insertion curves of %d steps, not the protocol's %d (one "
+                     "row of pixels per step)" % (row["faithfulness_steps"],
+                                                  row["faithfulness_input_size"][0]))
     return notes
 
 
@@ -273,6 +398,8 @@ def _cell(row, key):
     value = row[key]
     if key == "method" and row["caf_variant"] == "cls_oblivious":
         return "%s (cls_oblivious)" % value
+    if key in SCORE_FORMATS:
+        return "-" if value is None else SCORE_FORMATS[key] % value
     if key not in ACCURACIES and not key.endswith("_error"):
         return "%g" % value if isinstance(value, float) else str(value)
     if value is None:
@@ -307,9 +434,11 @@ def write_csv(path, rows):
     writer.writeheader()
     for row in rows:
         thresholds = row["max_box_acc_v2_thresholds"]
+        size = row["faithfulness_input_size"]
         writer.writerow(dict(row, notes="; ".join(row["notes"]),
                              max_box_acc_v2_thresholds=thresholds and json.dumps(thresholds),
-                             box_accuracies=json.dumps(row["box_accuracies"])))
+                             box_accuracies=json.dumps(row["box_accuracies"]),
+                             faithfulness_input_size=size and "x".join(map(str, size))))
     write_atomically(path, lambda stream: stream.write(text.getvalue().encode("utf-8")))
 
 

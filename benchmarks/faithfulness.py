@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Benchmark: the faithfulness metrics (l2caf.faithfulness: deletion + insertion curves and
+the Average Drop / Increase in Confidence pass) against the network's forward passes.
+
+Per network, with random weights (speed does not depend on them) at its full input size, in
+one process: `--heatmaps` heatmaps (one per random image) scored at the protocol's steps
+(one row of pixels per step: 224 at 224x224) and `--batch_size`; then the limit, the same
+number of forward passes in batches of the same sizes on inputs made beforehand. Each runs
+once to warm up, then `--repeats` times: median and min-max. The ratio (faithfulness /
+forward passes) is the cost of building the perturbed images and of the bookkeeping; the goal
+is 1.25 at most.
+
+Writes faithfulness.json and faithfulness.md (faithfulness_quick.* with --quick) to
+--output and prints the table. Examples:
+  python benchmarks/faithfulness.py                 # inception_v1, resnet_v2_50, densenet161
+  python benchmarks/faithfulness.py --quick         # a smoke run on the demo model
+  python benchmarks/faithfulness.py --networks resnet_v2_50 --heatmaps 8 --repeats 5
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "benchmarks", "results")
+FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "heatmaps": 4,
+                 "steps": 0, "repeats": 3, "batch_size": 64}
+QUICK_DEFAULTS = {"networks": "demo_densenet", "heatmaps": 2, "steps": 8, "repeats": 1,
+                  "batch_size": 16}
+GOAL = 1.25
+
+
+class _CountingModel(object):
+    """A model's four members that l2caf.faithfulness uses, recording each batch's size."""
+
+    def __init__(self, model):
+        self.model, self.batches = model, []
+        self.preprocessing, self.input_shape = model.preprocessing, model.input_shape
+        self.class_output = model.class_output
+
+    def class_probabilities(self, images):
+        self.batches.append(len(images))
+        return self.model.class_probabilities(images)
+
+
+def _timed(function, repeats):
+    """A warm-up call, then the seconds of `repeats` calls."""
+    function()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure_network(network, options, log):
+    """The timings of one network: faithfulness and its forward-pass limit, per heatmap."""
+    import numpy as np
+    from benchmarks.measure import build_model
+    from l2caf import faithfulness, preprocessing
+
+    model = build_model(network, "", 1, options.gpu)
+    try:
+        counting = _CountingModel(model)
+        height, width = model.input_shape[:2]
+        rng = np.random.default_rng(0)
+        pictures = rng.uniform(0, 255, (options.heatmaps, height, width, 3)).astype(np.float32)
+        inputs = preprocessing.preprocess(pictures, model.preprocessing)
+        layer = model.filter_size
+        # ReLU'd maps at the layer's resolution: ties among zeros, as real ones have.
+        heatmaps = [np.maximum(rng.normal(0, 1, layer), 0) for _ in range(options.heatmaps)]
+        classes = [index % model.num_labels for index in range(options.heatmaps)]
+        scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size)
+        log("  %s: %d heatmaps, %d steps, batch %d" % (network, options.heatmaps,
+                                                       scorer.steps, options.batch_size))
+        scored = _timed(lambda: scorer(inputs, heatmaps, classes), options.repeats)
+        # Every call makes the same batches: those of one.
+        batches = counting.batches[:len(counting.batches) // (options.repeats + 1)]
+        rows = sum(batches)
+        feeds = {size: pictures[np.arange(size) % len(pictures)] for size in set(batches)}
+        forward = _timed(lambda: [model.class_probabilities(feeds[size]) for size in batches],
+                         options.repeats)
+    finally:
+        model.close()
+    per_heatmap = [seconds / options.heatmaps for seconds in scored]
+    limit = [seconds / options.heatmaps for seconds in forward]
+    result = {"network": network, "input_size": [int(height), int(width)],
+              "steps": scorer.steps, "points": scorer.points, "heatmaps": options.heatmaps,
+              "batch_size": options.batch_size, "forward_passes": rows,
+              "forward_passes_per_heatmap": rows / float(options.heatmaps),
+              "faithfulness_seconds": scored, "forward_seconds": forward,
+              "seconds_per_heatmap": _spread(per_heatmap),
+              "forward_seconds_per_heatmap": _spread(limit),
+              "ratio": statistics.median(per_heatmap) / statistics.median(limit)}
+    log("    %.3f s per heatmap, forward passes alone %.3f s: ratio %.3f"
+        % (result["seconds_per_heatmap"]["median"],
+           result["forward_seconds_per_heatmap"]["median"], result["ratio"]))
+    return result
+
+
+def _cell(spread):
+    return "%.3g (%.3g–%.3g)" % (spread["median"], spread["min"], spread["max"])
+
+
+def markdown(report):
+    lines = ["| network | input | steps (points) | batch | forward passes per heatmap | "
+             "s/heatmap, deletion + insertion + Average Drop | s/heatmap, the same forward "
+             "passes alone | ratio (goal <= %g) |" % GOAL, "|---|---|---|---|---|---|---|---|"]
+    for result in report["networks"]:
+        lines.append("| %s | %dx%d | %d (%d) | %d | %.1f | %s | %s | %.3f |" % (
+            result["network"], result["input_size"][0], result["input_size"][1],
+            result["steps"], result["points"], result["batch_size"],
+            result["forward_passes_per_heatmap"], _cell(result["seconds_per_heatmap"]),
+            _cell(result["forward_seconds_per_heatmap"]), result["ratio"]))
+    machine = report["machine"]
+    lines += ["", "Measured on %s (%d cores, %s GB, GPUs: %s), TensorFlow %s, Python %s; load "
+              "average %.2f before, %.2f after; %d repeats after a warm-up, median (min–max)."
+              % (machine["cpu"], machine["cores"], machine["memory_gb"],
+                 ", ".join(machine["gpus"]) or "none", machine["tensorflow"],
+                 machine["python"], report["load_average"][0], report["load_average"][1],
+                 report["repeats"])]
+    return "\n".join(lines) + "\n"
+
+
+def parse_options(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--networks", help="comma-separated networks (slim names, or "
+                                           "keras_resnet50, keras_mobilenet_v2) (default: %s)"
+                                           % FULL_DEFAULTS["networks"])
+    parser.add_argument("--heatmaps", type=int, metavar="N",
+                        help="heatmaps scored per repeat, one per random image (default: %d)"
+                             % FULL_DEFAULTS["heatmaps"])
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help="curve steps; 0: the protocol's, one row of pixels per step "
+                             "(default: 0)")
+    parser.add_argument("--batch_size", type=int, metavar="N",
+                        help="images per forward pass (default: %d)"
+                             % FULL_DEFAULTS["batch_size"])
+    parser.add_argument("--repeats", type=int, metavar="N",
+                        help="timed runs after the warm-up (default: %d)"
+                             % FULL_DEFAULTS["repeats"])
+    parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
+                        help="GPU index (-1: the CPU) (default: %(default)s)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                        help="folder of the report files (default: benchmarks/results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: %s" % ", ".join(
+                            "%s %s" % item for item in QUICK_DEFAULTS.items()))
+    options = parser.parse_args(argv)
+    defaults = QUICK_DEFAULTS if options.quick else FULL_DEFAULTS
+    for key, value in defaults.items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    for key in ("heatmaps", "repeats", "batch_size"):
+        if getattr(options, key) < 1:
+            parser.error("--%s must be at least 1" % key)
+    if options.steps < 0:
+        parser.error("--steps must be 0 or more")
+    return options
+
+
+def main(argv=None):
+    options = parse_options(argv)
+    from benchmarks.measure import machine
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+    load_before = os.getloadavg()[0]
+    started = time.time()
+    results = [measure_network(network, options, log)
+               for network in options.networks.split(",")]
+    report = {"networks": results, "repeats": options.repeats, "machine": machine(),
+              "load_average": [load_before, os.getloadavg()[0]],
+              "seconds": time.time() - started, "argv": sys.argv[1:] if argv is None else argv}
+    os.makedirs(options.output, exist_ok=True)
+    stem = os.path.join(options.output, "faithfulness_quick" if options.quick
+                        else "faithfulness")
+    with open(stem + ".json", "w") as stream:
+        json.dump(report, stream, indent=2)
+    with open(stem + ".md", "w") as stream:
+        stream.write(markdown(report))
+    print(markdown(report))
+    print("written: %s.json, %s.md" % (stem, stem))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""scripts/evaluate_faithfulness.py end to end on the shipped demo models over held-out
+synthetic images (seed 777): L2-CAF and Grad-CAM against the random floor, the scores
+against the library on the same heatmaps, resume after kill -9, shards and their merge,
+refusals, a Keras run, and the table's new columns."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from l2caf import faithfulness, run_folder
+from l2caf.cli.evaluate import main as table_main
+from l2caf.cli.faithfulness import main as faithfulness_main
+from l2caf.cli.visualize_fast import main as sweep_main
+from l2caf.synthetic import make_dataset
+from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT
+from tests.test_evaluate_localization import read_xml
+from tests.test_pointing import disc_meets_boxes, mass_inside
+
+pytestmark = pytest.mark.slow  # sweeps and scores end to end
+
+NUM_IMAGES = 32
+HELD_OUT_SEED = 777  # training used seeds 0 and 1
+STEPS = 12
+METHODS = ("l2caf", "gradcam", "random")
+SCORE_KEYS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence",
+              "probability", "masked_probability")
+
+
+def sweep(data, output_dir, *extra):
+    """configs/demo_fast.yaml on the data set, fewer iterations."""
+    assert sweep_main([
+        "--config", os.path.join(REPO_ROOT, "configs", "demo_fast.yaml"),
+        "--checkpoint", DEMO_CHECKPOINT, "--labels", DEMO_LABELS,
+        "--images", str(data / "images"), "--annotations", str(data / "annotations"),
+        "--output_dir", str(output_dir), "--max_iters", "60", "--progress", "false"]
+        + list(extra)) == 0
+    return str(output_dir)
+
+
+def score(*arguments):
+    return faithfulness_main(list(arguments) + ["--progress", "false"])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faithfulness")
+    make_dataset(str(folder / "data"), NUM_IMAGES, seed=HELD_OUT_SEED, progress=False)
+    return folder / "data"
+
+
+@pytest.fixture(scope="module")
+def scored(data):
+    """{method: a run folder of the method, scored at STEPS steps}."""
+    folders = {method: sweep(data, data.parent / method, "--method", method)
+               for method in METHODS}
+    assert score("--results", *folders.values(), "--steps", str(STEPS)) == 0
+    return folders
+
+
+def unscored_copy(folder, destination):
+    """A copy of a run folder without its faithfulness files."""
+    shutil.copytree(folder, str(destination))
+    for name in os.listdir(str(destination)):
+        if name.startswith("faithfulness"):
+            os.remove(os.path.join(str(destination), name))
+    return str(destination)
+
+
+def score_lines(folder, name="faithfulness.jsonl"):
+    return run_folder.read_results(os.path.join(folder, name))
+
+
+def by_key(lines):
+    keyed = {(line["image"], line["class_id"]): line for line in lines}
+    assert len(keyed) == len(lines), "a heatmap scored twice"
+    return keyed
+
+
+def assert_same_scores(lines, reference_lines, folder, reference_folder):
+    """The same heatmaps, scores and curves (to float32 rounding: batches differ)."""
+    lines, reference = by_key(lines), by_key(reference_lines)
+    assert set(lines) == set(reference)
+    for key, line in lines.items():
+        for name in SCORE_KEYS:
+            assert line[name] == pytest.approx(reference[key][name], abs=2e-6), name
+        for name in faithfulness.protocol_settings(STEPS, (168, 168)):
+            assert line[name] == reference[key][name], name
+        np.testing.assert_allclose(
+            run_folder.load_heatmap(line["curves"], folder),
+            run_folder.load_heatmap(reference[key]["curves"], reference_folder), atol=2e-6)
+
+
+def table(capsys, folders, annotations, output):
+    code = table_main(["--results"] + list(folders) + ["--annotations", str(annotations),
+                                                       "--output", str(output)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with open(str(output) + ".json") as stream:
+        return json.load(stream), out
+
+
+def pointing_games(folder, annotations):
+    """(pointing game, energy pointing game) in percent of a run's ground-truth heatmaps,
+    from its results, heatmaps and XMLs, with tests.test_pointing's pixel-by-pixel rules."""
+    names = open(DEMO_LABELS).read().split()
+    hits, energies = [], []
+    for line in run_folder.read_results(os.path.join(folder, "results.jsonl")):
+        stem = os.path.splitext(os.path.basename(line["image"]))[0]
+        size, boxes = read_xml(str(annotations / (stem + ".xml")))
+        class_boxes = boxes.get(names[line["class_id"]])
+        if not class_boxes:
+            continue  # a heatmap of a class the image does not hold
+        resized = cv2.resize(run_folder.load_heatmap(line["heatmap"], folder).astype(np.float64),
+                             (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        y, x = np.unravel_index(np.argmax(resized), resized.shape)
+        hits.append(disc_meets_boxes((x, y), class_boxes))
+        energies.append(mass_inside(resized, class_boxes))
+    return 100 * np.mean(hits), 100 * np.mean(energies)
+
+
+def test_l2caf_and_gradcam_beat_random_on_every_metric(data, scored, capsys, tmp_path):
+    rows, out = table(capsys, scored.values(), data / "annotations", tmp_path / "table")
+    print("\n" + out)
+    rows = {row["method"]: row for row in rows}
+    floor = rows["random"]
+    for method in ("l2caf", "gradcam"):
+        row = rows[method]
+        assert row["deletion_auc"] < floor["deletion_auc"]
+        assert row["insertion_auc"] > floor["insertion_auc"]
+        assert row["average_drop"] < floor["average_drop"]
+        assert row["increase_in_confidence"] > floor["increase_in_confidence"]
+        assert row["pointing_game"] > floor["pointing_game"]
+        assert row["energy_pointing_game"] > floor["energy_pointing_game"]
+    for row in rows.values():
+        assert row["faithfulness_heatmaps"] == row["heatmaps"] == row["pointing_heatmaps"] \
+            == row["ground_truth_pairs"]  # explain_gt: the heatmap of every object's class
+        assert row["faithfulness_steps"] == STEPS
+        assert row["notes"] == ["deletion and insertion curves of 12 steps, not the "
+                                "protocol's 168 (one row of pixels per step)"]
+    # The table's columns against the lines and the boxes, recomputed here.
+    lines = score_lines(scored["gradcam"])
+    row = rows["gradcam"]
+    assert row["deletion_auc"] == pytest.approx(np.mean([x["deletion_auc"] for x in lines]))
+    assert row["increase_in_confidence"] == pytest.approx(
+        100 * np.mean([x["increase_in_confidence"] for x in lines]))
+    assert (row["pointing_game"], row["energy_pointing_game"]) == pytest.approx(
+        pointing_games(scored["gradcam"], data / "annotations"), abs=1e-9)
+    header = out.splitlines()[0]
+    for name in ("pointing game", "energy pointing game", "deletion AUC (lower is better)",
+                 "insertion AUC", "Average Drop (lower is better)", "Increase in Confidence",
+                 "heatmaps (pointing)", "heatmaps (faithfulness)"):
+        assert "| %s |" % name in header
+
+
+def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored):
+    from l2caf.model import Model
+    folder = scored["gradcam"]
+    lines = score_lines(folder)
+    results = {(line["image"], line["class_id"]): line
+               for line in run_folder.read_results(os.path.join(folder, "results.jsonl"))}
+    assert set(by_key(lines)) == set(results)
+    for line in lines:
+        result = results[line["image"], line["class_id"]]
+        assert line["heatmap"] == result["heatmap"] and line["method"] == "gradcam"
+        # The network and the image rebuilt as the run saw them: the same probability.
+        recorded = {p["class_id"]: p["probability"] for p in result["predictions"]}
+        if line["class_id"] in recorded:
+            assert line["probability"] == pytest.approx(recorded[line["class_id"]], abs=1e-5)
+        curves = run_folder.load_heatmap(line["curves"], folder)
+        assert curves.shape == (2, STEPS + 1) and curves.dtype == np.float32
+        assert line["curves"].startswith("faithfulness_curves_000000.npz:")
+        assert faithfulness.auc(curves[0]) == pytest.approx(line["deletion_auc"], abs=1e-6)
+        assert faithfulness.auc(curves[1]) == pytest.approx(line["insertion_auc"], abs=1e-6)
+    from l2caf import images, preprocessing
+    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
+        chosen = lines[:3]
+        inputs = np.stack([preprocessing.preprocess(
+            images.resize(images.read_image(line["image"]), 168).astype(np.float32),
+            model.preprocessing) for line in chosen])
+        expected = faithfulness.Faithfulness(model, STEPS)(
+            inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
+            [line["class_id"] for line in chosen])
+    for line, scores in zip(chosen, expected):
+        assert line["deletion_auc"] == pytest.approx(scores.deletion_auc, abs=2e-6)
+        assert line["insertion_auc"] == pytest.approx(scores.insertion_auc, abs=2e-6)
+        assert line["average_drop"] == pytest.approx(scores.average_drop, abs=2e-6)
+
+
+def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
+    reference = scored["gradcam"]
+    folder = unscored_copy(reference, tmp_path / "killed")
+    scores_path = os.path.join(folder, "faithfulness.jsonl")
+    # The command with a chunk of one image, so that a kill lands between chunks' lines.
+    code = ("import sys; sys.path.insert(0, %r); import l2caf.cli.faithfulness as command; "
+            "command.FORWARD_PASSES_PER_CHUNK = 1; sys.exit(command.main(sys.argv[1:]))"
+            % REPO_ROOT)
+    process = subprocess.Popen([sys.executable, "-c", code, "--results", folder, "--steps",
+                                str(STEPS), "--progress", "false"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None and not (
+            os.path.exists(scores_path) and len(score_lines(folder)) >= 2):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = len(score_lines(folder))
+    total = len(score_lines(reference))
+    assert 2 <= written < total
+    with open(scores_path, "a") as stream:  # and a line torn by the kill
+        stream.write('{"image": "%s", "class_id": 1, "deletion_auc": 0.' % folder)
+    assert score("--results", folder, "--steps", str(STEPS)) == 0
+    assert_same_scores(score_lines(folder), score_lines(reference), folder, reference)
+
+
+def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeypatch):
+    reference = scored["random"]
+    folder = unscored_copy(reference, tmp_path / "sharded")
+    assert score("--results", folder, "--steps", str(STEPS), "--shard", "0/2") == 0
+    capsys.readouterr()
+    assert faithfulness_main(["--merge", folder]) == 1
+    assert "rerun shard(s) 1" in capsys.readouterr().out
+    # The second task of a Slurm job array of two (task ids 4 and 5).
+    for name, value in (("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "4"),
+                        ("SLURM_ARRAY_TASK_COUNT", "2")):
+        monkeypatch.setenv(name, value)
+    assert score("--results", folder, "--steps", str(STEPS), "--shard", "auto") == 0
+    assert os.path.exists(os.path.join(folder, "faithfulness_shard1of2.jsonl"))
+    # The table reads the shards side by side, as it reads the results'.
+    rows, _ = table(capsys, [folder, reference], data / "annotations", tmp_path / "table")
+    for key in ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence",
+                "faithfulness_heatmaps"):
+        assert rows[0][key] == pytest.approx(rows[1][key], abs=1e-6)
+    assert faithfulness_main(["--merge", folder]) == 0
+    assert "0 unscored" in capsys.readouterr().out
+    assert_same_scores(score_lines(folder), score_lines(reference), folder, reference)
+
+
+def test_a_partial_scoring_says_so_in_the_table(data, scored, capsys, tmp_path):
+    folder = unscored_copy(scored["l2caf"], tmp_path / "partial")
+    assert score("--results", folder, "--steps", str(STEPS), "--limit", "5") == 0
+    [row], out = table(capsys, [folder], data / "annotations", tmp_path / "table")
+    assert 5 <= row["faithfulness_heatmaps"] < row["heatmaps"]
+    assert "faithfulness scores cover %d of the %d heatmaps" % (
+        row["faithfulness_heatmaps"], row["heatmaps"]) in out
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    return err
+
+
+def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, tmp_path):
+    folder = scored["random"]
+    assert score("--results", folder, "--steps", "5") == 2
+    assert "holds scores made with other settings: steps (12 there, 5 now)" in \
+        one_line_error(capsys)
+    overwritten = str(tmp_path / "overwritten")
+    shutil.copytree(folder, overwritten)
+    assert score("--results", overwritten, "--steps", "2", "--overwrite") == 0
+    lines = score_lines(overwritten)
+    assert len(lines) == len(score_lines(folder))
+    assert {line["steps"] for line in lines} == {2}
+    assert not os.path.exists(os.path.join(overwritten, "faithfulness_curves_000001.npz"))
+    assert score("--results", str(tmp_path / "absent")) == 2
+    assert "no such results folder" in one_line_error(capsys)
+    assert score("--results", folder, "--steps", str(168 * 168 + 1)) == 2
+    assert "--steps must be at most 28224" in one_line_error(capsys)
+    changed = unscored_copy(folder, tmp_path / "changed")
+    with open(os.path.join(changed, "config.yaml")) as stream:
+        config = yaml.safe_load(stream)
+    config["made_with"]["checkpoint_sha256"] = "0" * 64  # another checkpoint made the heatmaps
+    with open(os.path.join(changed, "config.yaml"), "w") as stream:
+        yaml.safe_dump(config, stream)
+    assert score("--results", changed, "--steps", "2") == 2
+    assert "is not the one that made the heatmaps" in one_line_error(capsys)
+    # Scores of other heatmaps than the results name (older results) stop the table.
+    stale = unscored_copy(folder, tmp_path / "stale")
+    lines = score_lines(folder)
+    lines[0]["heatmap"] = "heatmaps_000099.npz:other"
+    with open(os.path.join(stale, "faithfulness.jsonl"), "w") as stream:
+        stream.writelines(json.dumps(line) + "\n" for line in lines)
+    assert table_main(["--results", stale, "--annotations", str(data / "annotations"),
+                       "--output", str(tmp_path / "stale_table")]) == 2
+    assert "the scores are of other results" in one_line_error(capsys)
+    assert not os.path.exists(str(tmp_path / "stale_table.json"))
+
+
+def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored, capsys,
+                                                                    tmp_path):
+    folder = unscored_copy(scored["random"], tmp_path / "broken")
+    images = tmp_path / "images"
+    shutil.copytree(str(data / "images"), str(images))
+    results = run_folder.read_results(os.path.join(folder, "results.jsonl"))
+    for line in results:
+        line["image"] = str(images / os.path.basename(line["image"]))
+    with open(os.path.join(folder, "results.jsonl"), "w") as stream:
+        stream.writelines(json.dumps(line) + "\n" for line in results)
+    broken = results[0]["image"]
+    with open(broken, "r+b") as stream:
+        stream.truncate(100)
+    assert score("--results", folder, "--steps", "2") == 1
+    failures = score_lines(folder, "failures_faithfulness.jsonl")
+    assert [failure["image"] for failure in failures] == [broken]
+    scored_images = {line["image"] for line in score_lines(folder)}
+    assert broken not in scored_images and len(scored_images) == NUM_IMAGES - 1
+
+
+def test_a_keras_run_is_scored_on_its_own_model(data, tmp_path):
+    folder = str(tmp_path / "keras")
+    assert sweep_main([
+        "--config", os.path.join(REPO_ROOT, "configs", "demo_keras.yaml"),
+        "--checkpoint", os.path.join(DEMO_DIR, "demo_keras.keras"), "--labels", DEMO_LABELS,
+        "--images", str(data / "images"), "--annotations", str(data / "annotations"),
+        "--output_dir", folder, "--method", "gradcam", "--limit", "3", "--top_k", "1",
+        "--save_overlays", "false", "--progress", "false"]) == 0
+    assert score("--results", folder, "--steps", "4", "--gpu", "-1") == 0
+    results = by_key(run_folder.read_results(os.path.join(folder, "results.jsonl")))
+    lines = score_lines(folder)
+    assert len(lines) == len(results) == 3
+    for line in lines:
+        [top1] = results[line["image"], line["class_id"]]["predictions"][:1]
+        assert line["probability"] == pytest.approx(top1["probability"], abs=1e-5)
+        assert line["input_size"] == [96, 96]
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        faithfulness_main(["--help"])
+    out = capsys.readouterr().out
+    for option in ("--results", "--merge", "--steps", "--batch_size", "--limit", "--shard",
+                   "--gpu", "--workers", "--overwrite", "--progress"):
+        assert option in out
+
+
+def test_the_readmes_synthetic_walkthrough_runs_and_prints_its_table(tmp_path):
+    """The README's commands, run as written on 8 images and with --steps 4, from a folder
+    holding the repository's configs, scripts and packages."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        readme = stream.read()
+    section = readme[readme.index("### Try it on the synthetic data set"):
+                     readme.index("## Faithfulness evaluation")]
+    commands = section[section.index("```bash\n") + 8:]
+    commands = commands[:commands.index("```")]
+    assert "--num_images 100" in commands and "scripts/evaluate_faithfulness.py" in commands
+    commands = commands.replace("--num_images 100", "--num_images 8").replace(
+        "scripts/evaluate_faithfulness.py", "scripts/evaluate_faithfulness.py --steps 4")
+    for name in ("configs", "scripts", "l2caf", "nets"):
+        os.symlink(os.path.join(REPO_ROOT, name), str(tmp_path / name))
+    result = subprocess.run(["bash", "-e", "-c", commands], cwd=str(tmp_path),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    shown = section[section.index("| run |"):]
+    shown = [line for line in shown[:shown.index("\n\n")].splitlines() if line.startswith("| ")]
+    assert printed[0] == shown[0]  # the same columns
+    assert [line.split(" | ")[:3] for line in printed[1:]] == \
+        [line.split(" | ")[:3] for line in shown[1:]]  # run, method, network
+    assert "deletion and insertion curves of 4 steps" in result.stdout
