@@ -13,12 +13,9 @@ from l2caf import data, images
 from l2caf.errors import RunError
 from l2caf.evaluation import class_box, runs as evaluation_runs
 from l2caf.report.drawing import method_name
-from l2caf.run_folder import (folder_path, image_key, line_key, load_heatmap, output_names,
+from l2caf.run_folder import (folder_path, image_key, load_heatmap, output_names,
                               read_results)
 
-# The faithfulness scores of scripts/evaluate_faithfulness.py: unsharded (or merged), and the
-# shards'.
-FAITHFULNESS_FILES = ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl")
 # Per heatmap: (field of a faithfulness line, whether a higher score is better).
 FAITHFULNESS_SCORES = collections.OrderedDict([
     ("deletion_auc", False), ("insertion_auc", True), ("average_drop", False),
@@ -75,7 +72,7 @@ class PictureRun(object):
             self.annotations = evaluation_runs.load_annotations(self.annotations_dir)
             self.class_ids = evaluation_runs.class_ids_of(
                 self.config, os.path.join(results_dir, "config*.yaml"))
-        self.faithfulness = read_faithfulness(results_dir)
+        self.faithfulness = read_faithfulness(results_dir, self.lines)
         self.class_names = _class_names(self.lines)
 
     def class_label(self, class_id) -> str:
@@ -201,16 +198,13 @@ def _class_names(lines_by_image):
     return names
 
 
-def read_faithfulness(results_dir: str) -> dict:
-    """{(image, class_id): its faithfulness line} of a run folder's faithfulness*.jsonl
-    (shards and their merge may lie side by side: each heatmap once); empty without them."""
-    scores = {}
-    folder = glob.escape(results_dir)
-    for path in sorted(path for pattern in FAITHFULNESS_FILES
-                       for path in glob.glob(os.path.join(folder, pattern))):
-        for record in read_results(path):
-            scores.setdefault(line_key(record), record)
-    return scores
+def read_faithfulness(results_dir: str, lines_by_image: dict = None) -> dict:
+    """{(image, class_id): its faithfulness line} of the run folder's faithfulness*.jsonl, read
+    and checked by the evaluation (l2caf.evaluation.runs.read_faithfulness); empty without
+    them. lines_by_image: the run's results lines, if read already."""
+    if lines_by_image is None:
+        lines_by_image = evaluation_runs.read_run_lines(results_dir)
+    return evaluation_runs.read_faithfulness(results_dir, lines_by_image)[0]
 
 
 def read_picture(image: str, results_dir: str):
