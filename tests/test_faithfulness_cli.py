@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # sweeps and scores end to end
 NUM_IMAGES = 32
 HELD_OUT_SEED = 777  # training used seeds 0 and 1
 STEPS = 12
-METHODS = ("l2caf", "gradcam", "random")
+METHODS = ("l2caf", "gradcam", "random", "gradcampp", "layercam", "scorecam")
 SCORE_KEYS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence",
               "probability", "masked_probability")
 
@@ -126,7 +126,8 @@ def pointing_games(folder, annotations):
     return 100 * np.mean(hits), 100 * np.mean(energies)
 
 
-def test_l2caf_and_gradcam_beat_random_on_every_metric(data, scored, capsys, tmp_path):
+def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
+        data, scored, capsys, tmp_path):
     rows, out = table(capsys, scored.values(), data / "annotations", tmp_path / "table")
     print("\n" + out)
     rows = {row["method"]: row for row in rows}
@@ -139,6 +140,9 @@ def test_l2caf_and_gradcam_beat_random_on_every_metric(data, scored, capsys, tmp
         assert row["increase_in_confidence"] > floor["increase_in_confidence"]
         assert row["pointing_game"] > floor["pointing_game"]
         assert row["energy_pointing_game"] > floor["energy_pointing_game"]
+    for method in ("gradcampp", "layercam", "scorecam"):  # the baselines' folders score too
+        assert rows[method]["deletion_auc"] < floor["deletion_auc"]
+        assert rows[method]["insertion_auc"] > floor["insertion_auc"]
     for row in rows.values():
         assert row["faithfulness_heatmaps"] == row["heatmaps"] == row["pointing_heatmaps"] \
             == row["ground_truth_pairs"]  # explain_gt: the heatmap of every object's class
