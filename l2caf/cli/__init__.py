@@ -96,6 +96,14 @@ def add_picture_options(parser):
                         help="opacity of the heatmap on the image, 0..1 (default: %(default)s)")
 
 
+def check_picture_options(args):
+    """ConfigError for a colour map or opacity of add_picture_options that cannot be drawn:
+    mistakes first, before any work."""
+    from l2caf.report import drawing
+    drawing.colormap(args.colormap)
+    drawing.check_alpha(args.alpha)
+
+
 def launch(module, description):
     """What a script runs: `module`'s main(description=...), Ctrl-C included while Python
     imports it."""

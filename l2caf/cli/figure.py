@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from l2caf import config
-from l2caf.cli import add_picture_options, positive, run_command
+from l2caf.cli import add_picture_options, check_picture_options, positive, run_command
 from l2caf.errors import ConfigError
 
 DEFAULT_RANDOM = 4
@@ -51,11 +51,9 @@ def main(argv=None, description=__doc__):
 
 def make_figure(args):
     """Draws and writes the figure; returns 0."""
-    from l2caf.report import drawing
     from l2caf.report.figure import Chooser, write_comparison
     from l2caf.report.runs import PictureRun
-    drawing.colormap(args.colormap)  # mistakes first, before any work
-    drawing.check_alpha(args.alpha)
+    check_picture_options(args)
     if args.seed is not None and (args.images or args.best or args.worst):
         raise ConfigError("--seed is the seed of --random; it does not go with --images, "
                           "--best or --worst")

@@ -4,7 +4,8 @@ import argparse
 import os
 
 from l2caf import config
-from l2caf.cli import add_picture_options, positive, run_command, thresholds_option
+from l2caf.cli import (add_picture_options, check_picture_options, positive, run_command,
+                       thresholds_option)
 from l2caf.errors import ConfigError
 from l2caf.evaluation import default_workers
 
@@ -40,11 +41,9 @@ def main(argv=None, description=__doc__):
 
 def make_report(args):
     """Writes the report; returns 0."""
-    from l2caf.report import drawing
     from l2caf.report.page import write_report
     from l2caf.report.runs import PictureRun
-    drawing.colormap(args.colormap)  # mistakes first, before any work
-    drawing.check_alpha(args.alpha)
+    check_picture_options(args)
     if not 0.0 < args.iou <= 1.0:
         raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
     thresholds = thresholds_option(args.thresholds)
