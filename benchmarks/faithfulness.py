@@ -123,11 +123,11 @@ def markdown(report):
             _cell(result["forward_seconds_per_heatmap"]), result["ratio"]))
     machine = report["machine"]
     lines += ["", "Measured on %s (%d cores, %s GB, GPUs: %s), TensorFlow %s, Python %s; load "
-              "average %.2f before, %.2f after; %d repeats after a warm-up, median (min–max)."
+              "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max)."
               % (machine["cpu"], machine["cores"], machine["memory_gb"],
                  ", ".join(machine["gpus"]) or "none", machine["tensorflow"],
                  machine["python"], report["load_average"][0], report["load_average"][1],
-                 report["repeats"])]
+                 report["repeats"], "" if report["repeats"] == 1 else "s")]
     return "\n".join(lines) + "\n"
 
 
