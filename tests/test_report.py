@@ -22,6 +22,7 @@ from l2caf.evaluation import read_annotation_folder
 from l2caf.report import page
 from l2caf.run_folder import NpzChunks, Shard, write_atomically
 from l2caf.synthetic import CLASS_NAMES, make_dataset
+from tests.test_evaluate_localization import overlap
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_IMAGES = 6
@@ -186,17 +187,6 @@ def plain_cam_box(heatmap, size, threshold=0.2):
     return (x, y, x + width - 1, y + height - 1)
 
 
-def plain_iou(box, other):
-    width = min(box[2], other[2]) - max(box[0], other[0]) + 1
-    height = min(box[3], other[3]) - max(box[1], other[1]) + 1
-    if width <= 0 or height <= 0:
-        return 0.0
-
-    def area(b):
-        return (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return width * height / float(area(box) + area(other) - width * height)
-
-
 @pytest.fixture(scope="module")
 def report(runs, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("report") / "out")
@@ -223,7 +213,7 @@ def test_the_gallery_holds_every_heatmap_with_the_evaluations_box_and_iou(runs, 
         path, key = line["heatmap"].rsplit(":", 1)
         heatmap = np.load(os.path.join(run, os.path.basename(path)))[key]
         box = plain_cam_box(heatmap, size)
-        assert row["iou"] == pytest.approx(plain_iou(box, box_object.box), abs=1e-4)
+        assert row["iou"] == pytest.approx(overlap(box, box_object.box), abs=1e-4)
         assert row["box"] == pytest.approx([box[0] / size[1], box[1] / size[0],
                                             (box[2] + 1) / size[1], (box[3] + 1) / size[0]],
                                            abs=1e-4)
