@@ -22,7 +22,7 @@ from l2caf.evaluation import read_annotation_folder
 from l2caf.report import page
 from l2caf.run_folder import NpzChunks, Shard, write_atomically
 from l2caf.synthetic import CLASS_NAMES, make_dataset
-from tests.test_evaluate_localization import overlap
+from tests.test_evaluate_localization import overlap as plain_iou  # also for the other picture tests
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_IMAGES = 6
@@ -213,7 +213,7 @@ def test_the_gallery_holds_every_heatmap_with_the_evaluations_box_and_iou(runs, 
         path, key = line["heatmap"].rsplit(":", 1)
         heatmap = np.load(os.path.join(run, os.path.basename(path)))[key]
         box = plain_cam_box(heatmap, size)
-        assert row["iou"] == pytest.approx(overlap(box, box_object.box), abs=1e-4)
+        assert row["iou"] == pytest.approx(plain_iou(box, box_object.box), abs=1e-4)
         assert row["box"] == pytest.approx([box[0] / size[1], box[1] / size[0],
                                             (box[2] + 1) / size[1], (box[3] + 1) / size[0]],
                                            abs=1e-4)
