@@ -22,7 +22,8 @@ from l2caf.evaluation import read_annotation_folder
 from l2caf.report import page
 from l2caf.run_folder import NpzChunks, Shard, write_atomically
 from l2caf.synthetic import CLASS_NAMES, make_dataset
-from tests.test_evaluate_localization import overlap as plain_iou  # also for the other picture tests
+# plain_iou: also for the other picture tests
+from tests.test_evaluate_localization import overlap as plain_iou
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_IMAGES = 6

@@ -175,3 +175,17 @@ def test_curves_of_other_lengths_in_one_folder_are_refused(dataset, tmp_path):
     write_lines(path, lines)
     with pytest.raises(RunError, match=r"faithfulness curves have shapes \[\(2, 5\), \(2, 11\)\]"):
         curves.faithfulness_curves(run)
+
+
+def test_a_corrupt_curves_file_names_the_command_that_scores_the_folder_again(dataset, tmp_path):
+    run = make_run(str(tmp_path / "corrupt"), dataset)
+    add_faithfulness(run)
+    path = os.path.join(run, "faithfulness_curves_000000.npz")
+    with open(path, "r+b") as stream:
+        stream.truncate(100)
+    with pytest.raises(RunError) as raised:
+        curves.faithfulness_curves(run)
+    message = str(raised.value)
+    assert "faithfulness curves file %s cannot be used" % path in message
+    assert "scripts/evaluate_faithfulness.py --overwrite --results %s" % run in message
+    assert "visualize_attention" not in message  # a sweep does not make the curves again

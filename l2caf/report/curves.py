@@ -18,7 +18,7 @@ from l2caf.errors import RunError
 from l2caf.evaluation import V2_IOU_THRESHOLDS
 from l2caf.report import drawing
 from l2caf.report.runs import read_faithfulness
-from l2caf.run_folder import load_heatmap
+from l2caf.run_folder import HeatmapFiles, UnreadableHeatmap
 
 PANEL_SIZE = (4.2, 3.0)  # inches
 FONT_POINTS = 7.0
@@ -90,12 +90,20 @@ def faithfulness_curves(results_dir: str):
     if not lines:
         return None
     curves = []
-    for line in lines:
-        try:
-            curves.append(np.asarray(load_heatmap(line["curves"], results_dir), np.float64))
-        except (OSError, KeyError, ValueError) as error:
-            raise RunError("faithfulness curves %s of %s cannot be read: %s"
-                           % (line.get("curves"), results_dir, error)) from None
+    with HeatmapFiles(results_dir) as files:  # each curves file opened once
+        for line in lines:
+            try:
+                curves.append(np.asarray(files.read(line["curves"]), np.float64))
+            except UnreadableHeatmap as error:
+                raise RunError("faithfulness curves file %s cannot be used (%s); rerun "
+                               "scripts/evaluate_faithfulness.py --overwrite --results %s to "
+                               "score the folder again" % (error.path, error.reason,
+                                                           results_dir)) from None
+            except KeyError:
+                raise RunError("a faithfulness line of %s names no curves (%s, class %s); "
+                               "rerun scripts/evaluate_faithfulness.py --overwrite --results "
+                               "%s" % (results_dir, line.get("image"), line.get("class_id"),
+                                       results_dir)) from None
     shapes = {curve.shape for curve in curves}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[0] != 2:
         raise RunError("%s: the faithfulness curves have shapes %s; expected one shape [2, "
