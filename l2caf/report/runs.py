@@ -8,6 +8,7 @@ same box as the localisation table); nothing here imports TensorFlow.
 import collections
 import glob
 import os
+from typing import Optional
 
 from l2caf import data, images
 from l2caf.errors import RunError
@@ -198,7 +199,7 @@ def _class_names(lines_by_image):
     return names
 
 
-def read_faithfulness(results_dir: str, lines_by_image: dict = None) -> dict:
+def read_faithfulness(results_dir: str, lines_by_image: Optional[dict] = None) -> dict:
     """{(image, class_id): its faithfulness line} of the run folder's faithfulness*.jsonl, read
     and checked by the evaluation (l2caf.evaluation.runs.read_faithfulness); empty without
     them. lines_by_image: the run's results lines, if read already."""
