@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from l2caf.evaluation import (PROTOCOLS, ImageRecord, default_workers,  # noqa: E402
+from l2caf.parallel import default_workers  # noqa: E402
+from l2caf.evaluation import (PROTOCOLS, ImageRecord,  # noqa: E402
                               evaluate_records, parse_thresholds)
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

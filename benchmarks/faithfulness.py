@@ -66,7 +66,8 @@ def measure_network(network, options, log):
     """The timings of one network: faithfulness and its forward-pass limit, per heatmap."""
     import numpy as np
     from benchmarks.measure import build_model
-    from l2caf import faithfulness, preprocessing
+    from l2caf import preprocessing
+    from l2caf.evaluation import faithfulness
 
     model = build_model(network, "", 1, options.gpu)
     try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from l2caf import data, networks
 from l2caf.methods import METHODS, L2CAF, ScoreCAM
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
 
@@ -134,7 +134,7 @@ def build_model(network, layer, rows, gpu):
     weights. Networks sized by their label list (the demo) get ImageNet's classes."""
     if network in KERAS_NETWORKS:
         import keras
-        from l2caf.keras_model import KerasModel
+        from l2caf.models.keras import KerasModel
         function, preprocess = KERAS_NETWORKS[network]
         keras_model = getattr(keras.applications, function)(weights=None)
         return KerasModel(keras_model, layer, rows=rows, preprocess=preprocess, gpu=gpu,

@@ -9,7 +9,9 @@
     at_image_size = upsample(explanation.heatmap, image.shape[:2])
 
 The methods (L2CAF, CAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, RandomMap) are
-called alike; l2caf.inputs says what images, classes and keys may be.
+called alike; l2caf.inputs says what images, classes and keys may be. Faithfulness(model)
+scores heatmaps (deletion, insertion, Average Drop, Increase in Confidence), load_keras_model
+loads a saved Keras model safely, and load_heatmap reads a heatmap of a run folder.
 
 The public names are imported on first use, so that the parts without TensorFlow (the
 configuration, the evaluation, the results readers) stay light.
@@ -19,7 +21,9 @@ import importlib
 __version__ = "0.2.0"
 
 _PUBLIC = {
-    "Model": "l2caf.model", "KerasModel": "l2caf.keras_model",
+    "Model": "l2caf.models.slim", "KerasModel": "l2caf.models.keras",
+    "load_keras_model": "l2caf.models.keras_loading",
+    "Faithfulness": "l2caf.evaluation.faithfulness", "load_heatmap": "l2caf.runs.folder",
     "L2CAF": "l2caf.methods", "CAM": "l2caf.methods", "GradCAM": "l2caf.methods",
     "GradCAMPlusPlus": "l2caf.methods", "LayerCAM": "l2caf.methods",
     "ScoreCAM": "l2caf.methods", "RandomMap": "l2caf.methods", "Explanation": "l2caf.methods",

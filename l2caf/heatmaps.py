@@ -1,8 +1,8 @@
 """Heatmaps as pictures: at the image's size (`upsample`), overlays on the image, GIFs.
 
-`upsample` is the interpolation the evaluation uses (l2caf.evaluation.boxes.resize_heatmap:
-OpenCV's bilinear, pixel centres aligned as in cv2.resize, a flat map kept exactly flat), so
-that a map looked at is the map that was scored. Overlays take OpenCV's colour maps and
+`upsample` is the interpolation the evaluation uses (`resize_heatmap`: OpenCV's bilinear,
+pixel centres aligned as in cv2.resize, a flat map kept exactly flat), so that a map looked
+at is the map that was scored. Overlays take OpenCV's colour maps and
 matplotlib's (imported only then); the default is the original's blue-white-red.
 """
 from typing import Optional, Sequence, Tuple, Union
@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image
 
 from l2caf.errors import ConfigError
-from l2caf.evaluation.boxes import resize_heatmap
 from l2caf.images import size_pair
 
 
@@ -31,11 +30,39 @@ OPENCV_COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name)
                     for name in dir(cv2) if name.startswith("COLORMAP_")}
 
 
+def check_finite_2d(heatmap):
+    """The heatmap as a float64 array; ValueError if it is not a non-empty 2-D array of finite
+    values."""
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2 or heatmap.size == 0:
+        raise ValueError("a heatmap must be a non-empty 2-D array, got shape %s"
+                         % (heatmap.shape,))
+    if not np.all(np.isfinite(heatmap)):
+        raise ValueError("the heatmap holds NaN or infinite values")
+    return heatmap
+
+
+def resize_heatmap(heatmap, image_size):
+    """The heatmap bilinearly resized to image_size = (height, width), as float64.
+
+    Raises ValueError for a map that is not 2-D or holds NaN or infinity. A flat map is
+    returned exactly flat (interpolation could otherwise leave rounding ripples on it).
+    """
+    heatmap = check_finite_2d(heatmap)
+    height, width = image_size
+    if height < 1 or width < 1:
+        raise ValueError("image_size must be a positive (height, width), got %s"
+                         % (image_size,))
+    if heatmap.min() == heatmap.max():
+        return np.full((height, width), heatmap.flat[0])
+    return cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def upsample(heatmaps, size: Union[int, Tuple[int, int]]) -> np.ndarray:
     """Heatmaps resized to size = (height, width) (one number for a square), as float64:
     one map [h, w] gives [height, width]; a stack [N, h, w] or a list of maps (any sizes)
     gives [N, height, width], e.g. for matplotlib's imshow. The evaluation's bilinear
-    interpolation (l2caf.evaluation.boxes.resize_heatmap)."""
+    interpolation (`resize_heatmap`)."""
     try:
         height, width = size_pair(size)
     except (TypeError, ValueError):

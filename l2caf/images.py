@@ -90,7 +90,14 @@ def read_image(path: str) -> np.ndarray:
 
 
 def size_pair(size):
-    """(height, width) of a size given as one number (a square) or as (height, width)."""
+    """(height, width) of a size given as one number (a square), as (height, width), or as
+    text: "N" or "HxW" (e.g. "224x160"; spaces and the x's case do not matter). ValueError for
+    text that is not a size."""
+    if isinstance(size, str):
+        parts = size.lower().replace(" ", "").split("x")
+        if len(parts) > 2 or not all(part.isdigit() for part in parts):
+            raise ValueError("not a size: %r" % size)
+        size = [int(part) for part in parts] if len(parts) == 2 else int(parts[0])
     if np.ndim(size) == 0:
         return int(size), int(size)
     height, width = size

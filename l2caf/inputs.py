@@ -222,7 +222,7 @@ class Targets(object):
 
     method: the explainer's name, for the messages. explains_classes: False for a method
     that makes one class-free heatmap per image (cls_oblivious L2-CAF): classes must then be
-    None (or per image None or [None], as the runner gives them).
+    None (or per image None or [None], as the visualisation job gives them).
     """
 
     def __init__(self, classes, keys, model, method: str, explains_classes: bool = True):

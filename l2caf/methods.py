@@ -1,6 +1,6 @@
-"""Explanation methods over a model (l2caf.model.Model or l2caf.keras_model.KerasModel):
-L2-CAF, and the one-pass maps papers compare it with: CAM, Grad-CAM, Grad-CAM++, LayerCAM,
-Score-CAM, and the random floor.
+"""Explanation methods over a model (any l2caf.models.base.ExplainableModel: a slim Model or a
+KerasModel): L2-CAF, and the one-pass maps papers compare it with: CAM, Grad-CAM, Grad-CAM++,
+LayerCAM, Score-CAM, and the random floor.
 
     explainer = GradCAMPlusPlus(model)  # or L2CAF, CAM, GradCAM, LayerCAM, ScoreCAM, RandomMap
     explanations = explainer(images, classes=None, keys=None, preprocessed=False)

@@ -206,7 +206,7 @@ class FilterOptimizer(object):
                 histories[row].append([last, float(last_losses[row])])
             if last == next_check:
                 # A loss that is no longer finite cannot recover: the row stops, and the
-                # runner reports it as a failure.
+                # visualisation job reports it as a failure.
                 settled = running & ((np.abs(last_losses - previous) < settings.tolerance)
                                      | ~np.isfinite(last_losses))
                 previous = np.where(running, last_losses, previous)

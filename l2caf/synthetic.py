@@ -10,7 +10,7 @@ is the tight box of the object's visible pixels.
 On disk (`make_dataset`):
 
     OUT/images/synth_00000.JPEG ...       RGB images
-    OUT/annotations/synth_00000.xml ...   one ILSVRC-style XML per image (l2caf.evaluation.annotations)
+    OUT/annotations/synth_00000.xml ...   one ILSVRC-style XML per image (l2caf.annotations)
     OUT/labels.txt                        one class name per line; class index = line number
     OUT/dataset.json                      the options the data set was made with
 
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from l2caf.evaluation.annotations import Annotation, BoxObject, write_voc_xml
+from l2caf.annotations import Annotation, BoxObject, write_voc_xml
 
 MIN_IMAGE_SIZE = 32
 OBJECT_SIZE_RANGE = (0.2, 0.5)  # object side as a fraction of the image side

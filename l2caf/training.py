@@ -11,8 +11,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from l2caf import checkpoints, images, networks, synthetic
-from l2caf.model import build_network
+from l2caf import images, networks, synthetic
+from l2caf.models import checkpoints
+from l2caf.models.slim import build_network
 from nets.tf_slim_compat import tf
 
 DEMO_NETWORK = "demo_densenet"

@@ -4,8 +4,9 @@ import os
 import cv2
 import numpy as np
 
-from l2caf import checkpoints, filters
-from l2caf.model import Model
+from l2caf import filters
+from l2caf.models import checkpoints
+from l2caf.models.slim import Model
 from nets.attention_filter import AttentionFilter
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,9 +4,9 @@ an XML folder, the same records and scores as the XMLs of the same images, clear
 import numpy as np
 import pytest
 
-from l2caf.evaluation import (Annotation, BoxObject, ImageRecord, evaluate_records,
-                              read_annotations, read_wsol_metadata, record_from_annotation,
-                              write_voc_xml)
+from l2caf.annotations import (Annotation, BoxObject, read_annotations, read_wsol_metadata,
+                               write_voc_xml)
+from l2caf.evaluation import ImageRecord, evaluate_records, record_from_annotation
 
 # Two images: the first with two boxes of class 65, the second with one of class 970.
 METADATA = {

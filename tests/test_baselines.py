@@ -7,9 +7,10 @@ import pytest
 
 from l2caf.errors import ConfigError
 from l2caf.methods import CAM, GradCAM
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from l2caf.cli.visualize_fast import main
-from l2caf.run_folder import load_heatmap, read_results
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import load_heatmap
 from l2caf.synthetic import CLASS_NAMES, generate_examples, make_dataset
 from nets.tf_slim_compat import tf
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, randomize_weights

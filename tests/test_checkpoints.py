@@ -10,8 +10,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from l2caf import checkpoints
-from l2caf.checkpoints import CheckpointError
+from l2caf.models import checkpoints
+from l2caf.models.checkpoints import CheckpointError
 from nets.tf_slim_compat import tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from l2caf import run_folder
+from l2caf import files
+from l2caf.runs import folder as run_folder
 from l2caf.cli import visualize, visualize_fast
-from l2caf.run_folder import folder_path, load_heatmap, read_results
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import folder_path, load_heatmap
 from tests.helpers import DEMO_CHECKPOINT, REPO_ROOT, demo_run_inputs, random_demo_checkpoint
 
 MAINS = {"slow": visualize.main, "fast": visualize_fast.main}
@@ -194,7 +196,7 @@ def test_an_output_dir_that_is_a_file_or_cannot_be_written_is_one_line_exit_3(
         in capsys.readouterr().err
 
     # A full disk after the first image: its results stay, the run stops with the path.
-    original = run_folder.write_atomically
+    original = files.write_atomically
     heatmaps_written = []
 
     def fill_up(path, write):

@@ -5,7 +5,8 @@ import os
 import pytest
 import yaml
 
-from l2caf import checkpoints, config, networks
+from l2caf import config, networks
+from l2caf.models import checkpoints
 from l2caf.cli import visualize, visualize_fast
 from l2caf.errors import ConfigError
 from l2caf.settings import Settings

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from l2caf.evaluation import (Annotation, BoxObject, ImageRecord, box_at_threshold,
-                              evaluate_records, heatmap_to_box, iou, is_localized,
-                              localization_metrics, max_box_acc, record_from_annotation)
+from l2caf.annotations import Annotation, BoxObject
+from l2caf.evaluation import (ImageRecord, box_at_threshold, evaluate_records, heatmap_to_box,
+                              iou, is_localized, localization_metrics, max_box_acc,
+                              record_from_annotation)
 from tests.helpers import REPO_ROOT
 
 PROTOCOLS = ("cam", "adl")

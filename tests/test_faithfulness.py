@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from l2caf import faithfulness, preprocessing
-from l2caf.faithfulness import Faithfulness
+from l2caf import preprocessing
+from l2caf.evaluation import faithfulness
+from l2caf.evaluation.faithfulness import Faithfulness
 
 ALL_PREPROCESSING = preprocessing.SLIM_PREPROCESSING + preprocessing.KERAS_PREPROCESSING
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from l2caf import faithfulness, run_folder
+from l2caf.evaluation import faithfulness
+from l2caf.files import read_json_lines
+from l2caf.runs import folder as run_folder
 from l2caf.cli.evaluate import main as table_main
 from l2caf.cli.faithfulness import main as faithfulness_main
 from l2caf.cli.visualize_fast import main as sweep_main
@@ -75,7 +77,7 @@ def unscored_copy(folder, destination):
 
 
 def score_lines(folder, name="faithfulness.jsonl"):
-    return run_folder.read_results(os.path.join(folder, name))
+    return read_json_lines(os.path.join(folder, name))
 
 
 def by_key(lines):
@@ -112,7 +114,7 @@ def pointing_games(folder, annotations):
     from its results, heatmaps and XMLs, with tests.test_pointing's pixel-by-pixel rules."""
     names = open(DEMO_LABELS).read().split()
     hits, energies = [], []
-    for line in run_folder.read_results(os.path.join(folder, "results.jsonl")):
+    for line in read_json_lines(os.path.join(folder, "results.jsonl")):
         stem = os.path.splitext(os.path.basename(line["image"]))[0]
         size, boxes = read_xml(str(annotations / (stem + ".xml")))
         class_boxes = boxes.get(names[line["class_id"]])
@@ -165,11 +167,11 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
 
 
 def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored):
-    from l2caf.model import Model
+    from l2caf.models.slim import Model
     folder = scored["gradcam"]
     lines = score_lines(folder)
     results = {(line["image"], line["class_id"]): line
-               for line in run_folder.read_results(os.path.join(folder, "results.jsonl"))}
+               for line in read_json_lines(os.path.join(folder, "results.jsonl"))}
     assert set(by_key(lines)) == set(results)
     for line in lines:
         result = results[line["image"], line["class_id"]]
@@ -303,7 +305,7 @@ def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored
     folder = unscored_copy(scored["random"], tmp_path / "broken")
     images = tmp_path / "images"
     shutil.copytree(str(data / "images"), str(images))
-    results = run_folder.read_results(os.path.join(folder, "results.jsonl"))
+    results = read_json_lines(os.path.join(folder, "results.jsonl"))
     for line in results:
         line["image"] = str(images / os.path.basename(line["image"]))
     with open(os.path.join(folder, "results.jsonl"), "w") as stream:
@@ -327,7 +329,7 @@ def test_a_keras_run_is_scored_on_its_own_model(data, tmp_path):
         "--output_dir", folder, "--method", "gradcam", "--limit", "3", "--top_k", "1",
         "--save_overlays", "false", "--progress", "false"]) == 0
     assert score("--results", folder, "--steps", "4", "--gpu", "-1") == 0
-    results = by_key(run_folder.read_results(os.path.join(folder, "results.jsonl")))
+    results = by_key(read_json_lines(os.path.join(folder, "results.jsonl")))
     lines = score_lines(folder)
     assert len(lines) == len(results) == 3
     for line in lines:
@@ -343,29 +345,3 @@ def test_help_explains_every_option(capsys):
     for option in ("--results", "--merge", "--steps", "--batch_size", "--limit", "--shard",
                    "--gpu", "--workers", "--overwrite", "--progress"):
         assert option in out
-
-
-def test_the_readmes_synthetic_walkthrough_runs_and_prints_its_table(tmp_path):
-    """The README's commands, run as written on 8 images and with --steps 4, from a folder
-    holding the repository's configs, scripts and packages."""
-    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
-        readme = stream.read()
-    section = readme[readme.index("### Try it on the synthetic data set"):
-                     readme.index("## Faithfulness evaluation")]
-    commands = section[section.index("```bash\n") + 8:]
-    commands = commands[:commands.index("```")]
-    assert "--num_images 100" in commands and "scripts/evaluate_faithfulness.py" in commands
-    commands = commands.replace("--num_images 100", "--num_images 8").replace(
-        "scripts/evaluate_faithfulness.py", "scripts/evaluate_faithfulness.py --steps 4")
-    for name in ("configs", "scripts", "l2caf", "nets"):
-        os.symlink(os.path.join(REPO_ROOT, name), str(tmp_path / name))
-    result = subprocess.run(["bash", "-e", "-c", commands], cwd=str(tmp_path),
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    shown = section[section.index("| run |"):]
-    shown = [line for line in shown[:shown.index("\n\n")].splitlines() if line.startswith("| ")]
-    assert printed[0] == shown[0]  # the same columns
-    assert [line.split(" | ")[:3] for line in printed[1:]] == \
-        [line.split(" | ")[:3] for line in shown[1:]]  # run, method, network
-    assert "deletion and insertion curves of 4 steps" in result.stdout

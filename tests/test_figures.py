@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from l2caf.cli.figure import main
-from l2caf.evaluation import heatmap_to_box, read_annotation_folder, wsol
+from l2caf.annotations import read_annotation_folder
+from l2caf.evaluation import heatmap_to_box, wsol
 from l2caf.report import drawing
 from l2caf.report.figure import Chooser, write_comparison
-from l2caf.report.runs import PictureRun
+from l2caf.report.pictures import PictureRun
 from tests.test_report import (DISPLACED, NUM_IMAGES, add_faithfulness, assert_one_error_line,
                                dataset, exit_status, make_oblivious_run, make_run, plain_iou)
 

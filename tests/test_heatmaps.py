@@ -9,7 +9,7 @@ import pytest
 
 from l2caf import show_heatmap_on_image, upsample
 from l2caf.errors import ConfigError
-from l2caf.evaluation import resize_heatmap
+from l2caf.heatmaps import resize_heatmap
 from l2caf.heatmaps import BLUE_WHITE_RED, colormap_table
 from tests.helpers import REPO_ROOT
 

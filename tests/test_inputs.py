@@ -8,7 +8,7 @@ import tensorflow as tf
 from l2caf import inputs, preprocessing
 from l2caf.errors import ConfigError, L2CAFError
 from l2caf.methods import L2CAF, GradCAM, RandomMap
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from l2caf.synthetic import generate_examples
 from tests.helpers import DEMO_CHECKPOINT
 

@@ -21,8 +21,9 @@ import pytest
 from l2caf.cli.evaluate import main as evaluate_main
 from l2caf.cli.visualize import main as slow_main
 from l2caf.cli.visualize_fast import main as fast_main
-from l2caf.evaluation.annotations import Annotation, BoxObject, write_voc_xml
-from l2caf.run_folder import folder_path, load_heatmap, read_results
+from l2caf.annotations import Annotation, BoxObject, write_voc_xml
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import folder_path, load_heatmap
 from l2caf.synthetic import make_dataset
 from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, REPO_ROOT
 

@@ -14,10 +14,12 @@ import tf_keras
 from l2caf import heads, synthetic
 from l2caf.cli import evaluate, visualize, visualize_fast
 from l2caf.errors import CheckpointError, ConfigError
-from l2caf.keras_model import KerasModel, load_keras_model
+from l2caf.models.keras import KerasModel
+from l2caf.models.keras_loading import load_keras_model
 from l2caf.methods import CAM, L2CAF, GradCAM
-from l2caf.model import Model
-from l2caf.run_folder import load_heatmap, read_results
+from l2caf.models.slim import Model
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import load_heatmap
 from nets.tf_slim_compat import tf
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, REPO_ROOT
 
@@ -339,16 +341,3 @@ def test_a_keras_run_in_a_terminal_shows_no_tensorflow_log_lines(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "2 heatmaps" in result.stdout
-
-
-@pytest.mark.slow
-def test_the_readmes_keras_example_runs_as_written():
-    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
-        readme = stream.read()
-    section = readme[readme.index("## Keras models"):readme.index("## Library")]
-    code = section[section.index("```python\n") + 10:]
-    code = code[:code.index("```")]
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["out_relu", "(7,", "7)"]

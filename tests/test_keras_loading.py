@@ -10,11 +10,13 @@ import pytest
 import tf_keras
 import yaml
 
-from l2caf import config, keras_applications
+from l2caf import config, images
+from l2caf.models import keras_applications
 from l2caf.cli import visualize
 from l2caf.errors import CheckpointError, ConfigError, RunError
-from l2caf.keras_model import KerasModel, code_carrier, load_keras_model
-from l2caf.run_folder import RunFolder
+from l2caf.models.keras import KerasModel
+from l2caf.models.keras_loading import code_carrier, load_keras_model
+from l2caf.runs.folder import RunFolder
 from tests.helpers import REPO_ROOT
 
 
@@ -145,7 +147,7 @@ def test_offline_a_keras_application_says_how_to_give_its_weights(tmp_path, monk
                                          ("64x48", "64x48"), (" 64 X 48 ", "64x48")])
 def test_image_size_is_one_number_or_height_x_width(text, value):
     assert config._parse_size(text) == value
-    assert config.image_size_pair(value) == (None if value == 0 else (
+    assert images.size_pair(value) == ((0, 0) if value == 0 else (
         (64, 48) if value == "64x48" else (64, 64)))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from l2caf import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 from l2caf.errors import ConfigError
-from l2caf.keras_model import KerasModel
+from l2caf.models.keras import KerasModel
 from l2caf.methods import CAM, L2CAF, METHODS, ActivationMap, RandomMap
 
 INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6: Score-CAM upsamples 6 -> 13

@@ -11,8 +11,9 @@ import pytest
 from l2caf import evaluation, synthetic
 from l2caf.cli import evaluate, visualize, visualize_fast
 from l2caf.methods import METHODS
-from l2caf.model import Model
-from l2caf.run_folder import load_heatmap, read_results
+from l2caf.models.slim import Model
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import load_heatmap
 from l2caf.synthetic import make_dataset
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT
 

@@ -1,8 +1,6 @@
 """The Model and the public API: layers, clear errors, classes from the checkpoint, no
 global TensorFlow switches, the README's Library example."""
 import dataclasses
-import os
-import re
 import subprocess
 import sys
 
@@ -11,7 +9,7 @@ import pytest
 
 from l2caf import networks
 from l2caf.errors import ConfigError, L2CAFError
-from l2caf.model import Model, list_layers
+from l2caf.models.slim import Model, list_layers
 from tests.helpers import DEMO_CHECKPOINT, REPO_ROOT
 
 DEMO_LAYERS = [("conv1", (84, 84)), ("pool1", (42, 42)), ("dense_block1/conv_block1", (42, 42)),
@@ -80,17 +78,3 @@ def test_importing_and_building_change_no_global_tensorflow_setting():
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["(True, None)", "(True, None)"]
-
-
-@pytest.mark.slow
-def test_the_readmes_library_example_runs_as_written():
-    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
-        readme = stream.read()
-    section = readme[readme.index("## Library"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr
-    class_id, iterations, shape = result.stdout.split(" ", 2)
-    assert 0 <= int(class_id) < 6 and int(iterations) % 50 == 1 and shape.strip() == "(21, 21)"
-    assert result.stderr == ""

@@ -6,7 +6,7 @@ import pytest
 from l2caf import filters, heads
 from l2caf.errors import ConfigError
 from l2caf.methods import L2CAF
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from l2caf.optimize import FilterOptimizer, learning_rate_at
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf

@@ -1,9 +1,10 @@
 """The random floor and the models' class probabilities."""
 import numpy as np
 
-from l2caf.keras_model import KerasModel, load_keras_model
+from l2caf.models.keras import KerasModel
+from l2caf.models.keras_loading import load_keras_model
 from l2caf.methods import RandomMap
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR
 
 

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from l2caf.cli.report import main
-from l2caf.evaluation import read_annotation_folder
+from l2caf.annotations import read_annotation_folder
 from l2caf.report import page
-from l2caf.run_folder import NpzChunks, Shard, write_atomically
+from l2caf.files import write_atomically
+from l2caf.runs.folder import NpzChunks, Shard
 from l2caf.synthetic import CLASS_NAMES, make_dataset
 # plain_iou: also for the other picture tests
 from tests.test_evaluate_localization import overlap as plain_iou
@@ -299,7 +300,7 @@ def test_runs_without_annotations_have_no_table_and_no_iou(dataset, tmp_path, ca
 
 @pytest.mark.parametrize("arguments, status, message", [
     (["--results", "/nonexistent/run"], 2, "/nonexistent/run: no such results folder"),
-    (["--threshold", "1.5"], 2, "argument --threshold: must be in [0, 1), got 1.5"),
+    (["--threshold", "1.5"], 2, "--threshold must be in [0, 1), got 1.5"),
     (["--colormap", "rainbowish"], 2, "--colormap rainbowish is not a matplotlib colour map"),
     (["--alpha", "2"], 2, "--alpha is the heatmap's opacity in [0, 1], got 2"),
 ])
@@ -365,7 +366,7 @@ def test_the_pictures_never_import_tensorflow():
             "sys.modules['tensorflow'] = None  # any import of it now fails\n"
             "import l2caf.cli.figure, l2caf.cli.report, l2caf.cli.evaluate\n"
             "import l2caf.report.browser, l2caf.report.curves, l2caf.report.figure\n"
-            "import l2caf.report.page, l2caf.report.runs\n"
+            "import l2caf.report.page, l2caf.report.pictures\n"
             "print(sorted(name for name in sys.modules if name.split('.')[0] in "
             "('nets', 'tf_slim', 'keras', 'tf_keras')))\n")
     finished = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,

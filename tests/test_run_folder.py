@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
-from l2caf import run_folder
+from l2caf import files
+from l2caf.runs import folder as run_folder
+from l2caf.runs.merge import merge_results
 from l2caf.errors import ConfigError, OutputError, RunError
-from l2caf.run_folder import Shard, load_heatmap, parse_shard
+from l2caf.runs.folder import Shard, load_heatmap, parse_shard
 from tests.helpers import REPO_ROOT
 
 
@@ -158,7 +160,7 @@ def test_a_slurm_array_sweep_with_colons_in_names_then_merge_and_evaluation_with
     assert result.returncode == 0, result.stderr
     assert "0 failed, 0 missing, 0 incomplete" in result.stdout
     assert "| %s | l2caf | demo_densenet | cam | 0.2 | 4 |" % output in result.stdout
-    records = run_folder.read_results(str(output / "results.jsonl"))
+    records = files.read_json_lines(str(output / "results.jsonl"))
     assert {os.path.basename(r["image"]) for r in records} >= {"x:0.JPEG", "x:1.JPEG"}
 
 
@@ -198,13 +200,13 @@ def test_the_kubernetes_indexed_job_runs_one_shard_per_index():
     with open(os.path.join(REPO_ROOT, "scripts", "cluster", "k8s_merge_evaluate.yaml")) as stream:
         merge = yaml.safe_load(stream)
     [container] = merge["spec"]["template"]["spec"]["containers"]
-    assert container["args"][0] == run_folder.read_run_config(
-        os.path.join(REPO_ROOT, config)).output_dir
+    assert container["args"][0] == run_folder.read_config_file(
+        os.path.join(REPO_ROOT, config))[0].output_dir
 
 
 HOLD_LOCK = """
 import sys
-from l2caf.run_folder import FolderLock
+from l2caf.files import FolderLock
 with FolderLock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()
@@ -223,25 +225,25 @@ def test_one_writer_per_file_and_a_killed_writers_lock_is_taken_over(tmp_path):
     results = tmp_path / "results.jsonl"
     holder = lock_holder(results)
     with pytest.raises(RunError) as caught:
-        with run_folder.FolderLock(str(results)):
+        with files.FolderLock(str(results)):
             pass
     message = str(caught.value)
     assert message.startswith("%s is being written by another process (pid %d on host %s "
                               "since " % (results, holder.pid, socket.gethostname()))
     assert "-c %s); wait for it to end or stop it" % results in message
     # Another shard's file is another lock.
-    with run_folder.FolderLock(str(tmp_path / "results_shard1of2.jsonl")):
+    with files.FolderLock(str(tmp_path / "results_shard1of2.jsonl")):
         pass
     holder.kill()  # SIGKILL: no clean-up; the system drops the lock with the process
     holder.wait()
     assert str(holder.pid) in (tmp_path / ".results.jsonl.lock").read_text()
-    with run_folder.FolderLock(str(results)) as lock:
+    with files.FolderLock(str(results)) as lock:
         assert lock.problem is None
         assert '"pid": %d' % os.getpid() in (tmp_path / ".results.jsonl.lock").read_text()
         with pytest.raises(RunError, match="being written by this process already"):
-            with run_folder.FolderLock(str(results)):
+            with files.FolderLock(str(results)):
                 pass
-    with run_folder.FolderLock(str(results)):  # released on leaving
+    with files.FolderLock(str(results)):  # released on leaving
         pass
 
 
@@ -255,7 +257,7 @@ def test_a_merge_and_an_overwrite_wait_for_no_one(tmp_path):
     holder = lock_holder(tmp_path / "results.jsonl")
     with pytest.raises(RunError, match="results.jsonl is being written by another process "
                                        r"\(pid %d " % holder.pid):
-        run_folder.merge(str(tmp_path))
+        merge_results(str(tmp_path))
     holder.kill()
     holder.wait()
     holder = lock_holder(tmp_path / "results_shard1of2.jsonl")
@@ -272,8 +274,8 @@ def test_a_merge_and_an_overwrite_wait_for_no_one(tmp_path):
 def test_without_locks_on_the_file_system_the_lock_says_so(tmp_path, monkeypatch):
     def no_locks(*args):
         raise OSError(errno.ENOLCK, "No locks available")
-    monkeypatch.setattr(run_folder.fcntl, "lockf", no_locks)
-    with run_folder.FolderLock(str(tmp_path / "results.jsonl")) as lock:
+    monkeypatch.setattr(files.fcntl, "lockf", no_locks)
+    with files.FolderLock(str(tmp_path / "results.jsonl")) as lock:
         assert lock.problem.startswith("the file system of %s has no locks (No locks "
                                        "available)" % (tmp_path / ".results.jsonl.lock"))
 
@@ -286,7 +288,7 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary_one(tmp_path, st
         raise stop
     path = str(tmp_path / "x_c0.npy")
     with pytest.raises(OutputError if isinstance(stop, OSError) else KeyboardInterrupt) as caught:
-        run_folder.write_atomically(path, write)
+        files.write_atomically(path, write)
     if isinstance(stop, OSError):
         assert str(caught.value) == "cannot write %s: No space left on device" % path
     assert os.listdir(tmp_path) == []

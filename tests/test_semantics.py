@@ -11,7 +11,7 @@ import pytest
 
 from l2caf import evaluation, synthetic
 from l2caf.methods import L2CAF
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from tests.helpers import DEMO_CHECKPOINT
 
 pytestmark = pytest.mark.slow  # explains 80 images with the demo model

@@ -7,9 +7,10 @@ import pytest
 
 from l2caf.cli.visualize import main as slow_main
 from l2caf.cli.visualize_fast import OPTIONS, main
-from l2caf.evaluation.annotations import read_annotation_folder
-from l2caf.model import Model
-from l2caf.run_folder import load_heatmap, read_results
+from l2caf.annotations import read_annotation_folder
+from l2caf.models.slim import Model
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import load_heatmap
 from l2caf.synthetic import CLASS_NAMES, make_dataset
 from tests.helpers import random_demo_checkpoint
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from l2caf import synthetic
-from l2caf.evaluation.annotations import (Annotation, BoxObject, read_annotation_folder,
+from l2caf.annotations import (Annotation, BoxObject, read_annotation_folder,
                                           read_voc_xml, write_voc_xml)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

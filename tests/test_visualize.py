@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from l2caf import networks
-from l2caf.model import Model
+from l2caf.models.slim import Model
 from l2caf.cli.visualize import main
-from l2caf.run_folder import folder_path, load_heatmap, read_results
+from l2caf.files import read_json_lines as read_results
+from l2caf.runs.folder import folder_path, load_heatmap
 from tests.helpers import demo_run_inputs
 
 pytestmark = pytest.mark.slow  # runs the visualisers end to end

@@ -1,52 +1,47 @@
-"""scripts/evaluate_localization.py: the localisation table of visualiser runs (see
-l2caf.evaluation.runs). No TensorFlow."""
+"""scripts/evaluate_localization.py: the localisation table of visualiser runs (the job:
+l2caf.runs.localization; the table: l2caf.evaluation.table). No TensorFlow."""
 import argparse
 import os
 
 from l2caf import config
-from l2caf.cli import run_command, thresholds_option
-from l2caf.errors import ConfigError, OutputError
-from l2caf.evaluation import PROTOCOLS, V2_IOU_THRESHOLDS, default_workers
-from l2caf.evaluation import runs
+from l2caf.cli import options, run_command
+from l2caf.errors import OutputError
+from l2caf.evaluation import V2_IOU_THRESHOLDS
 
 
 def main(argv=None, description=__doc__):
     parser = config.ArgumentParser(description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
-                        help="results folders of visualiser runs (sweeps, merged or not); one "
-                             "table row each")
-    parser.add_argument("--annotations", required=True, metavar="DIR",
-                        help="the images' boxes: a folder of bounding-box XMLs, one per image "
-                             "named after it (ILSVRC layout), or a folder of wsolevaluation "
-                             "metadata (image_ids.txt, class_labels.txt, image_sizes.txt, "
-                             "localization.txt; class labels are class ids), told apart by the "
-                             "files present; images are matched to results by file name")
-    parser.add_argument("--protocol", default="cam", choices=PROTOCOLS,
-                        help="box from heatmap: cam (bilinear to the image's size, largest "
-                             "8-connected component: the paper's Tables 1 and 3), adl (to the "
-                             "image's size, uint8, largest contour: Table 2) or wsol "
-                             "(wsolevaluation's benchmark: bicubic to 224x224, min-max "
-                             "normalised, uint8, largest contour, ground-truth boxes scaled to "
-                             "224x224; adds MaxBoxAccV2) (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=0.2,
-                        help="fraction of a heatmap's maximum that the box keeps, in [0, 1), "
-                             "for the loc errors and GT-known loc acc (default: %(default)s)")
-    parser.add_argument("--thresholds", default="0:1:0.01", metavar="SPEC",
-                        help="MaxBoxAcc's (and MaxBoxAccV2's) threshold sweep: START:STOP:STEP "
-                             "(STOP excluded) or a comma-separated list (default: %(default)s). "
-                             "wsolevaluation's own default step is 0.001 (0:1:0.001): ten times "
-                             "the boxes under cam and adl; under wsol a threshold acts through "
-                             "int(threshold x 255), so at most 255 distinct boxes per heatmap "
-                             "are made whatever the step")
-    parser.add_argument("--iou", type=float, default=0.5,
-                        help="IoU with a ground-truth box that a box needs to be right, for the "
-                             "loc errors, GT-known loc acc and MaxBoxAcc; MaxBoxAccV2 always "
-                             "averages IoU %s (default: %%(default)s)"
-                             % ", ".join("%g" % value for value in V2_IOU_THRESHOLDS))
-    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
-                        help="processes that box the heatmaps (default: the cores this process "
-                             "may use, here %(default)s)")
+    options.add_results(parser, "results folders of visualiser runs (sweeps, merged or not); "
+                                "one table row each")
+    options.add_annotations(parser, "the images' boxes: a folder of bounding-box XMLs, one per "
+                                    "image named after it (ILSVRC layout), or a folder of "
+                                    "wsolevaluation metadata (image_ids.txt, class_labels.txt, "
+                                    "image_sizes.txt, localization.txt; class labels are class "
+                                    "ids), told apart by the files present; images are matched "
+                                    "to results by file name", required=True)
+    options.add_protocol(parser, "box from heatmap: cam (bilinear to the image's size, largest "
+                                 "8-connected component: the paper's Tables 1 and 3), adl (to "
+                                 "the image's size, uint8, largest contour: Table 2) or wsol "
+                                 "(wsolevaluation's benchmark: bicubic to 224x224, min-max "
+                                 "normalised, uint8, largest contour, ground-truth boxes scaled "
+                                 "to 224x224; adds MaxBoxAccV2) (default: %(default)s)")
+    options.add_threshold(parser, "fraction of a heatmap's maximum that the box keeps, in "
+                                  "[0, 1), for the loc errors and GT-known loc acc (default: "
+                                  "%(default)s)")
+    options.add_thresholds(parser, "MaxBoxAcc's (and MaxBoxAccV2's) threshold sweep: "
+                                   "START:STOP:STEP (STOP excluded) or a comma-separated list "
+                                   "(default: %(default)s). wsolevaluation's own default step "
+                                   "is 0.001 (0:1:0.001): ten times the boxes under cam and "
+                                   "adl; under wsol a threshold acts through int(threshold x "
+                                   "255), so at most 255 distinct boxes per heatmap are made "
+                                   "whatever the step")
+    options.add_iou(parser, "IoU with a ground-truth box that a box needs to be right, for the "
+                            "loc errors, GT-known loc acc and MaxBoxAcc; MaxBoxAccV2 always "
+                            "averages IoU %s (default: %%(default)s)"
+                            % ", ".join("%g" % value for value in V2_IOU_THRESHOLDS))
+    options.add_workers(parser, "processes that box the heatmaps (default: the cores this "
+                                "process may use, here %(default)s)")
     parser.add_argument("--output", metavar="PREFIX",
                         help="write the table to PREFIX.csv and PREFIX.json and its curves "
                              "to PREFIX_maxboxacc.png and .pdf (box accuracy against the "
@@ -61,31 +56,23 @@ def main(argv=None, description=__doc__):
 
 def evaluate(args):
     """Prints and writes the table of the runs; returns 0."""
-    if not 0.0 <= args.threshold < 1.0:
-        raise ConfigError("--threshold must be in [0, 1), got %g" % args.threshold)
-    if not 0.0 < args.iou <= 1.0:
-        raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1, got %d" % args.workers)
-    thresholds = thresholds_option(args.thresholds)
-    annotations = runs.load_annotations(args.annotations)
-    rows = [runs.evaluate_run(results_dir, annotations, args.protocol, args.threshold,
-                              thresholds, args.iou, args.workers)
+    from l2caf.evaluation import table
+    from l2caf.runs import localization
+    options.check(args)
+    annotations = localization.load_annotations(args.annotations)
+    rows = [localization.evaluate_run(results_dir, annotations, args.protocol, args.threshold,
+                                      args.thresholds, args.iou, args.workers)
             for results_dir in args.results]
-    prefix = args.output or os.path.join(args.results[0], "localization_" + args.protocol)
+    prefix = args.output or os.path.join(args.results[0],
+                                         localization.default_table_name(args.protocol))
     try:
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     except OSError as error:
         raise OutputError("cannot write %s: %s" % (prefix, error.strerror or error)) from None
-    runs.write_csv(prefix + ".csv", rows)
-    runs.write_json(prefix + ".json", rows)
-    pictures = write_curves(prefix, rows)
-    print(runs.markdown_table(rows))
+    table.write_csv(prefix + ".csv", rows)
+    table.write_json(prefix + ".json", rows)
+    from l2caf.report import curves  # matplotlib, only once the table is written
+    pictures = curves.write_evaluation_curves(prefix, rows)
+    print(table.markdown_table(rows))
     print("\nwritten: %s" % ", ".join([prefix + ".csv", prefix + ".json"] + pictures))
     return 0
-
-
-def write_curves(prefix, rows):
-    """The table's curves beside it (l2caf.report.curves); returns their paths."""
-    from l2caf.report import curves  # matplotlib, only once the table is written
-    return curves.write_evaluation_curves(prefix, rows)

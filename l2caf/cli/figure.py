@@ -4,20 +4,20 @@ import argparse
 import sys
 
 from l2caf import config
-from l2caf.cli import add_picture_options, check_picture_options, positive, run_command
+from l2caf.cli import options, run_command
+from l2caf.cli.options import positive
 from l2caf.errors import ConfigError
 
 DEFAULT_RANDOM = 4
 
 
 def main(argv=None, description=__doc__):
-    from l2caf.report.figure import RANKINGS
+    from l2caf.report.figure import FAITHFULNESS_RANKINGS, RANKINGS
     parser = config.ArgumentParser(description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
-                        help="results folders of visualiser runs over the same images: a "
-                             "column of overlays each, in this order; the images are the "
-                             "first folder's, matched in the others by name")
+    options.add_results(parser, "results folders of visualiser runs over the same images: a "
+                                "column of overlays each, in this order; the images are the "
+                                "first folder's, matched in the others by name")
     parser.add_argument("--output", required=True, metavar="PREFIX",
                         help="write PREFIX.png (at --dpi) and PREFIX.pdf (vector boxes and "
                              "text)")
@@ -34,15 +34,18 @@ def main(argv=None, description=__doc__):
                        help="the N worst images by --by, worst first")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="seed of --random (default: 0)")
+    directions = ["%s: %s is better" % (" and ".join(key for key, higher in
+                                                     FAITHFULNESS_RANKINGS.items()
+                                                     if higher == better), word)
+                  for better, word in ((False, "lower"), (True, "higher"))]
     parser.add_argument("--by", choices=list(RANKINGS),
                         help="what --best and --worst rank the first folder's images by, the "
                              "score of the heatmap a row shows: iou (at --threshold and "
                              "--protocol, higher is better), probability (of the class), or a "
-                             "faithfulness score of the folder's faithfulness.jsonl "
-                             "(deletion_auc and average_drop: lower is better; insertion_auc "
-                             "and increase_in_confidence: higher is better); images without "
-                             "it are left out (default: iou)")
-    add_picture_options(parser)
+                             "faithfulness score of the folder's faithfulness.jsonl (%s); "
+                             "images without it are left out (default: iou)"
+                             % "; ".join(directions))
+    options.add_picture_options(parser)
     parser.add_argument("--dpi", type=positive, default=300,
                         help="resolution of the PNG (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -52,8 +55,8 @@ def main(argv=None, description=__doc__):
 def make_figure(args):
     """Draws and writes the figure; returns 0."""
     from l2caf.report.figure import Chooser, write_comparison
-    from l2caf.report.runs import PictureRun
-    check_picture_options(args)
+    from l2caf.report.pictures import PictureRun
+    options.check(args)
     if args.seed is not None and (args.images or args.best or args.worst):
         raise ConfigError("--seed is the seed of --random; it does not go with --images, "
                           "--best or --worst")

@@ -1,7 +1,8 @@
-"""scripts/visualize_attention_fast.py: the fast visualiser, the runner on batches of 64
-images with the released fast script's tolerance, no pictures and a .npz file per batch."""
+"""scripts/visualize_attention_fast.py: the fast visualiser, the visualisation job on batches
+of 64 images with the released fast script's tolerance, no pictures and a .npz file per
+batch."""
 from l2caf import config
-from l2caf.cli import visualizer_main
+from l2caf.cli.visualize import visualizer_main
 
 OPTIONS = config.options(config.FAST_DEFAULTS)
 

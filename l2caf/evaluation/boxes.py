@@ -17,6 +17,8 @@ recipe, at 224 x 224, is l2caf.evaluation.wsol.
 import cv2
 import numpy as np
 
+from l2caf.heatmaps import resize_heatmap
+
 IMAGE_SIZE_PROTOCOLS = ("cam", "adl")
 # Up to this many components, the largest is found by counting each one's pixels.
 _FEW_COMPONENTS = 8
@@ -27,34 +29,6 @@ def check_threshold(threshold):
     if not 0.0 <= threshold < 1.0:
         raise ValueError("threshold is a fraction of the maximum in [0, 1), got %r"
                          % (threshold,))
-
-
-def check_finite_2d(heatmap):
-    """The heatmap as a float64 array; ValueError if it is not a non-empty 2-D array of finite
-    values."""
-    heatmap = np.asarray(heatmap, dtype=np.float64)
-    if heatmap.ndim != 2 or heatmap.size == 0:
-        raise ValueError("a heatmap must be a non-empty 2-D array, got shape %s"
-                         % (heatmap.shape,))
-    if not np.all(np.isfinite(heatmap)):
-        raise ValueError("the heatmap holds NaN or infinite values")
-    return heatmap
-
-
-def resize_heatmap(heatmap, image_size):
-    """The heatmap bilinearly resized to image_size = (height, width), as float64.
-
-    Raises ValueError for a map that is not 2-D or holds NaN or infinity. A flat map is
-    returned exactly flat (interpolation could otherwise leave rounding ripples on it).
-    """
-    heatmap = check_finite_2d(heatmap)
-    height, width = image_size
-    if height < 1 or width < 1:
-        raise ValueError("image_size must be a positive (height, width), got %s"
-                         % (image_size,))
-    if heatmap.min() == heatmap.max():
-        return np.full((height, width), heatmap.flat[0])
-    return cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _first_and_last(flags):

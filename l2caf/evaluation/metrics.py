@@ -24,7 +24,6 @@ import contextlib
 import functools
 import math
 import multiprocessing
-import os
 import signal
 import threading
 
@@ -33,7 +32,8 @@ import numpy as np
 
 from l2caf.evaluation import wsol
 from l2caf.evaluation.boxes import (IMAGE_SIZE_PROTOCOLS, ImageSizedMap, area, check_threshold,
-                                    intersection, iou, resize_heatmap)
+                                    intersection, iou)
+from l2caf.heatmaps import resize_heatmap
 
 PROTOCOLS = IMAGE_SIZE_PROTOCOLS + ("wsol",)
 DEFAULT_THRESHOLDS = np.arange(0.0, 1.0, 0.01)
@@ -94,7 +94,7 @@ _Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", 
 
 
 def record_from_annotation(annotation, class_ids, predictions, heatmaps):
-    """An `ImageRecord` from an `l2caf.evaluation.annotations.Annotation` (one image's).
+    """An `ImageRecord` from an `l2caf.annotations.Annotation` (one image's).
 
     class_ids: {object name (e.g. a WordNet id): class id in the network's numbering}. An
     object whose class is already a class id (wsolevaluation's metadata) keeps it; it must be
@@ -273,11 +273,6 @@ def _tally(records, task):
             for row, iou_threshold in enumerate(V2_IOU_THRESHOLDS):
                 tally.v2_hits[row] += best_every >= iou_threshold
     return tally
-
-
-def default_workers():
-    """The number of cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _start_worker():

@@ -3,7 +3,7 @@
 (Score-CAM, Wang et al., CVPRW 2020).
 
 Both score the heatmap at the image's own size, resized bilinearly as the boxes are
-(`l2caf.evaluation.boxes.resize_heatmap`), against the ground-truth boxes of its class
+(`l2caf.heatmaps.resize_heatmap`), against the ground-truth boxes of its class
 (xmin, ymin, xmax, ymax, inclusive pixel coordinates):
 
 * **Pointing game**: a hit when the heatmap's maximum lies within `POINTING_TOLERANCE` (15)
@@ -17,13 +17,13 @@ Both score the heatmap at the image's own size, resized bilinearly as the boxes 
   scored as the flat map it is: the boxes' share of the image. Heatmaps must be >= 0.
 
 Zhang et al. report the mean of per-class accuracies; the evaluation's table reports means
-over the heatmaps scored (l2caf.evaluation.runs). numpy and OpenCV only, no TensorFlow.
+over the heatmaps scored (l2caf.runs.localization). numpy and OpenCV only, no TensorFlow.
 """
 import typing
 
 import numpy as np
 
-from l2caf.evaluation.boxes import resize_heatmap
+from l2caf.heatmaps import resize_heatmap
 
 POINTING_TOLERANCE = 15
 

@@ -25,7 +25,7 @@ The IoU is l2caf.evaluation.boxes.iou (inclusive boxes, the benchmark's + 1 conv
 import cv2
 import numpy as np
 
-from l2caf.evaluation.boxes import check_finite_2d
+from l2caf.heatmaps import check_finite_2d
 
 RESIZE_LENGTH = 224
 _LAST_PIXEL = RESIZE_LENGTH - 1

@@ -16,20 +16,20 @@ from matplotlib.figure import Figure
 
 from l2caf.errors import RunError
 from l2caf.evaluation import V2_IOU_THRESHOLDS
+from l2caf.evaluation.table import COLUMNS, CURVE_AREAS
 from l2caf.report import drawing
-from l2caf.report.runs import read_faithfulness
-from l2caf.run_folder import HeatmapFiles, UnreadableHeatmap
+from l2caf.report.pictures import read_faithfulness
+from l2caf.runs.folder import HeatmapFiles, UnreadableHeatmap
 
 PANEL_SIZE = (4.2, 3.0)  # inches
 FONT_POINTS = 7.0
 
 FaithfulnessCurves = collections.namedtuple(
-    "FaithfulnessCurves", ["fractions", "deletion", "insertion", "deletion_auc",
-                           "insertion_auc", "heatmaps"])
+    "FaithfulnessCurves", ["fractions", "deletion", "insertion", "areas", "heatmaps"])
 FaithfulnessCurves.__doc__ = """The mean deletion and insertion curves of a run's heatmaps:
-fractions of pixels (np.linspace(0, 1, points)), the two mean curves, the mean
-deletion_auc and insertion_auc of the faithfulness lines, and how many heatmaps they
-average."""
+fractions of pixels (np.linspace(0, 1, points)), the two mean curves, areas: the mean
+deletion and insertion AUC of the faithfulness lines (in the order of
+l2caf.evaluation.table.CURVE_AREAS), and how many heatmaps they average."""
 
 
 def run_label(row: dict) -> str:
@@ -111,9 +111,8 @@ def faithfulness_curves(results_dir: str):
                        % (results_dir, sorted(shapes)))
     mean = np.mean(curves, axis=0)
     return FaithfulnessCurves(np.linspace(0.0, 1.0, mean.shape[1]), mean[0], mean[1],
-                              float(np.mean([line["deletion_auc"] for line in lines])),
-                              float(np.mean([line["insertion_auc"] for line in lines])),
-                              len(lines))
+                              [float(np.mean([line[key] for line in lines]))
+                               for key in CURVE_AREAS], len(lines))
 
 
 def faithfulness_figure(labelled_curves: list) -> Figure:
@@ -124,10 +123,12 @@ def faithfulness_figure(labelled_curves: list) -> Figure:
     for label, curves in labelled_curves:
         deletion.plot(curves.fractions, curves.deletion, linewidth=1.0,
                       label="%s: deletion AUC %.3f, insertion AUC %.3f, %d heatmaps"
-                      % (label, curves.deletion_auc, curves.insertion_auc, curves.heatmaps))
+                      % ((label,) + tuple(curves.areas) + (curves.heatmaps,)))
         insertion.plot(curves.fractions, curves.insertion, linewidth=1.0)
-    for axes, kind, verb, better in ((deletion, "deletion", "deleted", "lower"),
-                                     (insertion, "insertion", "inserted", "higher")):
+    deletion_area, insertion_area = (COLUMNS[key] for key in CURVE_AREAS)
+    for axes, kind, verb, better in ((deletion, "deletion", "deleted", deletion_area.better),
+                                     (insertion, "insertion", "inserted",
+                                      insertion_area.better)):
         _style(axes, "fraction of pixels %s, most salient first" % verb,
                "class probability (mean over heatmaps)",
                "mean %s curve (a %s AUC is better)" % (kind, better))

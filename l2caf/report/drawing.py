@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from l2caf.errors import ConfigError, OutputError
-from l2caf.run_folder import write_atomically
+from l2caf.files import write_atomically
 
 DPI = 300
 # Neither colour is in the colour maps people use for heatmaps (bwr, jet, viridis, inferno,

@@ -24,13 +24,16 @@ from matplotlib.patches import Rectangle
 
 from l2caf import heatmaps
 from l2caf.errors import ConfigError, RunError
+from l2caf.evaluation.table import metrics
 from l2caf.report import drawing
-from l2caf.report.runs import (FAITHFULNESS_SCORES, Entry, PictureRun, box_fractions,
-                               matching_entry, read_picture, shown_class, shown_entry)
+from l2caf.report.pictures import (Entry, PictureRun, box_fractions, matching_entry,
+                                   read_picture, shown_class, shown_entry)
 
-# --by: (what ranks the images, whether higher is better).
+# --by: what ranks the images, and whether higher is better.
+FAITHFULNESS_RANKINGS = collections.OrderedDict(
+    (metric.key, metric.better == "higher") for metric in metrics("faithfulness"))
 RANKINGS = collections.OrderedDict(
-    [("iou", True), ("probability", True)] + list(FAITHFULNESS_SCORES.items()))
+    [("iou", True), ("probability", True)] + list(FAITHFULNESS_RANKINGS.items()))
 PANEL_INCHES = 1.6
 CAPTION_POINTS = 6.0
 TITLE_POINTS = 6.5
@@ -101,7 +104,7 @@ class Chooser(object):
         if by == "iou" and self.run.annotations is None:
             raise ConfigError("--by iou needs the images' boxes: give --annotations (%s has "
                               "no annotations key)" % self.run.results_dir)
-        if by in FAITHFULNESS_SCORES and not self.run.faithfulness:
+        if by in FAITHFULNESS_RANKINGS and not self.run.faithfulness:
             raise RunError("%s holds no faithfulness scores (faithfulness.jsonl); make them "
                            "with scripts/evaluate_faithfulness.py --results %s, or rank --by "
                            "iou" % (self.run.results_dir, self.run.results_dir))

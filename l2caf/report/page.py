@@ -1,7 +1,7 @@
 """The report page of run folders (scripts/make_report.py): one self-contained report.html
 in an output folder, which opens from the file system (no server, no network).
 
-* the localisation table of the annotated runs (l2caf.evaluation.runs, the table
+* the localisation table of the annotated runs (l2caf.runs.localization, the table
   scripts/evaluate_localization.py prints) and its curves (l2caf.report.curves), as PNG
   files beside the page;
 * the images the runs could not use (failures*.jsonl);
@@ -34,23 +34,27 @@ import urllib.parse
 import cv2
 from tqdm import tqdm
 
-from l2caf import heatmaps, runner
+from l2caf import heatmaps
 from l2caf.errors import OutputError
-from l2caf.evaluation import DEFAULT_THRESHOLDS, runs as evaluation_runs
+from l2caf.evaluation import DEFAULT_THRESHOLDS
+from l2caf.evaluation.table import markdown_table, metrics
+from l2caf.files import write_atomically
+from l2caf.parallel import prefetched
 from l2caf.report import curves, drawing
-from l2caf.report.runs import box_fractions, read_picture
-from l2caf.run_folder import write_atomically
+from l2caf.report.pictures import box_fractions, read_picture
+from l2caf.runs import localization
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.html")
 THUMBNAILS = "thumbs"
 THUMBNAIL_QUALITY = 85
 # The gallery's columns. The blob holds each as one list over the heatmaps, and the values
 # of variable length as short text (ENCODED): parsing a few long lists of numbers and
-# strings takes a browser a tenth of the time that 50,000 small lists take.
+# strings takes a browser a tenth of the time that 50,000 small lists take. Then a column per
+# faithfulness metric of the table.
+SCORE_COLUMNS = tuple(metric.key for metric in metrics("faithfulness"))
 COLUMNS = ("run", "name", "class_id", "probability", "top1", "top1_probability", "gt",
            "correct", "iou", "box", "gt_boxes", "width", "height", "thumb", "overlay", "gif",
-           "iterations", "loss", "history", "deletion_auc", "insertion_auc", "average_drop",
-           "increase_in_confidence")
+           "iterations", "loss", "history") + SCORE_COLUMNS
 # column: how its value is written as text ('' for none). gt: class ids, space-separated;
 # box: 'left top right bottom' as fractions of the image; gt_boxes: boxes joined by ';';
 # history: 'updates:loss' at each check, space-separated.
@@ -157,7 +161,7 @@ class Gallery(object):
             "iterations": line.get("iterations"), "loss": _rounded(line.get("final_loss")),
             "history": line.get("loss_history") or (),
         }
-        for key in ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence"):
+        for key in SCORE_COLUMNS:
             values[key] = _rounded(faithfulness.get(key))
         return values
 
@@ -170,7 +174,7 @@ class Gallery(object):
         # The bar is cleared before an error is printed.
         with tqdm(total=len(tasks), desc="gallery", unit="image", dynamic_ncols=True,
                   leave=False, disable=not progress) as bar:
-            for batch in runner._prefetched(tasks, 4 * workers, self.image_rows, workers):
+            for batch in prefetched(tasks, 4 * workers, self.image_rows, workers):
                 for (run_index, _), future in batch:
                     image_rows, made = future.result()
                     rows += image_rows
@@ -193,7 +197,7 @@ class Gallery(object):
 
 
 def table_html(markdown: str) -> str:
-    """The localisation table (runs.markdown_table's text) as an HTML table and its notes
+    """The localisation table (table.markdown_table's text) as an HTML table and its notes
     as a list: the one formatting of the table, whatever its columns."""
     lines = markdown.split("\n")
     cells = [[html.escape(cell.strip()) for cell in line.strip().strip("|").split("|")]
@@ -273,7 +277,7 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
                  iou_threshold: float = 0.5, thresholds=DEFAULT_THRESHOLDS, workers: int = 1,
                  colormap: str = "bwr", alpha: float = 0.5, thumbnail_size: int = 192,
                  progress: bool = True) -> ReportSummary:
-    """Writes output_dir/report.html of `runs` (l2caf.report.runs.PictureRun), with its
+    """Writes output_dir/report.html of `runs` (l2caf.report.pictures.PictureRun), with its
     table, curves and thumbnails; returns a `ReportSummary`. The page is written last and
     whole: an interrupted report leaves the previous page (and reusable thumbnails)."""
     try:
@@ -282,8 +286,8 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
         raise OutputError("cannot write to %s: %s" % (output_dir, error.strerror or error)) \
             from None
     annotated = [run for run in runs if run.annotations is not None]
-    rows = [evaluation_runs.evaluate_run(run.results_dir, run.annotations, protocol, threshold,
-                                         thresholds, iou_threshold, workers)
+    rows = [localization.evaluate_run(run.results_dir, run.annotations, protocol, threshold,
+                                      thresholds, iou_threshold, workers)
             for run in annotated]
     curve_paths = []
     if rows:
@@ -310,7 +314,7 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
                "at IoU &gt;= %g; made %s." % (len(gallery_rows), len(runs), threshold,
                                                html.escape(protocol), iou_threshold,
                                                time.strftime("%Y-%m-%d %H:%M")))
-    page = page_html(title, summary, table_html(evaluation_runs.markdown_table(rows)) if rows
+    page = page_html(title, summary, table_html(markdown_table(rows)) if rows
                      else "<p>No table: no run has annotations (give --annotations).</p>",
                      _curves_html(curve_paths, output_dir), failures_html(runs),
                      data)

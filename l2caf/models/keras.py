@@ -7,7 +7,7 @@ the shared filter, loss and optimisation functions (l2caf.filters, heads, optimi
 tf.functions, and never touch the graph mode of the slim networks' sessions.
 
 The user's model stays theirs. l2caf never changes it: it reads the model's layer graph
-once (l2caf.keras_graph) and, inside its own tf.functions, runs that graph itself, calling
+once (l2caf.models.keras_graph) and, inside its own tf.functions, runs that graph itself, calling
 each layer on real tensors as Keras's own functional call does; at the filter's layer the
 walk multiplies the layer's output by the filter (and, on the cached path, puts the
 activation computed once per image in its place). Why a walk rather than wrapping the
@@ -23,22 +23,18 @@ The model's softmax, if the explained output ends in one, is left out of our fun
 losses see the logits (a Softmax or Activation layer is skipped; a layer with
 activation="softmax" gives the logits its activation function records).
 
-Safe loading: a saved model whose configuration holds Python code (a Lambda layer, a lambda
-anywhere) is refused before Keras reads it, in every format, unless it is trusted.
+Saved models are loaded by l2caf.models.keras_loading (safely: no code from the file).
 """
 import collections
-import json
 import math
-import os
-import zipfile
 
 import numpy as np
 
 from l2caf import filters, preprocessing
-from l2caf.config import image_size_pair
-from l2caf.errors import CheckpointError, ConfigError
-from l2caf.keras_graph import LayerGraph
-from l2caf.model import Prediction, prepare_images
+from l2caf.images import size_pair
+from l2caf.errors import ConfigError
+from l2caf.models.base import ExplainableModel, Prediction, prepare_images
+from l2caf.models.keras_graph import LayerGraph
 from nets.tf_slim_compat import quiet_stderr, tf
 
 PREPROCESSING = preprocessing.KERAS_PREPROCESSING
@@ -46,103 +42,6 @@ PREPROCESSING = preprocessing.KERAS_PREPROCESSING
 _PASS_THROUGH = ("Dropout", "SpatialDropout1D", "Flatten", "Reshape", "Identity")
 # ITU-R BT.601 luma, as OpenCV's and Pillow's RGB -> gray conversions.
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
-TRUST_SWITCH = "trust_model: true (--trust_model true; in Python load_keras_model(path, " \
-               "trust=True))"
-
-
-def load_keras_model(path: str, trust: bool = False):
-    """The Keras model saved at `path`: a .keras file (Keras 3, else tf-keras), a .h5 file or
-    a SavedModel folder (tf-keras, else Keras 3).
-
-    A model whose saved configuration holds Python code (a Lambda layer, a lambda anywhere),
-    which loading would run, is refused with a CheckpointError unless `trust` is true;
-    untrusted models also load in Keras's safe mode."""
-    import keras
-    import tf_keras
-    if not os.path.exists(path):
-        raise CheckpointError("no Keras model at %s (a .keras or .h5 file, or a SavedModel "
-                              "folder)" % path)
-    if not trust:
-        carrier = code_carrier(path)
-        if carrier:
-            raise CheckpointError(
-                "Keras model %s holds Python code (in %s), which loading it would run; load "
-                "it only if you trust where it comes from, with %s" % (path, carrier,
-                                                                       TRUST_SWITCH))
-    loaders = [keras.models.load_model, tf_keras.models.load_model]
-    if os.path.isdir(path) or path.endswith((".h5", ".hdf5")):
-        loaders.reverse()
-    errors = []
-    for load in loaders:
-        try:
-            with quiet_stderr():  # TensorFlow's first eager operation looks for GPUs, loudly
-                return load(path, compile=False, safe_mode=not trust)
-        except Exception as error:  # each Keras says in its own way that it cannot read it
-            errors.append(" ".join(str(error).split())[:200])
-    raise CheckpointError("cannot load the Keras model %s: %s" % (path, " / ".join(errors)))
-
-
-def code_carrier(path: str) -> str:
-    """What holds Python code in the saved configuration of the Keras model at `path` (e.g.
-    "layer lambda_1 (Lambda)"), or None: read from the file without Keras, in each format
-    (a .keras zip's config.json, a .h5 file's model_config, a SavedModel's
-    keras_metadata.pb). A file whose configuration cannot be read is left to the loaders."""
-    try:
-        configs = list(_saved_configs(path))
-    except Exception:  # not a readable model file: the loaders say why
-        return None
-    for config in configs:
-        found = _code_in(config, None)
-        if found:
-            return found
-    return None
-
-
-def _saved_configs(path):
-    if os.path.isdir(path):
-        metadata_path = os.path.join(path, "keras_metadata.pb")
-        if os.path.exists(metadata_path):
-            from tf_keras.protobuf import saved_metadata_pb2
-            metadata = saved_metadata_pb2.SavedMetadata()
-            with open(metadata_path, "rb") as stream:
-                metadata.ParseFromString(stream.read())
-            for node in metadata.nodes:
-                yield json.loads(node.metadata)
-        return
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            yield json.loads(archive.read("config.json"))
-        return
-    import h5py
-    with h5py.File(path, "r") as stream:
-        config = stream.attrs.get("model_config")
-    if config is not None:
-        yield json.loads(config.decode("utf-8") if isinstance(config, bytes) else config)
-
-
-def _code_in(config, owner):
-    """The owner (layer) of the first serialised Python function in `config`, or None:
-    Keras 3's `__lambda__` objects, tf-keras's `function_type: lambda` (Lambda layers)."""
-    if isinstance(config, dict):
-        inner = config.get("config")
-        if isinstance(inner, dict) and isinstance(inner.get("name"), str) and \
-                isinstance(config.get("class_name"), str):
-            owner = "layer %s (%s)" % (inner["name"], config["class_name"])
-        if config.get("class_name") == "__lambda__" or "lambda" in (
-                config.get("function_type"), config.get("output_shape_type")):
-            return owner or "the model's configuration"
-        values = config.values()
-    elif isinstance(config, list):
-        values = config
-    else:
-        return None
-    for value in values:
-        found = _code_in(value, owner)
-        if found:
-            return found
-    return None
-
-
 _Map = collections.namedtuple("_Map", ["step", "size", "channels", "class_token", "tokens"])
 _Map.__doc__ = """A layer's output where a filter can go: its step, (H, W), channels, whether
 a class token comes first, and whether it is a token map [N, tokens, C] (else [N, H, W, C])."""
@@ -233,7 +132,8 @@ class _Structure(object):
         if len(shape) != 4 or shape[3] not in (1, 3):
             raise ConfigError("Keras model %s takes inputs of shape %s, not images [N, "
                               "height, width, 3 or 1 channels]" % (self.name, shape))
-        wanted = image_size_pair(image_size)
+        wanted = size_pair(image_size) if image_size else None
+        wanted = None if wanted == (0, 0) else wanted  # the model's own
         own = tuple(shape[1:3])
         if wanted is None:
             if None in own:
@@ -302,9 +202,9 @@ def filter_layers(keras_model, image_size=0, output=None) -> tuple:
     return structure.listing(), structure.default_layer()
 
 
-class KerasModel(object):
+class KerasModel(ExplainableModel):
     """A Keras classifier with a filter of `rows` rows at `layer`, the same interface as
-    l2caf.model.Model. The Keras model itself is never changed (see the module docstring).
+    l2caf.models.slim.Model (ExplainableModel). The Keras model itself is never changed (see the module docstring).
 
     keras_model: a functional or Sequential model (Keras 3 or tf-keras) of one image input,
     nested models included (their layers are named `outer/inner`). layer: a layer whose
@@ -474,7 +374,7 @@ class KerasModel(object):
             score = tf.reduce_sum(output_weights * logits)
         return tape.gradient(score, activations)
 
-    # The interface of l2caf.model.Model.
+    # The interface every model offers (l2caf.models.base.ExplainableModel).
 
     num_labels = property(lambda self: self.num_classes)
     relu_head_layer = None
@@ -569,7 +469,7 @@ class KerasModel(object):
 
     def close(self):
         """Nothing to give back (the model was never changed); kept for `with` blocks and
-        the interface of l2caf.model.Model."""
+        the interface of every model."""
 
     def __enter__(self):
         return self

@@ -2,25 +2,19 @@
 heatmaps they name, the annotations of the images and the faithfulness scores, turned into
 one `Entry` per heatmap with the evaluation's box and IoU.
 
-The files are read through l2caf.run_folder and l2caf.evaluation (the same readers and the
-same box as the localisation table); nothing here imports TensorFlow.
+The files are read through l2caf.runs (the same readers and the same box as the localisation
+table); nothing here imports TensorFlow.
 """
 import collections
-import glob
 import os
 from typing import Optional
 
 from l2caf import data, images
 from l2caf.errors import RunError
-from l2caf.evaluation import class_box, runs as evaluation_runs
+from l2caf.evaluation import class_box
 from l2caf.report.drawing import method_name
-from l2caf.run_folder import (folder_path, image_key, load_heatmap, output_names,
-                              read_results)
-
-# Per heatmap: (field of a faithfulness line, whether a higher score is better).
-FAITHFULNESS_SCORES = collections.OrderedDict([
-    ("deletion_auc", False), ("insertion_auc", True), ("average_drop", False),
-    ("increase_in_confidence", True)])
+from l2caf.runs import localization, read
+from l2caf.runs.folder import folder_path, kind_pattern, load_heatmap, output_names
 
 Entry = collections.namedtuple(
     "Entry", ["name", "image", "line", "class_id", "class_name", "probability", "heatmap",
@@ -28,7 +22,7 @@ Entry = collections.namedtuple(
 Entry.__doc__ = """One heatmap of a run, ready to draw.
 
 name: the image's name in the run (its file name without extension; see
-run_folder.output_names). image: its path as the results line gives it. line: the results
+l2caf.runs.folder.output_names). image: its path as the results line gives it. line: the results
 line. class_id, class_name: the explained class (for cls_oblivious, None and None).
 probability: the class's probability on the image, when it is among the line's top-5
 predictions, else None. heatmap: the array. image_size: (height, width). gt_classes: the
@@ -59,8 +53,8 @@ class PictureRun(object):
         if not os.path.isdir(results_dir):
             raise RunError("%s: no such results folder" % results_dir)
         self.results_dir = results_dir
-        self.config = evaluation_runs.read_run_config(results_dir)
-        self.lines = evaluation_runs.read_run_lines(results_dir)
+        self.config = read.read_config(results_dir)
+        self.lines = read.read_lines(results_dir)
         self.names = output_names(list(self.lines))
         self.by_name = {name: image for image, name in self.names.items()}
         first = next(iter(self.lines.values()))[0]
@@ -70,9 +64,9 @@ class PictureRun(object):
         self.annotations_dir = annotations or self.config.annotations or None
         self.annotations = self.class_ids = None
         if self.annotations_dir:
-            self.annotations = evaluation_runs.load_annotations(self.annotations_dir)
-            self.class_ids = evaluation_runs.class_ids_of(
-                self.config, os.path.join(results_dir, "config*.yaml"))
+            self.annotations = localization.load_annotations(self.annotations_dir)
+            self.class_ids = localization.class_ids_of(
+                self.config, os.path.join(results_dir, kind_pattern("config")))
         self.faithfulness = read_faithfulness(results_dir, self.lines)
         self.class_names = _class_names(self.lines)
 
@@ -94,14 +88,8 @@ class PictureRun(object):
         return sorted(self.lines, key=lambda image: self.names[image])
 
     def failures(self) -> list:
-        """The lines of failures*.jsonl: images the run could not use (image, reason)."""
-        pattern = os.path.join(glob.escape(self.results_dir), "failures*.jsonl")
-        failed = collections.OrderedDict()
-        for path in sorted(glob.glob(pattern)):
-            for record in read_results(path):
-                if image_key(record["image"]) not in self.lines:
-                    failed.setdefault(record["image"], record)
-        return list(failed.values())
+        """The failure lines of the images the run could not use (image, reason)."""
+        return read.read_failures(self.results_dir, self.lines)
 
     def file_of(self, line: dict, key: str):
         """The path of the file a line names under key ('overlay', 'gif'), when the line
@@ -125,8 +113,8 @@ class PictureRun(object):
             raise RunError("%s has no annotation in %s; are these annotations of the run's "
                            "data set?" % (image, self.annotations_dir))
         # image_record checks that the annotation is this image's (size, classes).
-        record = evaluation_runs.image_record(lines[:1], self.annotations[stem], self.class_ids,
-                                              self.results_dir)
+        record = localization.image_record(lines[:1], self.annotations[stem], self.class_ids,
+                                           self.results_dir)
         return list(record.gt_labels), record.gt_boxes, record.image_size
 
     def entries(self, image: str, threshold: float = 0.2, protocol: str = "cam") -> list:
@@ -200,12 +188,12 @@ def _class_names(lines_by_image):
 
 
 def read_faithfulness(results_dir: str, lines_by_image: Optional[dict] = None) -> dict:
-    """{(image, class_id): its faithfulness line} of the run folder's faithfulness*.jsonl, read
-    and checked by the evaluation (l2caf.evaluation.runs.read_faithfulness); empty without
-    them. lines_by_image: the run's results lines, if read already."""
+    """{(image, class_id): its faithfulness line} of the run folder's scores, read and checked
+    by l2caf.runs.read.read_scores; empty without them. lines_by_image: the run's results
+    lines, if read already."""
     if lines_by_image is None:
-        lines_by_image = evaluation_runs.read_run_lines(results_dir)
-    return evaluation_runs.read_faithfulness(results_dir, lines_by_image)[0]
+        lines_by_image = read.read_lines(results_dir)
+    return read.read_scores(results_dir, lines_by_image)[0]
 
 
 def read_picture(image: str, results_dir: str):

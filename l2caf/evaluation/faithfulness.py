@@ -34,7 +34,7 @@ where the image is padded with the colour the preprocessing maps to 0 (mid-grey 
 of all their curves go through the network in batches of `batch_size`, several heatmaps per
 batch; the image itself, its blurred copy and the all-zero input, which start or end the
 curves, are scored once. The model needs `class_probabilities`, `preprocessing`,
-`input_shape` and `class_output` (l2caf.model.Model and l2caf.keras_model.KerasModel have
+`input_shape` and `class_output` (l2caf.models.slim.Model and l2caf.models.keras.KerasModel have
 them). No TensorFlow here.
 """
 import collections
@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from l2caf import preprocessing
-from l2caf.evaluation.boxes import resize_heatmap
+from l2caf.heatmaps import resize_heatmap
 
 BLUR_SIZE = 11
 BLUR_SIGMA = 5.0

@@ -7,12 +7,11 @@ read, builds the model, and goes through the images in batches: a thread pool de
 resizes the next batch while one forward pass gives the current batch's predictions and
 activations, the classes to explain are chosen (those already in the folder skipped), the
 explainer makes the heatmaps of all the batch's (image, class) pairs at once, and the
-heatmaps, pictures and results lines are written (see l2caf.run_folder). An image that cannot
+heatmaps, pictures and results lines are written (see l2caf.runs.folder). An image that cannot
 be used, or a pair whose loss or heatmap is not finite, is recorded in failures.jsonl and the
 log; the others go on.
 """
 import collections
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -22,9 +21,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from l2caf import __version__, data, heatmaps, images, networks, run_folder
+from l2caf import __version__, data, heatmaps, images
 from l2caf.errors import ConfigError, ImageError
-from l2caf.run_folder import RunFolder, heatmap_key
+from l2caf.files import read_json_lines, sha256, write_atomically
+from l2caf.models.sources import model_source
+from l2caf.parallel import prefetched
+from l2caf.runs import plan
+from l2caf.runs.folder import (LinesFile, NpyFiles, NpzChunks, RunFolder, heatmap_key, image_key,
+                               line_key, output_names, parse_shard, unreadable_heatmaps)
 
 LOG = logging.getLogger("l2caf")
 GIF_SIZE = 224
@@ -54,114 +58,6 @@ class _TerminalHandler(logging.Handler):
         tqdm.write("%s: %s" % (record.levelname.lower(), record.getMessage()), file=sys.stderr)
 
 
-class _SlimSource(object):
-    """A slim network of l2caf.networks, restored from its checkpoint."""
-
-    def __init__(self, config):
-        from l2caf import checkpoints, model  # TensorFlow, only once the config is right
-        network = self.network = networks.get_network(config.network)
-        if config.preprocess != "none" or config.image_size or config.output or \
-                config.trust_model:
-            raise ConfigError("preprocess, image_size, output and trust_model are for network "
-                              "keras; %s has its own "
-                              "preprocessing and takes %dx%d images"
-                              % (network.name, network.image_size, network.image_size))
-        self.num_classes = network.num_classes or model.checkpoint_num_classes(
-            network, config.checkpoint)
-        self.num_labels = self.num_classes - network.label_offset
-        self.image_size = network.image_size
-        self.layer = config.layer or network.last_conv
-        self.fingerprint = checkpoints.fingerprint(config.checkpoint, network.name)
-
-    def _model(self, config, rows):
-        from l2caf.model import Model
-        return Model(self.network, self.num_classes, config.layer, config.filter_type, rows,
-                     config.explain, config.gpu)
-
-    def explainer(self, config, rows):
-        model = self._model(config, rows)
-        explainer = _explainer(model, config)  # CAM checks the network before the restore
-        model.restore(config.checkpoint)
-        return explainer
-
-    def model(self, config):
-        """The network restored from its checkpoint (its filter, of one row, stays closed):
-        for the forward passes of l2caf.faithfulness."""
-        model = self._model(config, 1)
-        model.restore(config.checkpoint)
-        return model
-
-    @staticmethod
-    def layers(config):
-        from l2caf.model import list_layers
-        network = networks.get_network(config.network)
-        return list_layers(network), network.last_conv
-
-
-class _KerasSource(object):
-    """A Keras model saved in a file or folder, or a keras.applications network by name
-    (config.checkpoint)."""
-
-    def __init__(self, config):
-        self.keras_model, self.preprocess, self.own_size = self._load(config)
-        with self._model(config, 1) as probe:  # checks the layer, sizes, output and head
-            self.num_classes = self.num_labels = probe.num_classes
-            self.image_size, self.layer = probe.image_size, probe.layer
-            if not isinstance(self.image_size, int):
-                self.image_size = list(self.image_size)  # (height, width), as YAML keeps it
-        from l2caf import keras_applications
-        self.fingerprint = keras_applications.weights_sha256(self.keras_model) \
-            if keras_applications.is_application(config.checkpoint) \
-            else run_folder.sha256(config.checkpoint)
-
-    @staticmethod
-    def _load(config, weights="imagenet"):
-        """(the Keras model, its preprocessing, its image size: 0 for the model's own) of
-        config.checkpoint."""
-        from l2caf import keras_applications, keras_model
-        if keras_applications.is_application(config.checkpoint):
-            return keras_applications.build(config.checkpoint, config.preprocess, weights)
-        return keras_model.load_keras_model(config.checkpoint, config.trust_model), \
-            config.preprocess, 0
-
-    def _model(self, config, rows):
-        from l2caf.keras_model import KerasModel
-        return KerasModel(self.keras_model, config.layer, config.filter_type, rows,
-                          config.explain, self.preprocess, config.image_size or self.own_size,
-                          config.gpu, output=config.output)
-
-    def explainer(self, config, rows):
-        return _explainer(self._model(config, rows), config)
-
-    def model(self, config):
-        """The model (its filter, of one row, stays closed): for l2caf.faithfulness."""
-        return self._model(config, 1)
-
-    @classmethod
-    def layers(cls, config):
-        from l2caf import keras_model
-        loaded, _, own_size = cls._load(config, weights=None)  # the layers need no weights
-        return keras_model.filter_layers(loaded, config.image_size or own_size, config.output)
-
-
-def _source(config):
-    return (_KerasSource if config.network == "keras" else _SlimSource)(config)
-
-
-def _explainer(model, config):
-    """The configured method on `model`."""
-    from l2caf.methods import METHODS
-    if config.method == "random":
-        return METHODS["random"](model, config.seed)
-    if config.method == "scorecam":
-        return METHODS["scorecam"](model, progress=config.progress)
-    if config.method != "l2caf":
-        return METHODS[config.method](model)
-    settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",
-                                             "tolerance", "check_every", "seed")}
-    return METHODS["l2caf"](model, config.caf_variant, settings, config.cache_activation)
-
-
 def class_names(labels, num_labels):
     """The class names of a run: the label list's; without one, ImageNet's for 1000 classes,
     else class_0, class_1, ..."""
@@ -179,8 +75,8 @@ class Run(object):
 
     def __init__(self, config, overwrite=False):
         self.config, self.overwrite = config, overwrite
-        self.shard = run_folder.parse_shard(config.shard)
-        self.source = _source(config)
+        self.shard = parse_shard(config.shard)
+        self.source = model_source(config)
         num_labels = self.source.num_labels
         self.class_names = class_names(config.labels, num_labels)
         if num_labels != len(self.class_names):
@@ -191,15 +87,15 @@ class Run(object):
         if bad:
             raise ConfigError("classes %s are not class ids 0..%d of this network"
                               % (",".join(map(str, bad)), num_labels - 1))
-        listed = run_folder.list_images(config)
+        listed = plan.list_images(config)
         # Named over all the images, so that every shard and --limit give the same names.
-        self.names = run_folder.output_names([item.path for item in listed])
-        self.items = run_folder.select(listed, config, self.shard)
+        self.names = output_names([item.path for item in listed])
+        self.items = plan.select(listed, config, self.shard)
         self.folder = RunFolder(config.output_dir, self.shard)
         self.made_with = collections.OrderedDict([
             ("l2caf_version", __version__), ("image_size", self.source.image_size),
             ("layer", self.source.layer), ("checkpoint_sha256", self.source.fingerprint),
-            ("labels_sha256", run_folder.sha256(config.labels) if config.labels else "none")])
+            ("labels_sha256", sha256(config.labels) if config.labels else "none")])
         if not overwrite:
             self.folder.check(config, self.made_with)
 
@@ -244,8 +140,8 @@ class Run(object):
         of the others, whose pairs are explained again)."""
         path = self.folder.results_path
         records = [] if self.overwrite or not os.path.exists(path) else \
-            run_folder.read_results(path)
-        problems = run_folder.unreadable_heatmaps(records, self.config.output_dir)
+            read_json_lines(path)
+        problems = unreadable_heatmaps(records, self.config.output_dir)
         return ([record for index, record in enumerate(records) if index not in problems],
                 [(records[index], problem) for index, problem in problems.items()])
 
@@ -261,11 +157,11 @@ class Run(object):
 
     def _todo(self, finished):
         """The items of the shard that `finished` lines do not complete."""
-        done_pairs = {run_folder.line_key(record) for record in finished}
-        done = run_folder.by_image(finished)
-        return [item for item in self.items if not run_folder.is_complete(
-            self.config, len(self.class_names), done.get(run_folder.image_key(item.path)),
-            item.ground_truth, lambda image, class_id: (run_folder.image_key(image), class_id)
+        done_pairs = {line_key(record) for record in finished}
+        done = plan.by_image(finished)
+        return [item for item in self.items if not plan.is_complete(
+            self.config, len(self.class_names), done.get(image_key(item.path)),
+            item.ground_truth, lambda image, class_id: (image_key(image), class_id)
             in done_pairs)]
 
     def _explainer(self, todo):
@@ -280,11 +176,11 @@ class Run(object):
         config, folder = self.config, self.folder
         folder.write_config(config, self.made_with)
         started = time.time()
-        done_pairs = {run_folder.line_key(record) for record in finished}
-        results = run_folder.LinesFile(folder.results_path, keep=lambda record: (
-            run_folder.line_key(record) in done_pairs))
+        done_pairs = {line_key(record) for record in finished}
+        results = LinesFile(folder.results_path,
+                            keep=lambda record: line_key(record) in done_pairs)
         # Failed images are tried again, so the failures file holds this run's.
-        failures = run_folder.LinesFile(folder.failures_path, keep=False)
+        failures = LinesFile(folder.failures_path, keep=False)
         try:
             batches = _Batches(self, explainer, results, failures)
             if todo:
@@ -313,21 +209,6 @@ class Run(object):
         LOG.addHandler(to_terminal)
 
 
-def _prefetched(items, batch_size, load, workers):
-    """Yields the batches of `items` as lists of (item, future of load(item)). The next batch
-    goes to the `workers` threads before a batch is yielded, so that decoding it overlaps the
-    work on the current one."""
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        ahead = None
-        for start in range(0, len(items), batch_size):
-            batch = [(item, pool.submit(load, item)) for item in items[start:start + batch_size]]
-            if ahead is not None:
-                yield ahead
-            ahead = batch
-        if ahead is not None:
-            yield ahead
-
-
 class _Batches(object):
     """The batch loop of a Run: explains batches into `results`; unusable images go to
     `failures`."""
@@ -336,9 +217,9 @@ class _Batches(object):
         self.run, self.config, self.explainer = run, run.config, explainer
         self.results, self.failures = results, failures
         if self.config.heatmap_format == "npz":
-            self.store = run_folder.NpzChunks(self.config.output_dir, run.shard)
+            self.store = NpzChunks(self.config.output_dir, run.shard)
         else:
-            self.store = run_folder.NpyFiles(self.config.output_dir)
+            self.store = NpyFiles(self.config.output_dir)
         self.failed = []
         self.images_done = self.heatmaps_made = 0
 
@@ -353,7 +234,7 @@ class _Batches(object):
         config = self.config
         with tqdm(total=len(items), desc="images", unit="image", dynamic_ncols=True,
                   disable=not config.progress) as progress:
-            for batch in _prefetched(items, config.batch_size, self.load, config.workers):
+            for batch in prefetched(items, config.batch_size, self.load, config.workers):
                 self.explain_batch(batch)
                 progress.update(len(batch))
 
@@ -370,7 +251,7 @@ class _Batches(object):
         started = time.time()
         network_inputs = np.stack([image.network_input for image in loaded]).astype(np.float32)
         prediction = self.explainer.predict(network_inputs)
-        classes = [[class_id for class_id in run_folder.explained_classes(
+        classes = [[class_id for class_id in plan.explained_classes(
                         config, model.top_classes(probabilities, config.top_k),
                         image.item.ground_truth)
                     if not self.results.is_done(image.item.path, class_id)]
@@ -413,13 +294,13 @@ class _Batches(object):
                 overlay = key + ".png"
                 picture = heatmaps.show_heatmap_on_image(image.image, explanation.heatmap,
                                                          config.overlay_alpha)
-                run_folder.write_atomically(os.path.join(config.output_dir, overlay),
-                                            lambda s: heatmaps.write_png(s, picture))
+                write_atomically(os.path.join(config.output_dir, overlay),
+                                 lambda s: heatmaps.write_png(s, picture))
             if gif is not None:
                 gif_path = key + ".gif"
                 frames = gif.frames(row, explanation)
-                run_folder.write_atomically(os.path.join(config.output_dir, gif_path),
-                                            lambda s: heatmaps.write_gif(s, frames))
+                write_atomically(os.path.join(config.output_dir, gif_path),
+                                 lambda s: heatmaps.write_gif(s, frames))
             class_id = explanation.class_id
             records.append(collections.OrderedDict([
                 ("image", image.item.path), ("network", config.network),
@@ -491,17 +372,3 @@ class _GifRecorder(object):
             return self.rows[row] + [heatmaps.show_heatmap_on_image(
                 self.pictures[row], explanation.heatmap, self.alpha)]
         return self.rows[row]
-
-
-def layer_lines(config):
-    """--list_layers: a line per layer where a filter can go, its map size (and, for a Keras
-    model's token maps, "tokens"), the default marked."""
-    layers, default = (_KerasSource if config.network == "keras" else _SlimSource).layers(config)
-    width = max(len(name) for name, *_ in layers)
-    lines = []
-    for name, (height, map_width), *what in layers:  # what: Keras models only
-        lines.append("%-*s %dx%d%s%s" % (width, name, height, map_width,
-                                         "".join(" " + text for text in what if text),
-                                         "  (default: the last conv layer)"
-                                         if name == default else ""))
-    return lines

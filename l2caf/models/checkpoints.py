@@ -19,8 +19,9 @@ import urllib.request
 
 from tqdm import tqdm
 
-from l2caf import networks, run_folder
+from l2caf import networks
 from l2caf.errors import CheckpointError
+from l2caf.files import sha256
 from nets.tf_slim_compat import tf
 
 DOWNLOAD_SCRIPT = "scripts/download_checkpoints.py"
@@ -173,7 +174,7 @@ def fingerprint(path, network_name=None):
     of a V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal
     weights wherever the files lie."""
     path = resolve_checkpoint(path, network_name)
-    return run_folder.sha256(path + ".index" if os.path.isfile(path + ".index") else path)
+    return sha256(path + ".index" if os.path.isfile(path + ".index") else path)
 
 
 def _mismatch_report(checkpoint_shapes, variables):

@@ -1,21 +1,20 @@
-"""A network with an attention filter at one layer: its graph, session and checkpoint."""
+"""A tf-slim network (l2caf.networks) with an attention filter at one layer: its graph,
+session and checkpoint."""
 import collections
 import contextlib
 from typing import Union
 
 import numpy as np
 
-from l2caf import checkpoints, filters, images as image_io, networks, preprocessing
+from l2caf import filters, networks, preprocessing
 from l2caf.errors import ConfigError
+from l2caf.models import checkpoints
+from l2caf.models.base import ExplainableModel, Prediction, prepare_images
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from nets.tf_slim_compat import quiet_stderr, slim, tf
 from tensorflow.python.ops import control_flow_util_v2  # after tf_slim_compat: quiet import
 
 EXPLAINED_OUTPUTS = ("logits", "embedding")
-
-Prediction = collections.namedtuple("Prediction", ["probabilities", "outputs", "activation"])
-Prediction.__doc__ = """The unfiltered network on a batch: class probabilities, the explained
-outputs (logits, or the embedding) and the activation at the filter's layer."""
 
 
 def session_config(gpu):
@@ -53,23 +52,6 @@ def build_network(network, images, num_classes, attention=None, is_training=Fals
             preprocessing.preprocess(images, network.preprocessing), num_classes=num_classes,
             is_training=is_training, scope=network.scope, attention=attention,
             **network.options)
-
-
-def prepare_images(pictures, size):
-    """RGB images -> a network's input batch, float32 [N, height, width, 3]: an array
-    already at the input size, or any images (arrays [H, W, 3], 0..255), resized whole.
-    size: (height, width), or one number for a square."""
-    height, width = image_io.size_pair(size)
-    if isinstance(pictures, np.ndarray) and pictures.shape[1:] == (height, width, 3):
-        return pictures.astype(np.float32, copy=False)
-    return np.stack([image_io.resize(_uint8_or_float32(picture), (height, width))
-                     for picture in pictures]).astype(np.float32)
-
-
-def _uint8_or_float32(picture):
-    """An image as OpenCV resizes it: uint8 pictures as they are, others as float32."""
-    picture = np.asarray(picture)
-    return picture if picture.dtype == np.uint8 else picture.astype(np.float32)
 
 
 class _SpatialEndPoints(object):
@@ -111,7 +93,7 @@ def checkpoint_num_classes(network, checkpoint):
     return shapes[name][0]
 
 
-class Model(object):
+class Model(ExplainableModel):
     """`network` with an attention filter of `rows` rows at `layer`, in its own graph and
     session (`Model.load` also restores a checkpoint).
 

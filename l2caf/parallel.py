@@ -1,0 +1,29 @@
+"""Work beside the main thread: the next items read while the current ones are worked on, and
+how many cores this process may use. No TensorFlow."""
+import concurrent.futures
+import os
+from typing import Callable, Iterator, List, Sequence, Tuple, TypeVar
+
+Item = TypeVar("Item")
+Loaded = TypeVar("Loaded")
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def prefetched(items: Sequence[Item], batch_size: int, load: Callable[[Item], Loaded],
+               workers: int) -> Iterator[List[Tuple[Item, "concurrent.futures.Future"]]]:
+    """Yields the batches of `items` as lists of (item, future of load(item)). The next batch
+    goes to the `workers` threads before a batch is yielded, so that decoding it overlaps the
+    work on the current one."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        ahead = None
+        for start in range(0, len(items), batch_size):
+            batch = [(item, pool.submit(load, item)) for item in items[start:start + batch_size]]
+            if ahead is not None:
+                yield ahead
+            ahead = batch
+        if ahead is not None:
+            yield ahead

@@ -1,0 +1,259 @@
+"""The faithfulness job (scripts/evaluate_faithfulness.py): deletion and insertion AUC,
+Average Drop and Increase in Confidence of every heatmap of a visualiser run
+(l2caf.evaluation.faithfulness), into its run folder.
+
+Per results folder, from its own config and results lines (l2caf.runs.read): the network is
+rebuilt from the checkpoint that made the heatmaps (its SHA-256 must match), the images are
+read again and resized to the network's input, and each heatmap's scores become a line of
+faithfulness.jsonl (faithfulness_shard<I>of<N>.jsonl for a shard), its curves an array of a
+compressed faithfulness_curves_<number>.npz written before the line (l2caf.runs.folder's
+FILES). Lines are written whole and synced; the same job continues after Ctrl-C or kill -9,
+skipping the heatmaps scored. Scores made with other settings are refused unless
+overwritten. Its shards are joined by l2caf.runs.merge.merge_scores.
+"""
+import collections
+import dataclasses
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from l2caf import images, preprocessing
+from l2caf.errors import ConfigError, ImageError, RunError
+from l2caf.evaluation import faithfulness
+from l2caf.evaluation.table import metrics
+from l2caf.files import FolderLock, read_json_lines
+from l2caf.parallel import prefetched
+from l2caf.runs import read
+from l2caf.runs.folder import (SCORE_FILES, HeatmapFiles, LinesFile, NpzChunks, Shard,
+                               UnreadableHeatmap, delete_files, kind_files, line_key,
+                               load_heatmap, reference_parts, shard_file)
+
+# Forward passes per chunk of images: each chunk's curves are one .npz file and its lines are
+# written together, so this bounds both the work an interruption loses (a few seconds to a
+# few minutes on a CPU) and the number of files (50,000 ImageNet heatmaps at 224 x 224: about
+# 5,500).
+FORWARD_PASSES_PER_CHUNK = 4096
+MAX_IMAGES_PER_CHUNK = 64
+
+Summary = collections.namedtuple("Summary", ["results_dir", "scores_path", "scored", "skipped",
+                                             "failures", "seconds"])
+Summary.__doc__ = """What a scoring did: its folder and scores file, heatmaps scored and
+skipped as scored already, the reasons of the images that could not be read, seconds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringOptions:
+    """How the faithfulness job scores a folder.
+
+    steps: steps of the deletion and insertion curves (0: the protocol's, one row of the
+    input's pixels per step). batch_size: perturbed images per forward pass. limit: only the
+    heatmaps of the first `limit` images, in sorted order (0: all). shard: score every
+    shard.count-th image from the shard.index-th. gpu: GPU index (-1: the CPU). workers:
+    threads reading the next images and heatmaps. overwrite: delete the folder's scores
+    (every shard's) first. progress: show a progress bar.
+    """
+
+    steps: int = 0
+    batch_size: int = faithfulness.DEFAULT_BATCH_SIZE
+    limit: int = 0
+    shard: Shard = Shard(0, 1)
+    gpu: int = 0
+    workers: int = 4
+    overwrite: bool = False
+    progress: bool = True
+
+    def check(self) -> "ScoringOptions":
+        """The options, or a ConfigError naming the first that is out of range."""
+        for name in ("batch_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError("--%s must be at least 1, got %d" % (name, getattr(self, name)))
+        for name in ("steps", "limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError("--%s must be 0 or more, got %d" % (name, getattr(self, name)))
+        return self
+
+
+def curves_key(heatmap_reference):
+    """The key of a heatmap's curves: its key in its .npz file, or its .npy file's name."""
+    name, key = reference_parts(heatmap_reference)
+    return key or os.path.splitext(name)[0]
+
+
+def _differences(saved, settings):
+    return ["%s (%s there, %s now)" % (key, saved.get(key), value)
+            for key, value in settings.items() if saved.get(key) != value]
+
+
+class FolderScores(object):
+    """The scoring of one results folder's shard, checked (RunError, ConfigError) but not
+    started: the run's config and results, the protocol's settings against the scores
+    already there."""
+
+    def __init__(self, results_dir: str, options: ScoringOptions):
+        if not os.path.isdir(results_dir):
+            raise RunError("%s: no such results folder" % results_dir)
+        self.results_dir, self.options, self.shard = results_dir, options, options.shard
+        _, self.config, self.made_with = read.read_configs(results_dir)[0]
+        by_image = read.read_lines(results_dir)
+        # The heatmap of each (image, class) of the results: scores of another (a heatmap
+        # made again since) are stale.
+        self.references = {line_key(line): reference_parts(line["heatmap"])
+                           for lines in by_image.values() for line in lines}
+        selected = sorted(by_image)
+        selected = selected[:options.limit] if options.limit else selected
+        self.lines = collections.OrderedDict(
+            (image, by_image[image]) for image in selected[self.shard.index::self.shard.count])
+        size = self.made_with.get("image_size")
+        if not size:
+            raise RunError("%s: config.yaml has no made_with image_size; rerun the visualiser "
+                           "into the folder to record it" % results_dir)
+        height, width = images.size_pair(size)
+        self.steps = options.steps or faithfulness.default_steps((height, width))
+        if self.steps > height * width:
+            raise ConfigError("--steps must be at most %d (the %dx%d input's pixels), got %d"
+                              % (height * width, height, width, self.steps))
+        self.settings = faithfulness.protocol_settings(self.steps, (height, width))
+        self.scores_path = shard_file(results_dir, "scores", self.shard)
+        if not options.overwrite:
+            self._check_settings()
+
+    def _check_settings(self):
+        for path in kind_files(self.results_dir, "scores"):
+            for record in read_json_lines(path):
+                differ = _differences(record, self.settings)
+                if differ:
+                    raise RunError("%s holds scores made with other settings: %s; give the "
+                                   "same settings, or --overwrite to delete the folder's "
+                                   "scores first" % (path, "; ".join(differ)))
+
+    def _usable(self, record, files):
+        """Whether a line of the scores file is kept by a rerun: a score of the heatmap the
+        results name, whose curves can be read (else it is scored again)."""
+        if reference_parts(record["heatmap"]) != self.references.get(line_key(record)):
+            return False
+        try:
+            files.read(record["curves"])
+        except UnreadableHeatmap:
+            return False
+        return True
+
+    def run(self):
+        """Scores the shard's heatmaps not scored yet; returns a Summary."""
+        started = time.time()
+        with FolderLock(self.scores_path):
+            if self.options.overwrite:
+                # Every shard's scores, curves and failures, each scores file locked (none
+                # may be being written).
+                delete_files(self.results_dir, SCORE_FILES, "scores", self.scores_path)
+            with HeatmapFiles(self.results_dir) as files:
+                scores = LinesFile(self.scores_path,
+                                   keep=lambda record: self._usable(record, files))
+            failures = LinesFile(shard_file(self.results_dir, "score_failures", self.shard),
+                                 keep=False)
+            try:
+                todo = collections.OrderedDict()
+                for image, lines in self.lines.items():
+                    left = [line for line in lines
+                            if not scores.is_done(image, line.get("class_id"))]
+                    if left:
+                        todo[image] = left
+                count = sum(len(lines) for lines in todo.values())
+                skipped = sum(len(lines) for lines in self.lines.values()) - count
+                failed = _Scoring(self, scores, failures).score(todo, count) if todo else []
+            finally:
+                scores.close()
+                failures.close()
+        unscored = sum(len(todo[image]) for image, _ in failed)
+        return Summary(self.results_dir, self.scores_path, count - unscored, skipped,
+                       [reason for _, reason in failed], time.time() - started)
+
+
+class _Scoring(object):
+    """The network and the chunk loop of a FolderScores run."""
+
+    def __init__(self, job, scores, failures):
+        from l2caf.models.sources import model_source  # TensorFlow from here on
+        self.job, self.scores, self.failures = job, scores, failures
+        config = job.config.copy()
+        config["gpu"] = job.options.gpu  # the run's settings, on this machine's device
+        source = model_source(config)
+        expected = job.made_with.get("checkpoint_sha256")
+        if expected and source.fingerprint != expected:
+            raise RunError("checkpoint %s is not the one that made the heatmaps of %s (its "
+                           "SHA-256 differs from the one config.yaml records); give the run's "
+                           "checkpoint at that path" % (config.checkpoint, job.results_dir))
+        self.model = source.model(config)
+        self.scorer = faithfulness.Faithfulness(self.model, job.steps, job.options.batch_size)
+        self.curves = NpzChunks(job.results_dir, job.shard, "curves")
+
+    def load(self, item):
+        """Runs in a worker thread: an image's network input and its lines' heatmaps."""
+        image, lines = item
+        # As the run saw it: resized whole (and made gray for a gray model).
+        network_input = preprocessing.preprocess(
+            self.model.prepare([images.read_image(image)])[0], self.model.preprocessing)
+        # (UnreadableHeatmap, a RunError naming the file and the rerun that repairs it.)
+        return network_input, [load_heatmap(line["heatmap"], self.job.results_dir)
+                               for line in lines]
+
+    def score(self, todo, count):
+        """Scores the lines of `todo` ({image: lines}); returns the (image, reason) of the
+        images that could not be read."""
+        failed = []
+        points = 2 * self.scorer.points + 1
+        per_chunk = int(np.clip(FORWARD_PASSES_PER_CHUNK // points, 1, MAX_IMAGES_PER_CHUNK))
+        try:
+            with tqdm(total=count, desc="faithfulness of %s" % self.job.results_dir,
+                      unit="heatmap", dynamic_ncols=True,
+                      disable=not self.job.options.progress) as progress:
+                for chunk in prefetched(list(todo.items()), per_chunk, self.load,
+                                        self.job.options.workers):
+                    loaded = []
+                    for (image, lines), future in chunk:
+                        try:
+                            loaded.append((image, lines) + future.result())
+                        except ImageError as error:
+                            self.failures.write([{"image": image, "reason": str(error)}])
+                            failed.append((image, str(error)))
+                            progress.update(len(lines))
+                    if loaded:
+                        self.score_chunk(loaded, progress.update)
+        finally:
+            self.model.close()
+        return failed
+
+    def score_chunk(self, loaded, progress):
+        """One chunk: [(image, lines, network input, heatmaps)] -> curves file, then lines."""
+        lines = [line for _, image_lines, _, _ in loaded for line in image_lines]
+        heatmaps = [heatmap for _, _, _, image_heatmaps in loaded for heatmap in image_heatmaps]
+        indices = [index for index, (_, image_lines, _, _) in enumerate(loaded)
+                   for _ in image_lines]
+        # A class-oblivious heatmap is scored on the network's top-1 class, as RISE scores
+        # every heatmap.
+        classes = [line["predictions"][0]["class_id"] if line.get("class_id") is None
+                   else line["class_id"] for line in lines]
+        try:
+            results = self.scorer(np.stack([network_input for _, _, network_input, _ in loaded]),
+                                  heatmaps, classes, indices, progress)
+        except ValueError as error:
+            raise RunError("%s: %s" % (self.job.results_dir, error)) from None
+        references = self.curves.write(collections.OrderedDict(
+            (curves_key(line["heatmap"]),
+             np.stack([result.deletion, result.insertion]).astype(np.float32))
+            for line, result in zip(lines, results)))
+        records = []
+        for line, class_id, result in zip(lines, classes, results):
+            reference = references[curves_key(line["heatmap"])]
+            records.append(collections.OrderedDict(
+                [("image", line["image"]), ("class_id", line.get("class_id")),
+                 ("scored_class_id", class_id), ("heatmap", line["heatmap"]),
+                 ("method", self.job.config.method)]
+                + [(metric.key, getattr(result, metric.key))
+                   for metric in metrics("faithfulness")]
+                + [("probability", result.probability),
+                   ("masked_probability", result.masked_probability)]
+                + list(self.job.settings.items())
+                + [("curves", reference)]))  # relative to the folder
+        self.scores.write(records)

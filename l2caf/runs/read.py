@@ -1,0 +1,99 @@
+"""The one reader of run folders: a run's config (and what made its results), its results
+lines, its faithfulness scores and its failures, every shard's files together (see
+l2caf.runs.folder for the format). No TensorFlow."""
+import collections
+import json
+from typing import Dict, List, Tuple
+
+from l2caf.config import Config
+from l2caf.errors import RunError
+from l2caf.files import read_json_lines
+from l2caf.runs.folder import (image_key, kind_files, kind_pattern, line_key, read_config_file,
+                               reference_parts)
+
+# The fields of the faithfulness lines that must be the same in all the scores a table
+# averages (l2caf.evaluation.faithfulness.protocol_settings; the others follow the release).
+SCORE_SETTINGS = ("steps", "input_size")
+# The keys on which the shards of one run must agree.
+RUN_KEYS = ("network", "labels", "method", "layer", "caf_variant")
+
+
+def read_configs(results_dir: str) -> List[Tuple[str, Config, dict]]:
+    """[(path, Config, made_with)] of every config file of the run in results_dir, sorted
+    (config.yaml, then the shards'); RunError if there is none or they disagree on which
+    run they are."""
+    paths = kind_files(results_dir, "config")
+    if not paths:
+        raise RunError("%s holds no %s: not a folder a visualiser wrote"
+                       % (results_dir, kind_pattern("config")))
+    configs = [(path,) + read_config_file(path) for path in paths]
+    first_path, first, _ = configs[0]
+    for path, config, _ in configs[1:]:
+        for key in RUN_KEYS:
+            if config[key] != first[key]:
+                raise RunError("%s and %s disagree on %s (%r, %r): one results folder per run"
+                               % (first_path, path, key, first[key], config[key]))
+    return configs
+
+
+def read_config(results_dir: str) -> Config:
+    """The Config of the run in results_dir (see read_configs)."""
+    return read_configs(results_dir)[0][1]
+
+
+def read_lines(results_dir: str) -> Dict[str, list]:
+    """{image path: its results lines}, each (image, class) once, from every shard's results
+    file; RunError if there are none."""
+    by_image, seen = collections.OrderedDict(), set()
+    for path in kind_files(results_dir, "results"):
+        for record in read_json_lines(path):
+            key = line_key(record)
+            if key not in seen:
+                seen.add(key)
+                by_image.setdefault(key[0], []).append(record)
+    if not by_image:
+        raise RunError("%s holds no results (%s with heatmap lines); run a visualiser into it "
+                       "first" % (results_dir, kind_pattern("results")))
+    return by_image
+
+
+def read_scores(results_dir: str, by_image: Dict[str, list]) -> Tuple[dict, dict]:
+    """({(image, class_id): its faithfulness line}, the SCORE_SETTINGS they share or None) of
+    the heatmaps of a run's results lines `by_image`, each (image, class) once, from every
+    shard's scores file (shards and their merge may lie side by side). RunError for lines
+    of other heatmaps than the results name (older results) or of mixed settings."""
+    heatmaps = {line_key(line): reference_parts(line["heatmap"])
+                for lines in by_image.values() for line in lines}
+    scores, settings = collections.OrderedDict(), None
+    for path in kind_files(results_dir, "scores"):
+        for record in read_json_lines(path):
+            key = line_key(record)
+            if key in scores:
+                continue
+            if reference_parts(record["heatmap"]) != heatmaps.get(key):
+                raise RunError("%s scores heatmap %s, which the results of %s do not hold (for "
+                               "%s, class %s); the scores are of other results (a heatmap made "
+                               "again since): rerun scripts/evaluate_faithfulness.py --results "
+                               "%s to score it again (each shard, then --merge)"
+                               % (path, record["heatmap"], results_dir, key[0], key[1],
+                                  results_dir))
+            protocol = {key: record.get(key) for key in SCORE_SETTINGS}
+            if settings is not None and protocol != settings:
+                raise RunError("%s holds faithfulness scores of different settings (%s and "
+                               "%s); run scripts/evaluate_faithfulness.py --overwrite --results "
+                               "%s" % (results_dir, json.dumps(settings), json.dumps(protocol),
+                                       results_dir))
+            settings = protocol
+            scores[key] = record
+    return scores, settings
+
+
+def read_failures(results_dir: str, by_image: Dict[str, list]) -> List[dict]:
+    """The failure lines of the images the run could not use (image, reason): every
+    shard's, one per image, leaving out the images `by_image` (its results lines) holds."""
+    failed = collections.OrderedDict()
+    for path in kind_files(results_dir, "failures"):
+        for record in read_json_lines(path):
+            if image_key(record["image"]) not in by_image:
+                failed.setdefault(record["image"], record)
+    return list(failed.values())
