@@ -19,22 +19,19 @@ Writes evaluation.json and evaluation.md to --output and prints the table. Examp
   python benchmarks/evaluation.py --images 2000 --protocol wsol --thresholds 0:1:0.001
 """
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
 from l2caf.parallel import default_workers  # noqa: E402
 from l2caf.evaluation import (PROTOCOLS, ImageRecord,  # noqa: E402
                               evaluate_records, parse_thresholds)
 
-DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 HEATMAP_SIZE = 7
 THRESHOLD = 0.2
 NUM_CLASSES = 1000
@@ -89,23 +86,11 @@ def make_records(count, seed=0):
     return records
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as stream:
-            for line in stream:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine():
-    """The hardware and software the times were measured on."""
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024.0 ** 3
-    return {"cpu": _cpu_model(), "cores": default_workers(), "memory_gb": round(memory_gb, 1),
-            "system": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "opencv": cv2.__version__}
+    """The hardware and software the times were measured on (common.machine), with the
+    versions of numpy and OpenCV."""
+    return common.machine(cpu_fallback="unknown CPU", numpy=np.__version__,
+                          opencv=cv2.__version__)
 
 
 class _Progress(object):
@@ -118,21 +103,19 @@ class _Progress(object):
         self.done += count
         if self.done * 10 // self.total > self.shown:
             self.shown = self.done * 10 // self.total
-            print("  %s: %d of %d images" % (self.label, self.done, self.total),
-                  file=sys.stderr, flush=True)
+            common.log("  %s: %d of %d images" % (self.label, self.done, self.total))
 
 
 def measure(records, protocol, thresholds, workers):
     """The time and the scores of evaluate_records on records under protocol."""
-    load_at_start = os.getloadavg()[0]
-    started = time.perf_counter()
+    stopwatch = common.Stopwatch()
     evaluation = evaluate_records(records, protocol, THRESHOLD, thresholds, workers=workers,
                                   progress=_Progress(protocol, len(records)))
-    seconds = time.perf_counter() - started
+    seconds = stopwatch.seconds()
     v2 = evaluation.max_box_acc_v2
     return {"protocol": protocol, "images": len(records), "thresholds": len(thresholds),
             "workers": workers, "seconds": seconds, "images_per_second": len(records) / seconds,
-            "load_average": [load_at_start, os.getloadavg()[0]],
+            "load_average": stopwatch.load_averages(),
             "max_box_acc": evaluation.max_box_acc.accuracy,
             "max_box_acc_threshold": evaluation.max_box_acc.threshold,
             "max_box_acc_v2": v2.accuracy if v2 else None,
@@ -160,13 +143,6 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1, got %d" % value)
-    return value
-
-
 def _protocols(text):
     protocols = text.split(",")
     unknown = [protocol for protocol in protocols if protocol not in PROTOCOLS]
@@ -180,14 +156,15 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=_positive_int, default=50000, metavar="N",
+    parser.add_argument("--images", type=common.at_least(1), default=50000, metavar="N",
                         help="synthetic images (default: %(default)s, ImageNet's validation "
                              "set)")
     parser.add_argument("--thresholds", default="0:1:0.01", metavar="SPEC",
                         help="MaxBoxAcc's threshold sweep, as scripts/evaluate_localization.py "
                              "takes it (default: %(default)s, 100 thresholds; wsolevaluation's "
                              "own step is 0.001)")
-    parser.add_argument("--workers", type=_positive_int, default=default_workers(), metavar="N",
+    parser.add_argument("--workers", type=common.at_least(1), default=default_workers(),
+                        metavar="N",
                         help="processes (default: the cores this process may use, here "
                              "%(default)s)")
     parser.add_argument("--protocol", type=_protocols, default=list(PROTOCOLS),
@@ -195,7 +172,7 @@ def main(argv=None):
                                              % ",".join(PROTOCOLS))
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic records "
                                                             "(default: %(default)s)")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+    parser.add_argument("--output", default=common.DEFAULT_OUTPUT, metavar="DIR",
                         help="folder of evaluation.json and evaluation.md (default: "
                              "benchmarks/results)")
     args = parser.parse_args(argv)
@@ -203,27 +180,21 @@ def main(argv=None):
         thresholds = parse_thresholds(args.thresholds)
     except ValueError as error:
         parser.error("argument --thresholds: %s" % error)
-    print("making %d synthetic records" % args.images, file=sys.stderr, flush=True)
+    common.log("making %d synthetic records" % args.images)
     records = make_records(args.images, args.seed)
     measurements = []
     for protocol in args.protocol:
         measurements.append(measure(records, protocol, thresholds, args.workers))
-        print("%s: %.1f s, %.1f images/s" % (protocol, measurements[-1]["seconds"],
-                                             measurements[-1]["images_per_second"]),
-              file=sys.stderr, flush=True)
-    report = {"command": " ".join(["python benchmarks/evaluation.py"] + list(argv)),
+        common.log("%s: %.1f s, %.1f images/s" % (protocol, measurements[-1]["seconds"],
+                                                  measurements[-1]["images_per_second"]))
+    report = {"command": common.command_line("evaluation.py", argv),
               "machine": machine(),
               "settings": {"images": args.images, "thresholds": len(thresholds),
                            "thresholds_spec": args.thresholds, "threshold": THRESHOLD,
                            "workers": args.workers, "seed": args.seed},
               "measurements": measurements}
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "evaluation.json"), "w") as stream:
-        json.dump(report, stream, indent=1)
-        stream.write("\n")
     text = markdown(report)
-    with open(os.path.join(args.output, "evaluation.md"), "w") as stream:
-        stream.write(text)
+    common.write_report(args.output, "evaluation", report, text, json_newline=True)
     print(text)
     return 0
 

@@ -17,16 +17,14 @@ Writes faithfulness.json and faithfulness.md (faithfulness_quick.* with --quick)
   python benchmarks/faithfulness.py --networks resnet_v2_50 --heatmaps 8 --repeats 5
 """
 import argparse
-import json
 import os
-import statistics
 import sys
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "benchmarks", "results")
+from benchmarks.common import (DEFAULT_OUTPUT, Stopwatch, fill_defaults,  # noqa: E402
+                               format_spread, log, spread, timed, write_report)
+
 FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "heatmaps": 4,
                  "steps": 0, "repeats": 3, "batch_size": 64}
 QUICK_DEFAULTS = {"networks": "demo_densenet", "heatmaps": 2, "steps": 8, "repeats": 1,
@@ -45,21 +43,6 @@ class _CountingModel(object):
     def class_probabilities(self, images):
         self.batches.append(len(images))
         return self.model.class_probabilities(images)
-
-
-def _timed(function, repeats):
-    """A warm-up call, then the seconds of `repeats` calls."""
-    function()
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def _spread(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def measure_network(network, options, log):
@@ -83,33 +66,33 @@ def measure_network(network, options, log):
         scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size)
         log("  %s: %d heatmaps, %d steps, batch %d" % (network, options.heatmaps,
                                                        scorer.steps, options.batch_size))
-        scored = _timed(lambda: scorer(inputs, heatmaps, classes), options.repeats)
+        scored = timed(lambda: scorer(inputs, heatmaps, classes), options.repeats)
         # Every call makes the same batches: those of one.
         batches = counting.batches[:len(counting.batches) // (options.repeats + 1)]
         rows = sum(batches)
         feeds = {size: pictures[np.arange(size) % len(pictures)] for size in set(batches)}
-        forward = _timed(lambda: [model.class_probabilities(feeds[size]) for size in batches],
-                         options.repeats)
+        forward = timed(lambda: [model.class_probabilities(feeds[size]) for size in batches],
+                        options.repeats)
     finally:
         model.close()
-    per_heatmap = [seconds / options.heatmaps for seconds in scored]
-    limit = [seconds / options.heatmaps for seconds in forward]
+    per_heatmap = spread([seconds / options.heatmaps for seconds in scored])
+    limit = spread([seconds / options.heatmaps for seconds in forward])
     result = {"network": network, "input_size": [int(height), int(width)],
               "steps": scorer.steps, "points": scorer.points, "heatmaps": options.heatmaps,
               "batch_size": options.batch_size, "forward_passes": rows,
               "forward_passes_per_heatmap": rows / float(options.heatmaps),
               "faithfulness_seconds": scored, "forward_seconds": forward,
-              "seconds_per_heatmap": _spread(per_heatmap),
-              "forward_seconds_per_heatmap": _spread(limit),
-              "ratio": statistics.median(per_heatmap) / statistics.median(limit)}
+              "seconds_per_heatmap": per_heatmap, "forward_seconds_per_heatmap": limit,
+              "ratio": per_heatmap["median"] / limit["median"]}
     log("    %.3f s per heatmap, forward passes alone %.3f s: ratio %.3f"
         % (result["seconds_per_heatmap"]["median"],
            result["forward_seconds_per_heatmap"]["median"], result["ratio"]))
     return result
 
 
-def _cell(spread):
-    return "%.3g (%.3g–%.3g)" % (spread["median"], spread["min"], spread["max"])
+def _cell(values):
+    """A spread of seconds as 'median (min–max)', three significant digits each."""
+    return format_spread(values, lambda value: "%.3g" % value)
 
 
 def markdown(report):
@@ -158,10 +141,7 @@ def parse_options(argv=None):
                         help="a smoke run: %s" % ", ".join(
                             "%s %s" % item for item in QUICK_DEFAULTS.items()))
     options = parser.parse_args(argv)
-    defaults = QUICK_DEFAULTS if options.quick else FULL_DEFAULTS
-    for key, value in defaults.items():
-        if getattr(options, key) is None:
-            setattr(options, key, value)
+    fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS)
     for key in ("heatmaps", "repeats", "batch_size"):
         if getattr(options, key) < 1:
             parser.error("--%s must be at least 1" % key)
@@ -174,24 +154,17 @@ def main(argv=None):
     options = parse_options(argv)
     from benchmarks.measure import machine
 
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
-    load_before = os.getloadavg()[0]
-    started = time.time()
+    stopwatch = Stopwatch()
     results = [measure_network(network, options, log)
                for network in options.networks.split(",")]
     report = {"networks": results, "repeats": options.repeats, "machine": machine(),
-              "load_average": [load_before, os.getloadavg()[0]],
-              "seconds": time.time() - started, "argv": sys.argv[1:] if argv is None else argv}
-    os.makedirs(options.output, exist_ok=True)
-    stem = os.path.join(options.output, "faithfulness_quick" if options.quick
-                        else "faithfulness")
-    with open(stem + ".json", "w") as stream:
-        json.dump(report, stream, indent=2)
-    with open(stem + ".md", "w") as stream:
-        stream.write(markdown(report))
-    print(markdown(report))
-    print("written: %s.json, %s.md" % (stem, stem))
+              "load_average": stopwatch.load_averages(),
+              "seconds": stopwatch.seconds(), "argv": sys.argv[1:] if argv is None else argv}
+    text = markdown(report)
+    paths = write_report(options.output, "faithfulness_quick" if options.quick
+                         else "faithfulness", report, text, indent=2)
+    print(text)
+    print("written: %s, %s" % paths)
     return 0
 
 

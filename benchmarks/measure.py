@@ -13,14 +13,13 @@ per iteration), the channels of the layer's activation and the process's peak me
 end.
 """
 import json
-import os
-import platform
 import resource
 import sys
 import time
 
 import numpy as np
 
+from benchmarks import common
 from l2caf import data, networks
 from l2caf.methods import METHODS, L2CAF, ScoreCAM
 from l2caf.models.slim import Model
@@ -38,10 +37,6 @@ WARM_UP_ITERATIONS = 2
 # Convergence checks per measured run: the time per iteration is taken between the first and
 # the last, free of the per-batch costs (forward pass, loss terms, executor set-up).
 CHECKS_PER_RUN = 4
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def peak_rss_mb():
@@ -147,10 +142,10 @@ def measure(measurement, network, gpu, repeats, progress):
     """One measurement: a warm-up run, then `repeats` timed runs; and the process's peak
     memory at its end."""
     iterations = measurement["iterations"]
-    started = time.perf_counter()
+    stopwatch = common.Stopwatch()
     workload = Workload(measurement, network, gpu)
     try:
-        progress("model built in %.1f s; warm-up" % (time.perf_counter() - started))
+        progress("model built in %.1f s; warm-up" % stopwatch.seconds())
         workload.warm_up(WARM_UP_ITERATIONS if iterations else None)
         samples = []
         for repeat in range(repeats):
@@ -172,25 +167,12 @@ def measure(measurement, network, gpu, repeats, progress):
                 peak_rss_mb=peak_rss_mb())
 
 
-def _cpu_model():
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def machine():
-    """The hardware and software the numbers were measured on."""
-    gpus = tf.config.list_physical_devices("GPU")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024.0 ** 3
-    return {"cpu": _cpu_model(), "cores": cores, "memory_gb": round(memory_gb, 1),
-            "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-                     for gpu in gpus],
-            "system": platform.platform(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "numpy": np.__version__}
+    """The hardware and software the numbers were measured on (common.machine), with the
+    GPUs TensorFlow sees and its version."""
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    return common.machine(gpus=gpus, tensorflow=tf.__version__, numpy=np.__version__)
 
 
 def measure_network(task):
@@ -207,10 +189,10 @@ def measure_network(task):
             details.insert(0, "layer %s" % (measurement["layer"] or "the last conv layer"))
         if measurement["iterations"]:
             details.append("%d iterations" % measurement["iterations"])
-        log("[%s %d/%d] %s: %s" % (network, number, task["count"], measurement["label"],
-                                   ", ".join(details)))
+        common.log("[%s %d/%d] %s: %s" % (network, number, task["count"],
+                                          measurement["label"], ", ".join(details)))
         results.append(measure(measurement, network, task["gpu"], task["repeats"],
-                               lambda message: log("    " + message)))
+                               lambda message: common.log("    " + message)))
     return {"network": network, "image_size": results[0]["image_size"],
             "num_classes": results[0]["num_classes"],
             "last_conv_layer": results[0]["last_conv_layer"],

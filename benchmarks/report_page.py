@@ -22,22 +22,21 @@ Writes report_page.json and report_page.md to --output and prints the table. Exa
   python benchmarks/report_page.py --entries 2000 --repeats 1 --output /tmp/report_page
 """
 import argparse
-import json
 import os
 import platform
 import re
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import (DEFAULT_OUTPUT, Stopwatch, load_average,  # noqa: E402
+                               write_report)
 from l2caf.report import browser, page  # noqa: E402
 
-DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 THUMBNAIL = (192, 144)  # width, height: a 500 x 375 ImageNet image's thumbnail
 WINDOW = (1280, 900)
 
@@ -95,16 +94,12 @@ def write_synthetic_report(folder, entries, thumbnails):
 
 def open_page(path, fragment):
     """(milliseconds to the first drawn page, images on it, images loaded, wall seconds)."""
-    started = time.time()
+    stopwatch = Stopwatch()
     dom = browser.dump_dom(browser.file_url(path, fragment), WINDOW, budget_ms=10000)
-    seconds = time.time() - started
+    seconds = stopwatch.seconds()
     body = dict(re.findall(r'data-([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>",
                                                                  dom).group(1)))
     return (int(body["drawn-ms"]), int(body["images"]), int(body["images-loaded"]), seconds)
-
-
-def load_average():
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def main(argv=None):
@@ -150,11 +145,7 @@ def main(argv=None):
             ", ".join(str(load["drawn_ms"]) for load in result["loads"]),
             "yes" if result["all_images_loaded"] else "no",
             "%.1f-%.1f" % (min(averages), max(averages)) if averages else "-"))
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "report_page.json"), "w") as stream:
-        json.dump(report, stream, indent=2)
-    with open(os.path.join(args.output, "report_page.md"), "w") as stream:
-        stream.write("\n".join(lines) + "\n")
+    write_report(args.output, "report_page", report, "\n".join(lines) + "\n", indent=2)
     print("\n".join(lines))
     return 0
 

@@ -36,14 +36,16 @@ Examples:
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "benchmarks", "results")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import (DEFAULT_OUTPUT, REPO_ROOT, Stopwatch, at_least,  # noqa: E402
+                               command_line, describe_machine, fill_defaults, format_number,
+                               format_spread, spread, write_report)
+
 EXTRAPOLATED_ITERATIONS = 1000
 
 # The filter layer of the intermediate-layer measurements: the last end point before the
@@ -72,19 +74,6 @@ class BenchmarkError(Exception):
     """A network's measurements failed; the message says which."""
 
 
-def _at_least(minimum, reason=""):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError("must be an integer, got %r" % text) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError("must be at least %d%s, got %d"
-                                             % (minimum, reason, value))
-        return value
-    return parse
-
-
 def _network_list(text):
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -109,7 +98,7 @@ def parse_options(argv=None):
     parser.add_argument("--networks", type=_network_list, metavar="NAMES",
                         help="comma-separated network names, from: %s%s"
                              % (", ".join(INTERMEDIATE_LAYERS), default("networks")))
-    iteration_count = _at_least(2, " (the time per iteration is measured between two checks)")
+    iteration_count = at_least(2, " (the time per iteration is measured between two checks)")
     parser.add_argument("--iterations", metavar="N", type=iteration_count,
                         help="L2-CAF iterations per filter, fixed (convergence off), for the "
                              "cached slow mode and the fast mode" + default("iterations"))
@@ -117,10 +106,10 @@ def parse_options(argv=None):
                         help="iterations of the naive slow mode, which runs the whole network "
                              "each iteration (its time is extrapolated to 1000 like the "
                              "others)" + default("naive_iterations"))
-    parser.add_argument("--repeats", metavar="N", type=_at_least(1),
+    parser.add_argument("--repeats", metavar="N", type=at_least(1),
                         help="timed runs per measurement, after one warm-up run; the report "
                              "gives their median and min-max" + default("repeats"))
-    parser.add_argument("--batch_size", metavar="N", type=_at_least(1),
+    parser.add_argument("--batch_size", metavar="N", type=at_least(1),
                         help="images per batch of the batched forward pass, fast mode, "
                              "Grad-CAM, Grad-CAM++ and LayerCAM, and Score-CAM's masked "
                              "inputs per batch" + default("batch_size"))
@@ -135,10 +124,8 @@ def parse_options(argv=None):
                              "in each of its 7 processes): checks that every measurement runs; its numbers "
                              "mean nothing (demo_densenet, batch 2, 2 iterations, 1 repeat)")
     options = parser.parse_args(argv)
-    defaults = QUICK_DEFAULTS if options.quick else FULL_DEFAULTS
-    for key, value in defaults.items():
-        if getattr(options, key) is None:
-            setattr(options, key, _network_list(value) if key == "networks" else value)
+    fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS,
+                  {"networks": _network_list})
     if os.path.exists(options.output) and not os.path.isdir(options.output):
         parser.error("argument --output: %s exists and is not a folder" % options.output)
     return options
@@ -191,10 +178,6 @@ def measure_in_process(task):
                 else "exit status %d" % status))
         with open(result_path) as stream:
             return json.load(stream)
-
-
-def spread(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def summarize(raw):
@@ -274,22 +257,6 @@ def method_ratios(measurements):
     }
 
 
-def _number(value):
-    return "%.0f" % value if abs(value) >= 100 else "%.3g" % value
-
-
-def _with_spread(values):
-    return "%s (%s–%s)" % (_number(values["median"]), _number(values["min"]),
-                           _number(values["max"]))
-
-
-def describe_machine(machine, devices):
-    return ("device %s; %s, %d cores, %.0f GB memory, %s; TensorFlow %s, Python %s, %s"
-            % (" and ".join(devices), machine["cpu"], machine["cores"], machine["memory_gb"],
-               "GPU: " + ", ".join(machine["gpus"]) if machine["gpus"] else "no GPU",
-               machine["tensorflow"], machine["python"], machine["system"]))
-
-
 def markdown(report):
     """The report's measurement table and ratio table, with what they were measured on."""
     settings = report["settings"]
@@ -317,9 +284,9 @@ def markdown(report):
             lines.append("| %s | %s | %s | %d | %s | %s | %s | %s | %s |" % (
                 network["network"], measurement["label"], measurement["layer"] or "—",
                 measurement["batch"], measurement["iterations"] or "—",
-                _with_spread(measurement["seconds_per_image"]),
-                _number(measurement["images_per_second"]["median"]),
-                _with_spread(at_1000) if at_1000 else "—",
+                format_spread(measurement["seconds_per_image"]),
+                format_number(measurement["images_per_second"]["median"]),
+                format_spread(at_1000) if at_1000 else "—",
                 ("%.0f" if measurement["new_peak"] else "≤ %.0f") % measurement["peak_rss_mb"]))
     lines += [
         "",
@@ -331,7 +298,7 @@ def markdown(report):
         "|---|---|---|---|---|",
     ]
     for network in report["networks"].values():
-        cells = ["%s / %s" % (_number(ratio["measured"]), _number(ratio["at_1000"]))
+        cells = ["%s / %s" % (format_number(ratio["measured"]), format_number(ratio["at_1000"]))
                  for ratio in network["ratios"].values()]
         lines.append("| %s | %s |" % (network["network"], " | ".join(cells)))
     lines += [
@@ -347,7 +314,7 @@ def markdown(report):
     for network in report["networks"].values():
         lines.append("| %s | %d | %s |" % (
             network["network"], network["measurements"]["scorecam_single"]["channels"],
-            " | ".join(_number(ratio["measured"])
+            " | ".join(format_number(ratio["measured"])
                        for ratio in network["method_ratios"].values())))
     baselines = [measurement["baseline_rss_mb"] for network in report["networks"].values()
                  for measurement in network["measurements"].values()]
@@ -363,9 +330,8 @@ def markdown(report):
 
 
 def run(options, argv):
-    started = time.time()
     # Other processes on the machine slow the measurements down: the report shows the load.
-    load_at_start = os.getloadavg()[0]
+    stopwatch = Stopwatch()
     settings = {key: getattr(options, key) for key in FULL_DEFAULTS}
     print("benchmark of %s: %d iterations (naive: %d), batch %d, %d repeat(s) after a warm-up; "
           "each network in fresh processes" % (", ".join(options.networks),
@@ -373,7 +339,7 @@ def run(options, argv):
                                               options.batch_size, options.repeats), flush=True)
     networks = {}
     for network in options.networks:
-        network_started = time.time()
+        network_stopwatch = Stopwatch()
         groups = plan(options, network)
         first_number, measurements = 1, {}
         for group in groups:
@@ -399,26 +365,16 @@ def run(options, argv):
                        "intermediate": INTERMEDIATE_LAYERS[network]},
             "measurements": measurements, "ratios": ratios(measurements),
             "method_ratios": method_ratios(measurements),
-            "seconds": time.time() - network_started}
+            "seconds": network_stopwatch.seconds()}
         print("%s done in %.0f s" % (network, networks[network]["seconds"]), flush=True)
     devices = sorted({network["device"] for network in networks.values()})
-    report = {"command": " ".join(["python benchmarks/run.py"] + list(argv)),
+    report = {"command": command_line("run.py", argv),
               "machine": dict(machine, description=describe_machine(machine, devices)),
               "settings": dict(settings, gpu=options.gpu, quick=options.quick,
                                extrapolated_iterations=EXTRAPOLATED_ITERATIONS),
-              "networks": networks, "total_seconds": time.time() - started,
-              "load_average": [load_at_start, os.getloadavg()[0]]}
+              "networks": networks, "total_seconds": stopwatch.seconds(),
+              "load_average": stopwatch.load_averages()}
     return report
-
-
-def write_report(report, output_dir, stem):
-    os.makedirs(output_dir, exist_ok=True)
-    paths = [os.path.join(output_dir, stem + extension) for extension in (".json", ".md")]
-    with open(paths[0], "w") as stream:
-        json.dump(report, stream, indent=1)
-    with open(paths[1], "w") as stream:
-        stream.write(markdown(report))
-    return paths
 
 
 def main(argv=None):
@@ -432,11 +388,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
-    paths = write_report(report, options.output,
-                         "benchmark_quick" if options.quick else "benchmark")
+    text = markdown(report)
+    paths = write_report(options.output, "benchmark_quick" if options.quick else "benchmark",
+                         report, text)
     print()
-    print(markdown(report))
-    print("wrote %s and %s" % tuple(paths))
+    print(text)
+    print("wrote %s and %s" % paths)
     return 0
 
 

@@ -1,11 +1,14 @@
 """benchmarks/evaluation.py on a tiny size: the report is complete and holds the scores of
 what it timed, and the synthetic records are as described. Correctness only: no timing is
 asserted."""
+import argparse
 import json
+import re
 
 import numpy as np
 import pytest
 
+from benchmarks import common
 from benchmarks import evaluation as benchmark
 from l2caf.evaluation import PROTOCOLS, evaluate_records, parse_thresholds
 
@@ -80,3 +83,35 @@ def test_bad_options_are_clear_errors(capsys, argv, message):
         benchmark.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_spread_and_how_a_report_writes_it():
+    assert common.spread([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0}
+    assert common.spread([0.5]) == {"median": 0.5, "min": 0.5, "max": 0.5}
+    # Three significant digits, whole numbers from 100 on; or the given format.
+    assert common.format_spread({"median": 0.012345, "min": 99.94, "max": 1234.5}) == \
+        "0.0123 (99.9–1234)"
+    assert common.format_spread({"median": 1234.5, "min": 0.5, "max": 2e4},
+                                lambda value: "%.3g" % value) == "1.23e+03 (0.5–2e+04)"
+
+
+def test_at_least_and_fill_defaults_as_the_options_use_them():
+    parse = common.at_least(2, " (two checks)")
+    assert parse("2") == 2
+    for text, message in (("1", "must be at least 2 (two checks), got 1"),
+                          ("two", "must be an integer, got 'two'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            parse(text)
+    options = argparse.Namespace(networks=None, repeats=5, steps=None)
+    common.fill_defaults(options, {"networks": "a,b", "repeats": 1, "steps": 0},
+                         {"networks": lambda text: text.split(",")})
+    assert vars(options) == {"networks": ["a", "b"], "repeats": 5, "steps": 0}
+
+
+def test_write_report_writes_the_json_and_the_markdown(tmp_path):
+    folder = str(tmp_path / "new")
+    paths = common.write_report(folder, "stem", {"a": [1]}, "| table |\n", indent=2,
+                                json_newline=True)
+    assert paths == (folder + "/stem.json", folder + "/stem.md")
+    assert open(paths[0]).read() == '{\n  "a": [\n    1\n  ]\n}\n'
+    assert open(paths[1]).read() == "| table |\n"
