@@ -5,7 +5,7 @@ setup(
     version="0.2.0",
     description="L2-CAF (ECCV 2020) attention visualisation for CNNs on TensorFlow 2 with tf-slim",
     packages=find_packages(include=["nets", "nets.*", "l2caf", "l2caf.*"]),
-    package_data={"l2caf": ["demo_model/*", "report/report.html"]},
+    package_data={"l2caf": ["demo_model/*", "report/report.html", "py.typed"]},
     python_requires=">=3.9",
     install_requires=[
         "tensorflow>=2.16",

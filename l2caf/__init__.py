@@ -17,6 +17,7 @@ The public names are imported on first use, so that the parts without TensorFlow
 configuration, the evaluation, the results readers) stay light.
 """
 import importlib
+from typing import Any
 
 __version__ = "0.2.0"
 
@@ -34,7 +35,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError("module 'l2caf' has no attribute %r" % name)
     return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -33,6 +33,7 @@ as the XMLs are.
 import collections
 import os
 import xml.etree.ElementTree as ElementTree
+from typing import Dict, List, Tuple
 
 BoxObject = collections.namedtuple("BoxObject", ["name", "box"])
 BoxObject.__doc__ = """One annotated object: its class (a name from an XML, a class id from
@@ -68,7 +69,7 @@ def _integer(element, field, path):
     return int(value)
 
 
-def read_voc_xml(path):
+def read_voc_xml(path: str) -> Annotation:
     """The `Annotation` in the XML file at `path`; a ValueError naming the file if it is
     malformed or lacks a field."""
     try:
@@ -99,8 +100,9 @@ def _add_child(parent, tag, text):
     return child
 
 
-def write_voc_xml(path, annotation, folder=""):
-    """Writes `annotation` (an `Annotation`, 3-channel image) to `path` in the ILSVRC layout."""
+def write_voc_xml(path: str, annotation: Annotation, folder: str = "") -> None:
+    """Writes `annotation` (an `Annotation`, 3-channel image) to `path` in the ILSVRC layout,
+    with `folder` as its <folder>."""
     root = ElementTree.Element("annotation")
     _add_child(root, "folder", folder)
     _add_child(root, "filename", annotation.filename)
@@ -119,7 +121,7 @@ def write_voc_xml(path, annotation, folder=""):
     tree.write(path, encoding="utf-8", xml_declaration=False)
 
 
-def read_annotation_folder(folder):
+def read_annotation_folder(folder: str) -> Dict[str, Annotation]:
     """{image stem: `Annotation`} for every *.xml file in `folder` (ILSVRC names each XML
     file after its image, e.g. ILSVRC2012_val_00000001.xml)."""
     if not os.path.isdir(folder):
@@ -151,7 +153,7 @@ def _metadata_lines(folder, name, fields):
                                  % (path, number, ",".join(fields), line)) from None
 
 
-def read_wsol_metadata(folder):
+def read_wsol_metadata(folder: str) -> Dict[str, Annotation]:
     """{image stem: `Annotation`} of a wsolevaluation metadata folder (see the module
     docstring); a ValueError naming the file if one is missing, malformed, or lacks an
     image's label, size or boxes, or if two images share a file name (results are matched
@@ -163,11 +165,11 @@ def read_wsol_metadata(folder):
     image_ids = [image_id for image_id, _ in _metadata_lines(folder, "image_ids.txt", ["path"])]
     labels = dict(_metadata_lines(folder, "class_labels.txt", ["path", "label"]))
     sizes = dict(_metadata_lines(folder, "image_sizes.txt", ["path", "width", "height"]))
-    boxes = collections.defaultdict(list)
+    boxes: Dict[str, List[Tuple[int, ...]]] = collections.defaultdict(list)
     for image_id, box in _metadata_lines(folder, "localization.txt",
                                          ["path", "x0", "y0", "x1", "y1"]):
         boxes[image_id].append(tuple(box))
-    annotations = collections.OrderedDict()
+    annotations: Dict[str, Annotation] = collections.OrderedDict()
     for image_id in image_ids:
         for name, table in (("class_labels.txt", labels), ("image_sizes.txt", sizes),
                             ("localization.txt", boxes)):
@@ -187,7 +189,7 @@ def read_wsol_metadata(folder):
     return annotations
 
 
-def read_annotations(folder):
+def read_annotations(folder: str) -> Dict[str, Annotation]:
     """{image stem: `Annotation`} of a folder of XMLs or of wsolevaluation metadata, told
     apart by the files present: any of `WSOL_METADATA_FILES` makes it metadata (and all four
     must be there). Raises FileNotFoundError for a missing folder, ValueError (naming the

@@ -10,11 +10,12 @@ import socket
 import sys
 import threading
 import time
+from typing import IO, Any, BinaryIO, Callable, Dict, List, Optional, Set
 
 from l2caf.errors import OutputError, RunError
 
 
-def sha256(path):
+def sha256(path: str) -> str:
     """The SHA-256 of a file, or of every file of a folder with its relative name (a
     SavedModel): what a run folder records of its checkpoint and label list."""
     digest = hashlib.sha256()
@@ -28,7 +29,7 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def write_atomically(path, write):
+def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:
     """Calls write(stream) on a temporary file, syncs it and renames it to `path`: the file
     is whole or absent, and no temporary file stays behind whatever stops the write. OSError
     (a full disk, no permission) becomes an OutputError."""
@@ -58,17 +59,17 @@ class FolderLock(object):
     -9 included), so a lock left by a killed process is simply taken over. On a file system
     without locks, `problem` says so and nothing is locked."""
 
-    _held = set()  # lock files this process holds: taking one twice fails too
+    _held: Set[str] = set()  # lock files this process holds: taking one twice fails too
     _held_guard = threading.Lock()
 
-    def __init__(self, path):
+    def __init__(self, path: str):
         self.path = path
         self.lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path)
                                       + ".lock")
-        self.problem = None
-        self._stream = None
+        self.problem: Optional[str] = None
+        self._stream: Optional[IO[str]] = None
 
-    def __enter__(self):
+    def __enter__(self) -> "FolderLock":
         key = os.path.realpath(self.lock_path)
         with self._held_guard:
             if key in self._held:  # a second fd would also drop the first's POSIX lock
@@ -120,7 +121,7 @@ class FolderLock(object):
             time.sleep(0.05)
         return "it has not said which"
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         if self._stream is not None:
             with self._held_guard:
                 try:
@@ -132,7 +133,7 @@ class FolderLock(object):
                 self._held.discard(os.path.realpath(self.lock_path))
 
 
-def read_json_lines(path):
+def read_json_lines(path: str) -> List[Dict[str, Any]]:
     """All records of a file of JSON lines (results, failures, scores); torn lines (a kill
     during a write) are skipped."""
     records = []

@@ -5,7 +5,7 @@ pixel centres aligned as in cv2.resize, a flat map kept exactly flat), so that a
 at is the map that was scored. Overlays take OpenCV's colour maps and
 matplotlib's (imported only then); the default is the original's blue-white-red.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -13,6 +13,9 @@ from PIL import Image
 
 from l2caf.errors import ConfigError
 from l2caf.images import size_pair
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 def _blue_white_red():
@@ -30,7 +33,7 @@ OPENCV_COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(cv2, name)
                     for name in dir(cv2) if name.startswith("COLORMAP_")}
 
 
-def check_finite_2d(heatmap):
+def check_finite_2d(heatmap: "npt.ArrayLike") -> np.ndarray:
     """The heatmap as a float64 array; ValueError if it is not a non-empty 2-D array of finite
     values."""
     heatmap = np.asarray(heatmap, dtype=np.float64)
@@ -42,7 +45,7 @@ def check_finite_2d(heatmap):
     return heatmap
 
 
-def resize_heatmap(heatmap, image_size):
+def resize_heatmap(heatmap: "npt.ArrayLike", image_size: Sequence[int]) -> np.ndarray:
     """The heatmap bilinearly resized to image_size = (height, width), as float64.
 
     Raises ValueError for a map that is not 2-D or holds NaN or infinity. A flat map is
@@ -58,7 +61,8 @@ def resize_heatmap(heatmap, image_size):
     return cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def upsample(heatmaps, size: Union[int, Tuple[int, int]]) -> np.ndarray:
+def upsample(heatmaps: Union[np.ndarray, Sequence[np.ndarray]],
+             size: Union[int, Sequence[int]]) -> np.ndarray:
     """Heatmaps resized to size = (height, width) (one number for a square), as float64:
     one map [h, w] gives [height, width]; a stack [N, h, w] or a list of maps (any sizes)
     gives [N, height, width], e.g. for matplotlib's imshow. The evaluation's bilinear
@@ -84,7 +88,7 @@ def upsample(heatmaps, size: Union[int, Tuple[int, int]]) -> np.ndarray:
     return resized[0] if single else resized
 
 
-def normalize(heatmap):
+def normalize(heatmap: "npt.ArrayLike") -> np.ndarray:
     """Min-max normalised to [0, 1]; a flat map becomes all zeros."""
     heatmap = np.asarray(heatmap, dtype=np.float64)
     low, high = heatmap.min(), heatmap.max()
@@ -93,7 +97,7 @@ def normalize(heatmap):
     return (heatmap - low) / (high - low)
 
 
-def colormap_table(colormap=None) -> np.ndarray:
+def colormap_table(colormap: Optional[Union[int, str, object]] = None) -> np.ndarray:
     """The 256-entry RGB uint8 lookup table of a colour map: None (blue-white-red), an
     OpenCV colour map (cv2.COLORMAP_JET, or its name "jet"), or a matplotlib colour map by
     name ("viridis"; OpenCV's own names mean OpenCV's maps) or as a Colormap object."""
@@ -126,7 +130,8 @@ def colormap_table(colormap=None) -> np.ndarray:
                       % (colormap,))
 
 
-def colorize(heatmap, size: Sequence[int], colormap=None) -> np.ndarray:
+def colorize(heatmap: np.ndarray, size: Sequence[int],
+             colormap: Optional[Union[int, str, object]] = None) -> np.ndarray:
     """Heatmap upsampled to size = (height, width), min-max normalised, through the colour
     map (see colormap_table): RGB uint8 [height, width, 3]."""
     heatmap = np.asarray(heatmap)
@@ -147,13 +152,13 @@ def show_heatmap_on_image(image: np.ndarray, heatmap: np.ndarray, alpha: float =
     return blended.round().astype(np.uint8)
 
 
-def write_png(stream, rgb):
+def write_png(stream: IO[bytes], rgb: np.ndarray) -> None:
     """Writes an RGB uint8 image to a binary stream as PNG."""
     stream.write(cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes())
 
 
-def write_gif(stream, frames, frame_seconds=0.2):
-    """Writes RGB uint8 frames to a binary stream as a looping GIF."""
+def write_gif(stream: IO[bytes], frames: Sequence[np.ndarray], frame_seconds: float = 0.2) -> None:
+    """Writes RGB uint8 frames to a binary stream as a looping GIF, frame_seconds per frame."""
     pictures = [Image.fromarray(frame) for frame in frames]
     pictures[0].save(stream, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
                      duration=int(frame_seconds * 1000))

@@ -8,6 +8,7 @@ import collections
 import os
 import re
 import warnings
+from typing import List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -22,7 +23,7 @@ MAX_PIXELS = 150 * 10 ** 6
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-def to_rgb8(image):
+def to_rgb8(image: np.ndarray) -> np.ndarray:
     """Any OpenCV image (gray, BGR, BGRA; 8 or 16 bit or float) -> RGB uint8."""
     if image.dtype == np.uint16:
         image = (image / 257.0).round().astype(np.uint8)
@@ -89,7 +90,7 @@ def read_image(path: str) -> np.ndarray:
     return to_rgb8(image)
 
 
-def size_pair(size):
+def size_pair(size: Union[int, str, Sequence[int]]) -> Tuple[int, int]:
     """(height, width) of a size given as one number (a square), as (height, width), or as
     text: "N" or "HxW" (e.g. "224x160"; spaces and the x's case do not matter). ValueError for
     text that is not a size."""
@@ -98,20 +99,21 @@ def size_pair(size):
         if len(parts) > 2 or not all(part.isdigit() for part in parts):
             raise ValueError("not a size: %r" % size)
         size = [int(part) for part in parts] if len(parts) == 2 else int(parts[0])
+    # (mypy cannot narrow by np.ndim: a number in the first case, a pair in the second)
     if np.ndim(size) == 0:
-        return int(size), int(size)
-    height, width = size
+        return int(size), int(size)  # type: ignore[arg-type]
+    height, width = size  # type: ignore[misc]
     return int(height), int(width)
 
 
-def resize(image, size):
+def resize(image: np.ndarray, size: Union[int, Sequence[int]]) -> np.ndarray:
     """The whole image resized to `size` (one number for a square, or (height, width);
     bilinear: the original resizes, it does not crop)."""
     height, width = size_pair(size)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def list_images(source):
+def list_images(source: str) -> List[str]:
     """Image paths of a run: one image file, a folder's images (sorted), or a list file.
 
     A list file is a text file with one path per line (relative to the list's folder when

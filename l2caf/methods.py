@@ -29,7 +29,8 @@ layer's resolution:
 """
 import collections
 import time
-from typing import List, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 from tqdm import tqdm
@@ -39,6 +40,9 @@ from l2caf.errors import ConfigError
 from l2caf.heatmaps import upsample
 from l2caf.optimize import FilterOptimizer
 from l2caf.settings import Settings
+
+if TYPE_CHECKING:
+    from l2caf.models.base import ExplainableModel, Prediction
 
 Explanation = collections.namedtuple(
     "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds",
@@ -50,16 +54,19 @@ explained together), and for L2-CAF loss_history: [updates, loss] at every conve
 (the loss after that many updates), ending with the final loss (None for the one-pass
 methods)."""
 
+# on_check(updates, heatmaps, running): see FilterOptimizer.run.
+_OnCheck = Optional[Callable[[int, np.ndarray, np.ndarray], object]]
+
 
 class Explainer(object):
     """The shared call of the methods: check the images and targets (l2caf.inputs), run the
     network, choose the (image, class) pairs, then `explain` them."""
     explains_classes = True
 
-    def __init__(self, model):
+    def __init__(self, model: "ExplainableModel"):
         self.model = model
 
-    def predict(self, images, preprocessed: bool = False):
+    def predict(self, images: Any, preprocessed: bool = False) -> "Prediction":
         """The unfiltered network (model.predict) on `images` (see l2caf.inputs)."""
         predictions = [self.model.predict(batch)
                        for batch in inputs.ImageBatches(images, self.model, preprocessed)]
@@ -67,8 +74,9 @@ class Explainer(object):
             return predictions[0]
         return type(predictions[0])(*(np.concatenate(field) for field in zip(*predictions)))
 
-    def __call__(self, images, classes=None, keys: Optional[Sequence] = None, prediction=None,
-                 on_check=None, preprocessed: bool = False) -> List[Explanation]:
+    def __call__(self, images: Any, classes: Any = None, keys: Optional[Sequence] = None,
+                 prediction: Optional["Prediction"] = None, on_check: _OnCheck = None,
+                 preprocessed: bool = False) -> List[Explanation]:
         """Explanations of each image's classes.
 
         images: one image, a list, a batch, a tensor or an iterable of batches (a
@@ -103,8 +111,11 @@ class Explainer(object):
         targets.check_count(start)
         return explanations
 
-    def explain(self, images, prediction, pairs, keys, on_check):
-        """The Explanations of `pairs` [(row of images, class id)] of an input batch."""
+    def explain(self, images: np.ndarray, prediction: "Prediction",
+                pairs: Sequence[Tuple[int, Optional[int]]], keys: Sequence[str],
+                on_check: _OnCheck) -> List[Explanation]:
+        """The Explanations of `pairs` [(row of images, class id)] of an input batch, with
+        the network's `prediction` on it, each image's key and on_check (see __call__)."""
         raise NotImplementedError
 
 
@@ -119,7 +130,8 @@ class L2CAF(Explainer):
     explained model.rows at a time, each row stopping when its own loss has settled.
     """
 
-    def __init__(self, model, caf_variant: str = "cls_specific", settings=None,
+    def __init__(self, model: "ExplainableModel", caf_variant: str = "cls_specific",
+                 settings: Optional[Union[Settings, Mapping[str, Any]]] = None,
                  cache_activation: bool = True, precompute_head: bool = True):
         super(L2CAF, self).__init__(model)
         self.caf_variant = caf_variant
@@ -131,7 +143,10 @@ class L2CAF(Explainer):
         self.head = heads.head_for(model, caf_variant, cache_activation, precompute_head)
         self.optimizer = FilterOptimizer(model, self.head)
 
-    def explain(self, images, prediction, pairs, keys, on_check):
+    def explain(self, images: np.ndarray, prediction: "Prediction",
+                pairs: Sequence[Tuple[int, Optional[int]]], keys: Sequence[str],
+                on_check: _OnCheck) -> List[Explanation]:
+        """The Explanations of `pairs`, optimised model.rows pairs at a time."""
         rows = self.model.rows
         return [explanation for start in range(0, len(pairs), rows)
                 for explanation in self._explain_rows(images, prediction,
@@ -175,13 +190,18 @@ class ActivationMap(Explainer):
     rows need d logit / d activation."""
     uses_gradients = False
 
-    def explain(self, images, prediction, pairs, keys, on_check):
+    def explain(self, images: np.ndarray, prediction: "Prediction",
+                pairs: Sequence[Tuple[int, Optional[int]]], keys: Sequence[str],
+                on_check: _OnCheck) -> List[Explanation]:
+        """The Explanations of `pairs`, from the forward pass's activation (and one gradient
+        run)."""
         if not pairs:
             return []
         started = time.time()
         image_rows = [index for index, _ in pairs]
         activations = prediction.activation[image_rows]
-        outputs = [self.model.class_output(c) for _, c in pairs]
+        # (the one-pass methods explain classes: no class id is None)
+        outputs = [self.model.class_output(c) for _, c in pairs]  # type: ignore[arg-type]
         gradients = None
         if self.uses_gradients:
             # One run for all rows: the gradient of the sum over rows of each row's own logit
@@ -219,7 +239,7 @@ class CAM(ActivationMap):
     works there).
     """
 
-    def __init__(self, model):
+    def __init__(self, model: "ExplainableModel"):
         super(CAM, self).__init__(model)
         if model.linear_head_layer is None:
             raise ConfigError("CAM needs a head that is a global mean followed by a linear "
@@ -229,7 +249,8 @@ class CAM(ActivationMap):
                               "use method gradcam for other layers"
                               % (model.linear_head_layer, model.name, model.layer))
 
-    def weights(self, rows):
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, C]: the linear head's weights of each row's class."""
         # Read at every call: the checkpoint may be restored after construction.
         return self.model.linear_head_weights()[:, rows.outputs].T
 
@@ -239,7 +260,8 @@ class GradCAM(ActivationMap):
     weight is the spatial mean of d logit / dA over its map."""
     uses_gradients = True
 
-    def weights(self, rows):
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, C]: the spatial means of the gradients."""
         return rows.gradients.mean(axis=(1, 2))
 
 
@@ -251,7 +273,8 @@ class GradCAMPlusPlus(ActivationMap):
     0 where its denominator is 0. Computed in float64."""
     uses_gradients = True
 
-    def weights(self, rows):
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, C]: sum_ij alpha_ij relu(G_ij)."""
         gradients = rows.gradients.astype(np.float64)
         squared = gradients * gradients
         sums = rows.activations.astype(np.float64).sum(axis=(1, 2), keepdims=True)
@@ -267,7 +290,8 @@ class LayerCAM(ActivationMap):
     channels."""
     uses_gradients = True
 
-    def weights(self, rows):
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, H, W, C]: the positive part of the gradients."""
         return np.maximum(rows.gradients, 0.0)
 
 
@@ -283,17 +307,18 @@ class ScoreCAM(ActivationMap):
     `model.class_probabilities` batch_size at a time: one forward pass per channel and
     image. progress: a progress bar over them."""
 
-    def __init__(self, model, batch_size: int = 64, progress: bool = False):
+    def __init__(self, model: "ExplainableModel", batch_size: int = 64, progress: bool = False):
         super(ScoreCAM, self).__init__(model)
         if int(batch_size) < 1:
             raise ConfigError("ScoreCAM's batch_size must be at least 1, got %r"
                               % (batch_size,))
         self.batch_size, self.progress = int(batch_size), bool(progress)
 
-    def weights(self, rows):
+    def weights(self, rows: PairRows) -> np.ndarray:
+        """[rows, C]: the class's probability on the input masked by each channel."""
         model = self.model
         size = model.input_shape[:2]
-        rows_of = collections.OrderedDict()
+        rows_of: Dict[int, List[int]] = collections.OrderedDict()
         for row, image in enumerate(rows.image_rows):
             rows_of.setdefault(image, []).append(row)
         maps = {image: rows.activations[pair_rows[0]] for image, pair_rows in rows_of.items()}
@@ -328,11 +353,12 @@ class RandomMap(ActivationMap):
     resolution, scaled to a maximum of 1, fixed by (seed, image key, class) whatever the
     batch around it (the seeds of L2-CAF's initial filters)."""
 
-    def __init__(self, model, seed: int = 0):
+    def __init__(self, model: "ExplainableModel", seed: int = 0):
         super(RandomMap, self).__init__(model)
         self.seed = int(seed)
 
-    def maps(self, rows):
+    def maps(self, rows: PairRows) -> np.ndarray:
+        """[rows, H, W]: uniform values seeded by (seed, image key, class)."""
         return np.stack([filters.random_generator(self.seed, key, class_id).uniform(
             size=self.model.filter_size) for key, class_id in zip(rows.keys, rows.class_ids)])
 

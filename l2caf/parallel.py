@@ -10,11 +10,14 @@ Loaded = TypeVar("Loaded")
 
 def default_workers() -> int:
     """The number of cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # (os.cpu_count() is None only where the count cannot be told: not where l2caf runs)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count()  # type: ignore[return-value]
 
 
 def prefetched(items: Sequence[Item], batch_size: int, load: Callable[[Item], Loaded],
-               workers: int) -> Iterator[List[Tuple[Item, "concurrent.futures.Future"]]]:
+               workers: int
+               ) -> Iterator[List[Tuple[Item, "concurrent.futures.Future[Loaded]"]]]:
     """Yields the batches of `items` as lists of (item, future of load(item)). The next batch
     goes to the `workers` threads before a batch is yielded, so that decoding it overlaps the
     work on the current one."""

@@ -2,11 +2,13 @@
 import dataclasses
 import math
 import numbers
+from typing import Any, Callable, List, Mapping, Optional, Union
 
 from l2caf.errors import ConfigError
 
 
-def check_number(name: str, value, condition: str, holds) -> float:
+def check_number(name: str, value: object, condition: str,
+                 holds: Callable[[Any], bool]) -> float:
     """value as a float if it is a finite real number for which holds(value) is true, else a
     ConfigError: '<name> must be a finite number, <condition>, got <value>'. NaN and
     infinity pass no range check of their own (nan > 0 is false, inf > 0 true), so every
@@ -42,17 +44,19 @@ class Settings:
         check_number("tolerance", self.tolerance, "0 or more", lambda x: x >= 0)
 
     @classmethod
-    def keys(cls):
+    def keys(cls) -> List[str]:
+        """The settings' names, in order."""
         return [field.name for field in dataclasses.fields(cls)]
 
     @classmethod
-    def of(cls, values=None):
+    def of(cls, values: Optional[Union["Settings", Mapping[str, Any]]] = None) -> "Settings":
         """Settings from None (the defaults), Settings, or a mapping of some of the keys
         (another key is an error naming it)."""
         if values is None or isinstance(values, cls):
             return values or cls()
-        unknown = sorted(set(values) - set(cls.keys()))
+        # (values is a mapping here: mypy does not narrow by isinstance(values, cls))
+        unknown = sorted(set(values) - set(cls.keys()))  # type: ignore[arg-type]
         if unknown:
             raise ConfigError("unknown setting(s) %s; the settings are %s"
                               % (", ".join(unknown), ", ".join(cls.keys())))
-        return cls(**values)
+        return cls(**values)  # type: ignore[arg-type]

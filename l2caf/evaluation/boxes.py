@@ -14,17 +14,21 @@ VOC annotations. (ADL's code returned x + w as xmax, one pixel beyond the contou
 protocols return the contour's last pixel, so they agree on the same blob.) The benchmark's
 recipe, at 224 x 224, is l2caf.evaluation.wsol.
 """
+from typing import Iterable, List, Optional, Sequence, Tuple
+
 import cv2
 import numpy as np
 
 from l2caf.heatmaps import resize_heatmap
 
 IMAGE_SIZE_PROTOCOLS = ("cam", "adl")
+# (xmin, ymin, xmax, ymax), inclusive pixel coordinates.
+Box = Tuple[int, int, int, int]
 # Up to this many components, the largest is found by counting each one's pixels.
 _FEW_COMPONENTS = 8
 
 
-def check_threshold(threshold):
+def check_threshold(threshold: float) -> None:
     """Raises ValueError unless threshold is a fraction of the maximum in [0, 1)."""
     if not 0.0 <= threshold < 1.0:
         raise ValueError("threshold is a fraction of the maximum in [0, 1), got %r"
@@ -44,7 +48,7 @@ class ImageSizedMap(object):
     the whole map.
     """
 
-    def __init__(self, resized, protocol="cam"):
+    def __init__(self, resized: np.ndarray, protocol: str = "cam"):
         if protocol not in IMAGE_SIZE_PROTOCOLS:
             raise ValueError("unknown protocol %r; choose one of %s"
                              % (protocol, ", ".join(IMAGE_SIZE_PROTOCOLS)))
@@ -67,7 +71,7 @@ class ImageSizedMap(object):
         self.row_peaks = levels.max(axis=1)
         self.column_peaks = levels.max(axis=0)
 
-    def cut(self, threshold):
+    def cut(self, threshold: float) -> Optional[float]:
         """What the threshold keeps pixels by, the same for thresholds that keep the same
         pixels: 'cam' keeps those >= the level threshold * max, 'adl' those > the grey level
         int(threshold * 255); a flat map keeps all."""
@@ -84,7 +88,7 @@ class ImageSizedMap(object):
             return self.row_peaks >= cut, self.column_peaks >= cut
         return self.row_peaks > cut, self.column_peaks > cut
 
-    def extent(self, threshold):
+    def extent(self, threshold: float) -> Optional[Box]:
         """The bounding box of the pixels kept at threshold, which holds the box; None for a
         flat map (whose box is the whole image)."""
         if self.flat:
@@ -94,7 +98,7 @@ class ImageSizedMap(object):
         left, right = _first_and_last(columns)
         return (left, top, right, bottom)
 
-    def box(self, threshold):
+    def box(self, threshold: float) -> Box:
         """The protocol's box at threshold (see `box_at_threshold`)."""
         if self.flat:
             # Nothing stands out, so nothing can be excluded: the whole image.
@@ -104,7 +108,7 @@ class ImageSizedMap(object):
             return self._largest_component_box(threshold)
         return self._largest_contour_box(threshold)
 
-    def boxes(self, threshold):
+    def boxes(self, threshold: float) -> List[Box]:
         """[the box at threshold]: the sweep's interface, shared with wsol.ScoreMap (whose
         list goes on with other contours' boxes)."""
         return [self.box(threshold)]
@@ -144,13 +148,14 @@ class ImageSizedMap(object):
         return (left, top, left + box_width - 1, top + box_height - 1)
 
 
-def box_at_threshold(resized, threshold=0.2, protocol="cam"):
+def box_at_threshold(resized: np.ndarray, threshold: float = 0.2, protocol: str = "cam") -> Box:
     """The box of a heatmap already at the image's size (see `heatmap_to_box`)."""
     check_threshold(threshold)
     return ImageSizedMap(resized, protocol).box(threshold)
 
 
-def heatmap_to_box(heatmap, image_size, threshold=0.2, protocol="cam"):
+def heatmap_to_box(heatmap: np.ndarray, image_size: Tuple[int, int], threshold: float = 0.2,
+                   protocol: str = "cam") -> Box:
     """The localisation box of a heatmap on an image of image_size = (height, width).
 
     heatmap: 2-D array at any resolution, resized bilinearly to the image. threshold: the
@@ -167,12 +172,12 @@ def heatmap_to_box(heatmap, image_size, threshold=0.2, protocol="cam"):
     return box_at_threshold(resize_heatmap(heatmap, image_size), threshold, protocol)
 
 
-def area(box):
+def area(box: Sequence[int]) -> int:
     """Pixels in an inclusive box: x0..x1 is x1 - x0 + 1 wide."""
     return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
 
-def intersection(box_a, box_b):
+def intersection(box_a: Sequence[int], box_b: Sequence[int]) -> int:
     """Pixels two inclusive boxes share; 0 for disjoint boxes."""
     inter_width = min(box_a[2], box_b[2]) - max(box_a[0], box_b[0]) + 1
     inter_height = min(box_a[3], box_b[3]) - max(box_a[1], box_b[1]) + 1
@@ -181,7 +186,7 @@ def intersection(box_a, box_b):
     return inter_width * inter_height
 
 
-def iou(box_a, box_b):
+def iou(box_a: Sequence[int], box_b: Sequence[int]) -> float:
     """Intersection over union of two inclusive boxes (a box of x0..x1 is x1 - x0 + 1 wide,
     as in CAM's, ADL's and wsolevaluation's code); 0 for disjoint boxes."""
     shared = intersection(box_a, box_b)
@@ -190,6 +195,7 @@ def iou(box_a, box_b):
     return shared / float(area(box_a) + area(box_b) - shared)
 
 
-def is_localized(box, gt_boxes, iou_threshold=0.5):
+def is_localized(box: Sequence[int], gt_boxes: Iterable[Sequence[int]],
+                 iou_threshold: float = 0.5) -> bool:
     """Whether box overlaps any of gt_boxes with IoU >= iou_threshold."""
     return any(iou(box, gt_box) >= iou_threshold for gt_box in gt_boxes)

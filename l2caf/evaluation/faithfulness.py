@@ -46,6 +46,9 @@ import numpy as np
 from l2caf import preprocessing
 from l2caf.heatmaps import resize_heatmap
 
+if typing.TYPE_CHECKING:
+    from l2caf.models.base import ExplainableModel
+
 BLUR_SIZE = 11
 BLUR_SIGMA = 5.0
 # scipy.ndimage.gaussian_filter's default: the Gaussian is cut 4 sigma from its centre.
@@ -98,7 +101,7 @@ def changed_pixels(num_pixels: int, steps: int) -> np.ndarray:
     return np.arange(steps + 1, dtype=np.int64) * num_pixels // steps
 
 
-def auc(curve: typing.Sequence[float]) -> float:
+def auc(curve: typing.Union[typing.Sequence[float], np.ndarray]) -> float:
     """The area under a curve of evenly spaced points over [0, 1] by the trapezoid rule
     (RISE's `auc`)."""
     curve = np.asarray(curve, dtype=np.float64)
@@ -143,7 +146,7 @@ def confidence_mask(heatmap: np.ndarray, size: typing.Sequence[int]) -> np.ndarr
 class _Curve(object):
     """The scores of one heatmap while its rows go through the network."""
 
-    def __init__(self, points):
+    def __init__(self, points: int):
         self.deletion = np.full(points, np.nan)
         self.insertion = np.full(points, np.nan)
         self.masked_probability = np.nan
@@ -157,7 +160,7 @@ class Faithfulness(object):
     step). batch_size: images per forward pass.
     """
 
-    def __init__(self, model, steps: typing.Optional[int] = None,
+    def __init__(self, model: "ExplainableModel", steps: typing.Optional[int] = None,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         self.model = model
         self.size = tuple(int(side) for side in model.input_shape[:2])
@@ -184,7 +187,7 @@ class Faithfulness(object):
     def __call__(self, inputs: np.ndarray, heatmaps: typing.Sequence[np.ndarray],
                  class_ids: typing.Sequence[int],
                  image_indices: typing.Optional[typing.Sequence[int]] = None,
-                 progress: typing.Optional[typing.Callable[[int], None]] = None
+                 progress: typing.Optional[typing.Callable[[int], object]] = None
                  ) -> typing.List[Scores]:
         """The Scores of each heatmap, in order.
 
@@ -196,8 +199,8 @@ class Faithfulness(object):
         """
         inputs = np.asarray(inputs, np.float32)
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != self.size + (self.channels,):
-            raise ValueError("inputs must be network inputs [N, %d, %d, %d], got shape %s"
-                             % (self.size + (self.channels, inputs.shape)))
+            raise ValueError("inputs must be network inputs [N, %d, %d, %d], got shape %s" % (
+                self.size + (self.channels, inputs.shape)))  # type: ignore[str-format]
         if image_indices is None:
             image_indices = range(len(heatmaps))
         image_indices = list(image_indices)
@@ -208,7 +211,8 @@ class Faithfulness(object):
         outputs = [self.model.class_output(class_id) for class_id in class_ids]
         orders = [pixel_order(heatmap, self.size) for heatmap in heatmaps]
         curves = [_Curve(self.points) for _ in heatmaps]
-        shared = {}  # (what, image index): the probabilities of a row shared by curves
+        # (what, image index): the probabilities of a row shared by curves
+        shared: typing.Dict[typing.Tuple[str, typing.Optional[int]], np.ndarray] = {}
         self._score(self._rows(inputs, heatmaps, orders, curves, outputs, image_indices,
                                shared), progress)
         scores = []

@@ -26,14 +26,19 @@ import math
 import multiprocessing
 import signal
 import threading
+from typing import (TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import cv2
 import numpy as np
 
 from l2caf.evaluation import wsol
-from l2caf.evaluation.boxes import (IMAGE_SIZE_PROTOCOLS, ImageSizedMap, area, check_threshold,
-                                    intersection, iou)
+from l2caf.evaluation.boxes import (IMAGE_SIZE_PROTOCOLS, Box, ImageSizedMap, area,
+                                    check_threshold, intersection, iou)
 from l2caf.heatmaps import resize_heatmap
+
+if TYPE_CHECKING:
+    from l2caf.annotations import Annotation
 
 PROTOCOLS = IMAGE_SIZE_PROTOCOLS + ("wsol",)
 DEFAULT_THRESHOLDS = np.arange(0.0, 1.0, 0.01)
@@ -93,17 +98,19 @@ and the sweep is not empty) and the `BoxAccuracies` behind both (None for an emp
 _Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", "iou_threshold"])
 
 
-def record_from_annotation(annotation, class_ids, predictions, heatmaps):
+def record_from_annotation(annotation: "Annotation", class_ids: Mapping[str, int],
+                           predictions: Sequence[int],
+                           heatmaps: Dict[Optional[int], np.ndarray]) -> ImageRecord:
     """An `ImageRecord` from an `l2caf.annotations.Annotation` (one image's).
 
     class_ids: {object name (e.g. a WordNet id): class id in the network's numbering}. An
     object whose class is already a class id (wsolevaluation's metadata) keeps it; it must be
     one of class_ids' values. The ground-truth labels are the annotated classes in order of
     first appearance; the image size is the annotated (height, width), the frame of the
-    annotated boxes.
+    annotated boxes. predictions, heatmaps: the ImageRecord's.
     """
     known_ids = set(class_ids.values())
-    gt_boxes = collections.OrderedDict()
+    gt_boxes: Dict[int, List[Box]] = collections.OrderedDict()
     for box_object in annotation.objects:
         if isinstance(box_object.name, int):
             if box_object.name not in known_ids:
@@ -121,7 +128,7 @@ def record_from_annotation(annotation, class_ids, predictions, heatmaps):
                        heatmaps=heatmaps, image_size=(annotation.height, annotation.width))
 
 
-def parse_thresholds(text):
+def parse_thresholds(text: str) -> np.ndarray:
     """A threshold sweep from text: 'START:STOP:STEP' (STOP excluded, as numpy.arange) or a
     comma-separated list; ValueError unless every threshold is in [0, 1)."""
     try:
@@ -162,7 +169,8 @@ the image ('cam', 'adl') or the 224 x 224 score map ('wsol'). frame_size: that f
 in that frame; None without ground-truth boxes."""
 
 
-def class_box(heatmap, image_size, gt_boxes=(), threshold=0.2, protocol="cam"):
+def class_box(heatmap: np.ndarray, image_size: Tuple[int, int], gt_boxes: Sequence[Box] = (),
+              threshold: float = 0.2, protocol: str = "cam") -> ClassBox:
     """The `ClassBox` of a heatmap of an image of image_size = (height, width) at threshold,
     against gt_boxes (the class's boxes as annotated, at the image's size)."""
     check_threshold(threshold)
@@ -223,17 +231,19 @@ def _sweep_ious(scored_map, gt_boxes, thresholds, iou_floor, every_contour=False
 class _Tally(object):
     """Counts over some records, which add up over the pool's chunks."""
 
-    def __init__(self, num_thresholds, with_v2):
-        self.counts = collections.Counter()
+    def __init__(self, num_thresholds: int, with_v2: bool):
+        self.counts: "collections.Counter[str]" = collections.Counter()
         self.hits = np.zeros(num_thresholds, dtype=np.int64)
         self.v2_hits = (np.zeros((len(V2_IOU_THRESHOLDS), num_thresholds), dtype=np.int64)
                         if with_v2 else None)
 
-    def add(self, other):
+    def add(self, other: "_Tally") -> None:
+        """Adds the counts of `other`."""
         self.counts.update(other.counts)
         self.hits += other.hits
         if self.v2_hits is not None:
-            self.v2_hits += other.v2_hits
+            # (both tallies are of one task: other has v2_hits when self has)
+            self.v2_hits += other.v2_hits  # type: ignore[arg-type]
 
 
 def _tally(records, task):
@@ -348,8 +358,11 @@ def _box_accuracies(tally, thresholds, num_images):
     return BoxAccuracies(tuple(float(value) for value in thresholds), curve(tally.hits), v2)
 
 
-def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_THRESHOLDS,
-                     iou_threshold=0.5, workers=1, progress=None):
+def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
+                     threshold: float = 0.2,
+                     thresholds: Union[Sequence[float], np.ndarray] = DEFAULT_THRESHOLDS,
+                     iou_threshold: float = 0.5, workers: int = 1,
+                     progress: Optional[Callable[[int], object]] = None) -> Evaluation:
     """Every score of a run at once (each heatmap resized once), as an `Evaluation`.
 
     records: iterable of `ImageRecord`. protocol: 'cam', 'adl' or 'wsol' (module docstring).
@@ -396,21 +409,27 @@ def evaluate_records(records, protocol="cam", threshold=0.2, thresholds=DEFAULT_
     return Evaluation(metrics, best_v1, best_v2, _box_accuracies(tally, thresholds, num_images))
 
 
-def localization_metrics(records, threshold=0.2, protocol="cam", iou_threshold=0.5, workers=1):
+def localization_metrics(records: Iterable[ImageRecord], threshold: float = 0.2,
+                         protocol: str = "cam", iou_threshold: float = 0.5,
+                         workers: int = 1) -> LocalizationMetrics:
     """Classification and localisation errors of a run, as a `LocalizationMetrics` (see
     `evaluate_records`)."""
     return evaluate_records(records, protocol, threshold, (), iou_threshold, workers).metrics
 
 
-def max_box_acc(records, thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, protocol="cam",
-                workers=1):
+def max_box_acc(records: Iterable[ImageRecord],
+                thresholds: Union[Sequence[float], np.ndarray] = DEFAULT_THRESHOLDS,
+                iou_threshold: float = 0.5, protocol: str = "cam",
+                workers: int = 1) -> Optional[MaxBoxAcc]:
     """MaxBoxAcc (Choe et al. 2020): GT-known box accuracy at the best of several thresholds,
     as a `MaxBoxAcc` (accuracy in percent, and the first threshold reaching it)."""
     return evaluate_records(records, protocol, thresholds=thresholds,
                             iou_threshold=iou_threshold, workers=workers).max_box_acc
 
 
-def max_box_acc_v2(records, thresholds=DEFAULT_THRESHOLDS, workers=1):
+def max_box_acc_v2(records: Iterable[ImageRecord],
+                   thresholds: Union[Sequence[float], np.ndarray] = DEFAULT_THRESHOLDS,
+                   workers: int = 1) -> Optional[MaxBoxAccV2]:
     """MaxBoxAccV2 (wsolevaluation's box_v2_metric), as a `MaxBoxAccV2`: the 'wsol' recipe,
     every contour's box, the best accuracy over thresholds at IoU 0.3, 0.5 and 0.7, averaged."""
     return evaluate_records(records, "wsol", thresholds=thresholds,

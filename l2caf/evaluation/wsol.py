@@ -22,16 +22,21 @@ Written after its inference.py and evaluation.py (MIT licence), step by step:
 
 The IoU is l2caf.evaluation.boxes.iou (inclusive boxes, the benchmark's + 1 convention).
 """
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+
 import cv2
 import numpy as np
 
 from l2caf.heatmaps import check_finite_2d
 
+if TYPE_CHECKING:
+    from l2caf.evaluation.boxes import Box
+
 RESIZE_LENGTH = 224
 _LAST_PIXEL = RESIZE_LENGTH - 1
 
 
-def normalized_scoremap(heatmap):
+def normalized_scoremap(heatmap: np.ndarray) -> np.ndarray:
     """The heatmap resized bicubically to 224 x 224 and min-max normalised to [0, 1] (a flat
     map: all zeros), as the benchmark's inference does. Raises ValueError for a map that is
     not 2-D or holds NaN or infinity (the benchmark would score NaN as a flat map)."""
@@ -44,12 +49,12 @@ def normalized_scoremap(heatmap):
     return shifted / shifted.max()
 
 
-def score_image(heatmap):
+def score_image(heatmap: np.ndarray) -> np.ndarray:
     """The benchmark's uint8 score map of a heatmap: (normalised map * 255), truncated."""
     return (normalized_scoremap(heatmap) * 255).astype(np.uint8)
 
 
-def scale_box(box, image_size):
+def scale_box(box: Sequence[float], image_size: Tuple[int, int]) -> "Box":
     """A ground-truth box (x0, y0, x1, y1) on an image of image_size = (height, width),
     scaled to 224 x 224 and truncated per coordinate, as the benchmark's resize_bbox."""
     height, width = image_size
@@ -70,18 +75,18 @@ class ScoreMap(object):
     The maxima of every row and column give `extent` without thresholding the map.
     """
 
-    def __init__(self, heatmap):
+    def __init__(self, heatmap: np.ndarray):
         self.image = score_image(heatmap)
         self.peak = int(self.image.max())
         self.row_peaks = self.image.max(axis=1)
         self.column_peaks = self.image.max(axis=0)
 
-    def cut(self, threshold):
+    def cut(self, threshold: float) -> int:
         """The grey level pixels must exceed at threshold: int(threshold * max). Thresholds act
         through it only."""
         return int(threshold * self.peak)
 
-    def extent(self, threshold):
+    def extent(self, threshold: float) -> Optional["Box"]:
         """A box holding every box of `boxes(threshold)`: the kept pixels' bounding box, one
         pixel wider to the right and bottom as the boxes are, clipped; None when no pixel is
         kept (the box is (0, 0, 0, 0))."""
@@ -93,7 +98,7 @@ class ScoreMap(object):
         return _clipped_box(int(columns[0]), int(rows[0]), int(columns[-1]) + 1,
                             int(rows[-1]) + 1)
 
-    def boxes(self, threshold):
+    def boxes(self, threshold: float) -> List["Box"]:
         """The boxes at threshold: the largest contour's first (the MaxBoxAcc box), then the
         other contours' (MaxBoxAccV2 tries them all), in findContours' order."""
         _, binary = cv2.threshold(self.image, self.cut(threshold), 255, cv2.THRESH_BINARY)
@@ -108,6 +113,6 @@ class ScoreMap(object):
         largest = max(range(len(contours)), key=lambda index: cv2.contourArea(contours[index]))
         return [boxes[largest]] + boxes[:largest] + boxes[largest + 1:]
 
-    def box(self, threshold):
+    def box(self, threshold: float) -> "Box":
         """The box of the largest contour at threshold."""
         return self.boxes(threshold)[0]

@@ -3,11 +3,15 @@ l2caf.models.slim.Model and l2caf.models.keras.KerasModel declare, with the piec
 share: the forward pass's `Prediction` and the input batch (`prepare_images`). No
 TensorFlow here."""
 import collections
-from typing import Optional, Protocol, Tuple, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
 from l2caf import images as image_io
+
+if TYPE_CHECKING:  # (TensorFlow)
+    from l2caf.heads import Head
+    from l2caf.optimize import FunctionProgram, SessionProgram
 
 Prediction = collections.namedtuple("Prediction", ["probabilities", "outputs", "activation"])
 Prediction.__doc__ = """The unfiltered network on a batch: class probabilities, the explained
@@ -46,7 +50,7 @@ class ExplainableModel(Protocol):
     linear_head_layer: Optional[str]
     relu_head_layer: Optional[str]
 
-    def prepare(self, pictures) -> np.ndarray:
+    def prepare(self, pictures: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
         """RGB images (arrays [H, W, 3], 0..255, any size) -> the input batch, float32."""
 
     def predict(self, images: np.ndarray) -> Prediction:
@@ -67,16 +71,16 @@ class ExplainableModel(Protocol):
     def network_head_sources(self, cache_activation: bool) -> tuple:
         """What the layers after the filter start from: ('activation',), ('images',), ..."""
 
-    def filtered_outputs(self, factor, images=None, activation=None):
+    def filtered_outputs(self, factor: Any, images: Any = None, activation: Any = None) -> Any:
         """The explained outputs with the layer's map multiplied by `factor` [rows, H, W],
         from `activation` at the layer or from `images` (in a graph or function being
-        built)."""
+        built): TensorFlow tensors, all four."""
 
-    def optimization_program(self, head):
+    def optimization_program(self, head: "Head") -> Union["SessionProgram", "FunctionProgram"]:
         """The head's optimisation on this model (l2caf.optimize's SessionProgram or
         FunctionProgram)."""
 
-    def linear_head(self):
+    def linear_head(self) -> Tuple[Any, Any]:
         """(weights [C, K], biases [K]) of the linear head after linear_head_layer, as
         tensors."""
 
@@ -91,7 +95,8 @@ class ExplainableModel(Protocol):
         """Gives back what the model holds (a session)."""
 
 
-def prepare_images(pictures, size) -> np.ndarray:
+def prepare_images(pictures: Union[np.ndarray, Sequence[np.ndarray]],
+                   size: Union[int, Sequence[int]]) -> np.ndarray:
     """RGB images -> a network's input batch, float32 [N, height, width, 3]: an array
     already at the input size, or any images (arrays [H, W, 3], 0..255), resized whole.
     size: (height, width), or one number for a square."""

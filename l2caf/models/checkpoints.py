@@ -16,6 +16,7 @@ import re
 import shutil
 import tarfile
 import urllib.request
+from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -73,7 +74,7 @@ PUBLIC_CHECKPOINTS = {name: _public_checkpoint(name) for name in _KNOWN_VARIABLE
 _V2_FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 
 
-def public_checkpoint(name):
+def public_checkpoint(name: str) -> PublicCheckpoint:
     """The `PublicCheckpoint` called `name`; CheckpointError naming the known ones if none."""
     if name not in PUBLIC_CHECKPOINTS:
         raise CheckpointError("unknown checkpoint %r; known checkpoints: %s"
@@ -81,7 +82,7 @@ def public_checkpoint(name):
     return PUBLIC_CHECKPOINTS[name]
 
 
-def checkpoint_exists(path):
+def checkpoint_exists(path: str) -> bool:
     """True when `path` is a V1 checkpoint file or the prefix of a V2 checkpoint."""
     return os.path.isfile(path) or os.path.isfile(path + ".index")
 
@@ -124,7 +125,7 @@ def _how_to_get(path, network_name):
                "" if target == path else "; then use that path"))
 
 
-def resolve_checkpoint(path, network_name=None):
+def resolve_checkpoint(path: str, network_name: Optional[str] = None) -> str:
     """The checkpoint path TensorFlow reads for `path`.
 
     `path` may be a V1 file, a V2 prefix, one of a V2 checkpoint's files, or a folder
@@ -159,7 +160,7 @@ def _op_error_reason(error):
     return reasons[-1] if reasons else type(error).__name__
 
 
-def checkpoint_variable_shapes(path):
+def checkpoint_variable_shapes(path: str) -> Dict[str, List[int]]:
     """{variable name: shape list} of the checkpoint at `path` (V1 file or V2 prefix)."""
     try:
         reader = tf.compat.v1.train.NewCheckpointReader(path)
@@ -169,7 +170,7 @@ def checkpoint_variable_shapes(path):
     return reader.get_variable_to_shape_map()
 
 
-def fingerprint(path, network_name=None):
+def fingerprint(path: str, network_name: Optional[str] = None) -> str:
     """The SHA-256 of the checkpoint at `path` (see resolve_checkpoint): of the V1 file, or
     of a V2 checkpoint's index, which holds a checksum of every tensor. Equal for equal
     weights wherever the files lie."""
@@ -198,8 +199,11 @@ def _mismatch_report(checkpoint_shapes, variables):
     return report
 
 
-def restore_variables(session, checkpoint_path, variables, network_name=None):
-    """Restore `variables` (the network's own, no filters or gates) from a checkpoint.
+def restore_variables(session: "tf.compat.v1.Session", checkpoint_path: str,
+                      variables: Sequence["tf.Variable"], network_name: Optional[str] = None
+                      ) -> str:
+    """Restore `variables` (the network's own, no filters or gates) from a checkpoint into
+    `session`.
 
     Every variable must be in the checkpoint under its op name with the same shape;
     otherwise CheckpointError lists the missing and mis-shaped ones. Variables not
@@ -225,8 +229,10 @@ def restore_variables(session, checkpoint_path, variables, network_name=None):
     return path
 
 
-def save_variables(session, path, variables):
-    """Write `variables` to a V2 checkpoint at prefix `path`, named by their op names.
+def save_variables(session: "tf.compat.v1.Session", path: str,
+                   variables: Sequence["tf.Variable"]) -> str:
+    """Write `variables` (their values in `session`) to a V2 checkpoint at prefix `path`,
+    named by their op names.
 
     The result restores like a public slim checkpoint. Returns the prefix written.
     """
@@ -239,7 +245,7 @@ def save_variables(session, path, variables):
         return saver.save(session, path, write_meta_graph=False, write_state=False)
 
 
-def manual_download_steps(name, dest_dir=DEFAULT_DEST):
+def manual_download_steps(name: str, dest_dir: str = DEFAULT_DEST) -> str:
     """Step-by-step instructions to download checkpoint `name` by hand and install it."""
     info = public_checkpoint(name)
     if info.browser_only:
@@ -256,7 +262,7 @@ def manual_download_steps(name, dest_dir=DEFAULT_DEST):
             % (name, get_archive, DOWNLOAD_SCRIPT, name, info.archive_name, dest_dir))
 
 
-def download(name, dest_dir, progress=True):
+def download(name: str, dest_dir: str, progress: bool = True) -> str:
     """Download the archive of public checkpoint `name` into `dest_dir`; returns its path.
 
     The bytes go to a `.part` file renamed once complete, so an interrupted download
@@ -295,7 +301,7 @@ def _is_checkpoint_file(file_name, checkpoint_name):
     return file_name == checkpoint_name or file_name.startswith(checkpoint_name + ".")
 
 
-def unpack(archive_path, dest_dir, expected_file):
+def unpack(archive_path: str, dest_dir: str, expected_file: str) -> str:
     """Extract checkpoint `expected_file` (its V1 file or V2 files) from a tar archive.
 
     The checkpoint's files land directly in `dest_dir`, wherever they sit in the archive;
@@ -338,7 +344,7 @@ def unpack(archive_path, dest_dir, expected_file):
     return os.path.join(dest_dir, expected_file)
 
 
-def verify(dest_dir, name):
+def verify(dest_dir: str, name: str) -> str:
     """Check that `dest_dir` holds a readable public checkpoint `name`; returns its path."""
     info = public_checkpoint(name)
     path = os.path.join(dest_dir, info.file_name)
@@ -356,7 +362,8 @@ def verify(dest_dir, name):
     return path
 
 
-def fetch(name, dest_dir=DEFAULT_DEST, archive_path=None, progress=True):
+def fetch(name: str, dest_dir: str = DEFAULT_DEST, archive_path: Optional[str] = None,
+          progress: bool = True) -> str:
     """Install public checkpoint `name` in `dest_dir` and check it; returns its path.
 
     With `archive_path`, unpack that (manually downloaded) archive; otherwise download

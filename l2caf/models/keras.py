@@ -27,6 +27,7 @@ Saved models are loaded by l2caf.models.keras_loading (safely: no code from the 
 """
 import collections
 import math
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -36,6 +37,10 @@ from l2caf.errors import ConfigError
 from l2caf.models.base import ExplainableModel, Prediction, prepare_images
 from l2caf.models.keras_graph import LayerGraph
 from nets.tf_slim_compat import quiet_stderr, tf
+
+if TYPE_CHECKING:
+    from l2caf.heads import Head
+    from l2caf.optimize import FunctionProgram
 
 PREPROCESSING = preprocessing.KERAS_PREPROCESSING
 # Layers that pass their input on unchanged at inference, between a pooling and the logits.
@@ -92,7 +97,8 @@ class _Structure(object):
     image size, the explained output and its logits, and the layers where a filter can go
     (each layer's first call; only layers that feed the output)."""
 
-    def __init__(self, keras_model, image_size=0, output=None, name=None):
+    def __init__(self, keras_model: Any, image_size: Union[int, str, Sequence[int]] = 0,
+                 output: Optional[Union[str, int]] = None, name: Optional[str] = None):
         self.name = name or keras_model.name
         self.graph = graph = LayerGraph(keras_model, self.name)
         if len(graph.inputs) != 1:
@@ -118,7 +124,7 @@ class _Structure(object):
         self.logits_value = last.inputs[0] if self.softmax == "layer" else self.output_value
         self.logits_step = graph.producer[self.logits_value]
         feeding = set(graph.plan([self.logits_value], graph.inputs))
-        first_calls = {}
+        first_calls: Dict[str, int] = {}
         for index, step in enumerate(graph.steps):
             first_calls.setdefault(step.name, index)
         self.maps = collections.OrderedDict()
@@ -168,7 +174,7 @@ class _Structure(object):
                                                       len(outputs) - 1))
         return outputs[index], names[index]
 
-    def default_layer(self):
+    def default_layer(self) -> str:
         """The layer nearest to the output with a map: the last conv layer."""
         by_step = {found.step: name for name, found in self.maps.items()}
         pending, seen = [self.logits_value], set()
@@ -183,14 +189,16 @@ class _Structure(object):
             pending += list(self.graph.steps[index].inputs)
         return next(iter(self.maps))
 
-    def listing(self):
+    def listing(self) -> List[Tuple[str, Tuple[int, int], str]]:
         """[(layer, (H, W), what)] of the layers where a filter can go, in graph order."""
         return [(name, found.size, "tokens" + (", class token first" if found.class_token
                                                else "") if found.tokens else "")
                 for name, found in self.maps.items()]
 
 
-def filter_layers(keras_model, image_size=0, output=None) -> tuple:
+def filter_layers(keras_model: Any, image_size: Union[int, str, Sequence[int]] = 0,
+                  output: Optional[Union[str, int]] = None
+                  ) -> Tuple[List[Tuple[str, Tuple[int, int], str]], str]:
     """([(layer, (H, W), what)], default layer) of `keras_model`: the layers where a filter
     can go, in graph order (what: "" for a spatial map, "tokens" or "tokens, class token
     first" for a grid of tokens), and the one KerasModel takes by default. image_size and
@@ -221,9 +229,10 @@ class KerasModel(ExplainableModel):
     GPU index, -1 for the CPU. name: the model's name in messages (default: Keras's).
     """
 
-    def __init__(self, keras_model, layer: str = "", filter_type: str = "l2norm",
+    def __init__(self, keras_model: Any, layer: str = "", filter_type: str = "l2norm",
                  rows: int = 1, explain: str = "logits", preprocess: str = "none",
-                 image_size=0, gpu: int = 0, name: str = None, output=None):
+                 image_size: Union[int, str, Sequence[int]] = 0, gpu: int = 0,
+                 name: Optional[str] = None, output: Optional[Union[str, int]] = None):
         self.keras_model = keras_model
         structure = self._structure = _Structure(keras_model, image_size, output, name)
         self.name, self.graph = structure.name, structure.graph
@@ -386,12 +395,12 @@ class KerasModel(ExplainableModel):
         return self._structure.input_shape
 
     @property
-    def image_size(self):
+    def image_size(self) -> Union[int, Tuple[int, int]]:
         """The input's size: one number for a square, else (height, width)."""
         height, width = self.input_shape[:2]
         return height if height == width else (height, width)
 
-    def prepare(self, pictures) -> np.ndarray:
+    def prepare(self, pictures: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
         """RGB images (arrays [H, W, 3], 0..255, any size; or a batch at the input size) ->
         the model's input batch, float32 [N, height, width, channels], 0..255: each image
         resized whole to the input size, and turned gray (BT.601 luma) for a one-channel
@@ -403,24 +412,24 @@ class KerasModel(ExplainableModel):
             return pictures.astype(np.float32, copy=False)
         return (prepare_images(pictures, (height, width)) @ GRAY_WEIGHTS)[..., None]
 
-    def predict(self, images):
+    def predict(self, images: np.ndarray) -> Prediction:
         """The unfiltered model on an input batch (see `prepare`): Prediction(probabilities,
         explained outputs, activation at the layer [N, H, W, C])."""
         with tf.device(self.device):
             return Prediction(*(value.numpy() for value in self._predict(tf.constant(images))))
 
-    def class_probabilities(self, images):
+    def class_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The softmax probabilities [N, num_classes] on an input batch (see `prepare`)."""
         with tf.device(self.device):
             return self._probabilities(tf.constant(images)).numpy()
 
-    def source_shape(self, source):
+    def source_shape(self, source: str) -> List[int]:
         """The shape of one row of 'images' or of the 'activation' at the layer."""
         if source == "images":
             return list(self.input_shape)
         return list(self.filter_size) + [self._map.channels]
 
-    def network_head_sources(self, cache_activation):
+    def network_head_sources(self, cache_activation: bool) -> Tuple[str, ...]:
         """What the layers after the filter start from: the activation and the images, or
         the images."""
         # The images too: where skip connections (or a class token) cross the layer, the
@@ -428,19 +437,20 @@ class KerasModel(ExplainableModel):
         # before it are not run).
         return ("images", "activation") if cache_activation else ("images",)
 
-    def filtered_outputs(self, factor, images=None, activation=None):
+    def filtered_outputs(self, factor: "tf.Tensor", images: Optional["tf.Tensor"] = None,
+                         activation: Optional["tf.Tensor"] = None) -> "tf.Tensor":
         """The explained outputs with the layer's map multiplied by `factor` [rows, H, W]
         (in a function being traced): from `activation` [rows, H, W, C] at the layer, or
         from `images`."""
         logits, embedding, _ = self._run(images, factor=factor, replacement=activation)
         return self._explained(logits, embedding)
 
-    def optimization_program(self, head):
+    def optimization_program(self, head: "Head") -> "FunctionProgram":
         """The head's optimisation as tf.functions (l2caf.optimize.FunctionProgram)."""
         from l2caf.optimize import FunctionProgram
         return FunctionProgram(self, head)
 
-    def linear_head(self):
+    def linear_head(self) -> Tuple["tf.Tensor", "tf.Tensor"]:
         """(weights [C, K], biases [K]) of the Dense layer after the global average pooling
         that follows linear_head_layer, as tensors."""
         kernel = tf.convert_to_tensor(self._dense.kernel)
@@ -448,31 +458,32 @@ class KerasModel(ExplainableModel):
             else tf.convert_to_tensor(self._dense.bias)
         return kernel, bias
 
-    def linear_head_weights(self):
+    def linear_head_weights(self) -> np.ndarray:
         """The weights of `linear_head`, [C, K], as an array."""
         return tf.convert_to_tensor(self._dense.kernel).numpy()
 
-    def output_gradients(self, images, activations, output_weights):
+    def output_gradients(self, images: np.ndarray, activations: np.ndarray,
+                         output_weights: np.ndarray) -> np.ndarray:
         """d(sum of output_weights * logits)/d(activation at the layer) of each row, at the
         activations [rows, H, W, C] of the images."""
         with tf.device(self.device):
             return self._gradients(tf.constant(images), tf.constant(activations),
                                    tf.constant(output_weights)).numpy()
 
-    def class_output(self, class_id):
+    def class_output(self, class_id: int) -> int:
         """Output index of class id `class_id`: the same."""
         return class_id
 
-    def top_classes(self, probabilities, k):
+    def top_classes(self, probabilities: np.ndarray, k: int) -> List[int]:
         """The k most probable class ids, best first (ties: the lower id)."""
         return [int(i) for i in np.argsort(-np.asarray(probabilities), kind="stable")[:k]]
 
-    def close(self):
+    def close(self) -> None:
         """Nothing to give back (the model was never changed); kept for `with` blocks and
         the interface of every model."""
 
-    def __enter__(self):
+    def __enter__(self) -> "KerasModel":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

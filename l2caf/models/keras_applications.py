@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import sys
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -36,14 +37,14 @@ def is_application(checkpoint: str) -> bool:
     return str(checkpoint).startswith(PREFIX)
 
 
-def names():
+def names() -> List[str]:
     """The networks keras.applications exports, sorted."""
     import keras
     return sorted(name for name in dir(keras.applications)
                   if name[:1].isupper() and callable(getattr(keras.applications, name)))
 
 
-def resolve(checkpoint: str):
+def resolve(checkpoint: str) -> Tuple[Callable[..., Any], str]:
     """(the keras.applications function, its preprocessing: a name of l2caf.preprocessing)
     of `checkpoint` = keras.applications.NAME; a CheckpointError for an unknown name."""
     import keras
@@ -76,7 +77,8 @@ def cache_folder() -> str:
     return os.path.join(home, "models")
 
 
-def build(checkpoint: str, preprocess: str = "none", weights="imagenet") -> Application:
+def build(checkpoint: str, preprocess: str = "none",
+          weights: Optional[str] = "imagenet") -> Application:
     """The Application of `checkpoint` = keras.applications.NAME, with `weights`
     ('imagenet', None for random ones, or a weights file). preprocess: a setting given
     beside it ('none': the application's own; another one that differs is a ConfigError).
@@ -104,8 +106,8 @@ def build(checkpoint: str, preprocess: str = "none", weights="imagenet") -> Appl
     return Application(model, own, 0 if fixed else TRAINED_SIZE)
 
 
-def weights_sha256(keras_model) -> str:
-    """The SHA-256 of a model's weights (their values, in order): what a run folder records
+def weights_sha256(keras_model: Any) -> str:
+    """The SHA-256 of a Keras model's weights (their values, in order): what a run folder records
     of a network built by name."""
     digest = hashlib.sha256()
     for weights in keras_model.get_weights():

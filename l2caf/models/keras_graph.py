@@ -11,6 +11,7 @@ was. What l2caf changes (the filter at one layer, the logits before a softmax) a
 of single steps of the walk, inside l2caf's own tf.functions.
 """
 import collections
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import keras
 
@@ -18,7 +19,7 @@ from l2caf.errors import ConfigError
 from nets.tf_slim_compat import tf
 
 
-def functional_graph(layer) -> object:
+def functional_graph(layer: Any) -> Any:
     """The functional graph inside `layer`: a Keras 3 functional model, a built Keras 3
     Sequential's functional model, a tf-keras graph network, or None (a plain layer, a
     subclassed model)."""
@@ -49,7 +50,8 @@ class Step(object):
     """One layer call of the graph: `name` (nested models' names first, `/` between),
     the layer (or Keras 3 operation), and the values (ints) it reads and makes."""
 
-    def __init__(self, name: str, operation, node, inputs, outputs):
+    def __init__(self, name: str, operation: Any, node: Any, inputs: Iterable[int],
+                 outputs: Iterable[int]):
         self.name, self.operation, self.node = name, operation, node
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
         self._keras3 = hasattr(node, "operation")
@@ -86,7 +88,7 @@ class LayerGraph(object):
     index of the step that makes it}; consumers: {value: indices of the steps that read it}.
     """
 
-    def __init__(self, model, name: str):
+    def __init__(self, model: Any, name: str):
         graph = functional_graph(model)
         if graph is None:
             if type(model).__name__ == "Sequential":
@@ -95,8 +97,10 @@ class LayerGraph(object):
             raise ConfigError("Keras model %s is a subclassed model, whose layer graph Keras "
                               "does not record; l2caf explains functional and Sequential "
                               "models (wrap its layers in keras.Model(inputs, outputs))" % name)
-        self.steps, self.shapes = [], {}
-        self._symbols = {}  # id of a Keras tensor -> (the tensor, kept alive; its value)
+        self.steps: List[Step] = []
+        self.shapes: Dict[int, Tuple[Optional[int], ...]] = {}
+        # id of a Keras tensor -> (the tensor, kept alive; its value)
+        self._symbols: Dict[int, Tuple[Any, int]] = {}
         self.inputs = [self._new_value(symbol) for symbol in graph.inputs]
         self.input_dtype = tf.as_dtype(graph.inputs[0].dtype) if graph.inputs else tf.float32
         self.outputs = self._add(graph, "", self.inputs)
@@ -110,7 +114,7 @@ class LayerGraph(object):
         for index, step in enumerate(self.steps):
             for value in set(step.inputs):
                 self.consumers[value].append(index)
-        self._plans = {}
+        self._plans: Dict[Tuple[Tuple[int, ...], FrozenSet[int], FrozenSet[int]], List[int]] = {}
 
     def _new_value(self, symbol, value=None):
         if value is None:
@@ -152,7 +156,8 @@ class LayerGraph(object):
                                        [self._new_value(symbol) for symbol in outputs]))
         return [self._value(symbol) for symbol in graph.outputs]
 
-    def plan(self, targets, given=(), cut=()) -> list:
+    def plan(self, targets: Sequence[int], given: Iterable[int] = (),
+             cut: Iterable[int] = ()) -> List[int]:
         """Indices of the steps that compute `targets` from the values `given`, in order;
         the inputs of the steps in `cut` are not computed for them."""
         key = (tuple(targets), frozenset(given), frozenset(cut))
@@ -173,7 +178,10 @@ class LayerGraph(object):
             self._plans[key] = sorted(needed)
         return self._plans[key]
 
-    def run(self, feeds: dict, targets, edits: dict = None, cut=()) -> list:
+    def run(self, feeds: Dict[int, "tf.Tensor"], targets: Sequence[int],
+            edits: Optional[Dict[int, Callable[[Callable[[], List["tf.Tensor"]]],
+                                               List["tf.Tensor"]]]] = None,
+            cut: Iterable[int] = ()) -> List["tf.Tensor"]:
         """The tensors of `targets` from `feeds` {value: tensor}, running only the steps they
         need. edits: {step index: edit(compute) -> the step's outputs}, where compute() runs
         the step; cut: steps whose edit does not call compute (their inputs are then not
@@ -187,7 +195,8 @@ class LayerGraph(object):
             values.update(zip(step.outputs, made))
         return [values[value] for value in targets]
 
-    def traced_shapes(self, input_shape: tuple, dtype) -> dict:
+    def traced_shapes(self, input_shape: Sequence[int],
+                      dtype: "tf.DType") -> Dict[int, Tuple[Optional[int], ...]]:
         """{value: static shape} of every value when the model runs on [None, *input_shape]
         inputs: the shapes a model without a fixed input size has at that size (traced, not
         run)."""

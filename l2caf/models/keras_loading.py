@@ -4,6 +4,7 @@ in every format (.keras, .h5, SavedModel), unless it is trusted."""
 import json
 import os
 import zipfile
+from typing import Any, Optional
 
 from l2caf.errors import CheckpointError
 from nets.tf_slim_compat import quiet_stderr
@@ -12,9 +13,9 @@ TRUST_SWITCH = "trust_model: true (--trust_model true; in Python load_keras_mode
                "trust=True))"
 
 
-def load_keras_model(path: str, trust: bool = False):
-    """The Keras model saved at `path`: a .keras file (Keras 3, else tf-keras), a .h5 file or
-    a SavedModel folder (tf-keras, else Keras 3).
+def load_keras_model(path: str, trust: bool = False) -> Any:
+    """The Keras model saved at `path` (a keras.Model, or a tf_keras one): a .keras file
+    (Keras 3, else tf-keras), a .h5 file or a SavedModel folder (tf-keras, else Keras 3).
 
     A model whose saved configuration holds Python code (a Lambda layer, a lambda anywhere),
     which loading would run, is refused with a CheckpointError unless `trust` is true;
@@ -44,7 +45,7 @@ def load_keras_model(path: str, trust: bool = False):
     raise CheckpointError("cannot load the Keras model %s: %s" % (path, " / ".join(errors)))
 
 
-def code_carrier(path: str) -> str:
+def code_carrier(path: str) -> Optional[str]:
     """What holds Python code in the saved configuration of the Keras model at `path` (e.g.
     "layer lambda_1 (Lambda)"), or None: read from the file without Keras, in each format
     (a .keras zip's config.json, a .h5 file's model_config, a SavedModel's

@@ -2,7 +2,7 @@
 session and checkpoint."""
 import collections
 import contextlib
-from typing import Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -14,10 +14,14 @@ from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from nets.tf_slim_compat import quiet_stderr, slim, tf
 from tensorflow.python.ops import control_flow_util_v2  # after tf_slim_compat: quiet import
 
+if TYPE_CHECKING:
+    from l2caf.heads import Head
+    from l2caf.optimize import SessionProgram
+
 EXPLAINED_OUTPUTS = ("logits", "embedding")
 
 
-def session_config(gpu):
+def session_config(gpu: Optional[int]) -> "tf.compat.v1.ConfigProto":
     """Session options: the GPU `gpu` with memory growth, or the CPU only for gpu < 0.
 
     On a machine without a GPU both run on the CPU.
@@ -29,7 +33,7 @@ def session_config(gpu):
 
 
 @contextlib.contextmanager
-def building(graph):
+def building(graph: "tf.Graph") -> Iterator["tf.Graph"]:
     """Makes `graph` the default graph while a model is built in it. Its conds (the filter's
     gate) then export their intermediate values, so that gradients through them can still
     be added after the session has run; the switch is TensorFlow-wide, so it is restored
@@ -44,7 +48,9 @@ def building(graph):
         switch(previous)
 
 
-def build_network(network, images, num_classes, attention=None, is_training=False):
+def build_network(network: networks.Network, images: "tf.Tensor", num_classes: int,
+                  attention: Optional[Callable[[str, "tf.Tensor"], "tf.Tensor"]] = None,
+                  is_training: bool = False) -> Tuple["tf.Tensor", Dict[str, "tf.Tensor"]]:
     """`network`'s definition on RGB `images` (float 0..255) in the current graph:
     (logits, end_points). attention: called after each spatial end point (see nets)."""
     with slim.arg_scope(networks.resolve(network.arg_scope)()):
@@ -58,20 +64,22 @@ class _SpatialEndPoints(object):
     """An attention callable that records the spatial end points with their (H, W) sizes and
     passes them on to `inner`."""
 
-    def __init__(self, inner=None):
+    def __init__(self, inner: Optional[Callable[[str, "tf.Tensor"], "tf.Tensor"]] = None):
         self.inner = inner
-        self.sizes = collections.OrderedDict()
+        self.sizes: Dict[str, Tuple[int, int]] = collections.OrderedDict()
 
-    def __call__(self, end_point, net):
+    def __call__(self, end_point: str, net: "tf.Tensor") -> "tf.Tensor":
         self.sizes[end_point] = (int(net.shape[1]), int(net.shape[2]))
         return net if self.inner is None else self.inner(end_point, net)
 
-    def filterable(self):
+    def filterable(self) -> Dict[str, Tuple[int, int]]:
+        """{end point: (H, W)} of the maps a filter can go on (larger than 1x1)."""
         return collections.OrderedDict((name, size) for name, size in self.sizes.items()
                                        if size[0] * size[1] > 1)
 
 
-def list_layers(network, num_classes=None):
+def list_layers(network: networks.Network,
+                num_classes: Optional[int] = None) -> List[Tuple[str, Tuple[int, int]]]:
     """[(end point, (H, W))] of `network` where a filter can go, in order: its spatial end
     points, 1x1 maps left out."""
     recorder = _SpatialEndPoints()
@@ -82,7 +90,7 @@ def list_layers(network, num_classes=None):
     return list(recorder.filterable().items())
 
 
-def checkpoint_num_classes(network, checkpoint):
+def checkpoint_num_classes(network: networks.Network, checkpoint: str) -> int:
     """The number of outputs of `network`'s checkpoint (its logits biases)."""
     name = "%s/%s/biases" % (network.scope, network.head.logits_scope)
     shapes = checkpoints.checkpoint_variable_shapes(
@@ -168,59 +176,61 @@ class Model(ExplainableModel):
         return filters.normalize(raw, self.filter_type, self.filter_size[0])
 
     @property
-    def filter_size(self):
+    def filter_size(self) -> Tuple[int, int]:
         """(H, W) of the filtered map."""
         return tuple(int(d) for d in self.filter.activation.shape[1:3])
 
     @property
-    def name(self):
+    def name(self) -> str:
+        """The network's name."""
         return self.network.name
 
     @property
-    def image_size(self):
+    def image_size(self) -> int:
+        """The side of the square images the network takes."""
         return self.network.image_size
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Tuple[int, int, int]:
         """(height, width, channels) of the images the network takes."""
         return (self.network.image_size, self.network.image_size, 3)
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> str:
         """The network's preprocessing (see l2caf.preprocessing)."""
         return self.network.preprocessing
 
     @property
-    def num_outputs(self):
+    def num_outputs(self) -> int:
         """How many outputs the losses see (classes, or the embedding's size)."""
         return int(self.outputs.shape[-1])
 
     @property
-    def linear_head_layer(self):
+    def linear_head_layer(self) -> Optional[str]:
         """The layer whose map goes straight into a spatial mean and a linear layer (the
         logits), or None."""
         linear = isinstance(self.network.head, networks.LinearHead)
         return self.network.last_conv if linear else None
 
     @property
-    def relu_head_layer(self):
+    def relu_head_layer(self) -> Optional[str]:
         """The layer whose map goes into batch norm, ReLU, a spatial mean and a linear layer,
         or None."""
         relu = isinstance(self.network.head, networks.ReluHead)
         return self.network.last_conv if relu else None
 
     @property
-    def num_labels(self):
+    def num_labels(self) -> int:
         """Class ids run 0..num_labels-1 (the background output of 1001-class networks is
         not a class)."""
         return self.num_classes - self.network.label_offset
 
-    def restore(self, checkpoint_path):
+    def restore(self, checkpoint_path: str) -> None:
         """Loads the network's weights; errors name the file or the variables at fault."""
         checkpoints.restore_variables(self.session, checkpoint_path, self.model_variables,
                                       network_name=self.network.name)
 
-    def prepare(self, pictures) -> np.ndarray:
+    def prepare(self, pictures: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
         """RGB images -> the network's input batch (see prepare_images)."""
         return prepare_images(pictures, self.network.image_size)
 
@@ -235,7 +245,8 @@ class Model(ExplainableModel):
         metrics need, and nothing more."""
         return self.session.run(self.probabilities, {self.images: images})
 
-    def filtered_outputs(self, factor, images=None, activation=None):
+    def filtered_outputs(self, factor: "tf.Tensor", images: Optional["tf.Tensor"] = None,
+                         activation: Optional["tf.Tensor"] = None) -> "tf.Tensor":
         """The explained outputs with the layer's map multiplied by `factor` [rows, H, W],
         built anew in the current graph (a loop body) on the network's variables: from
         `activation`, the map at the layer (the layers before it are then never run), or
@@ -251,31 +262,33 @@ class Model(ExplainableModel):
                 attention)
         return end_points["PreLogits"] if self.explain == "embedding" else logits
 
-    def source_shape(self, source):
+    def source_shape(self, source: str) -> List[int]:
         """The shape of one row of 'images' or of the 'activation' at the layer."""
         tensor = self.images if source == "images" else self.filter.activation
         return tensor.shape.as_list()[1:]
 
-    def network_head_sources(self, cache_activation):
+    def network_head_sources(self, cache_activation: bool) -> Tuple[str, ...]:
         """What the network's layers after the filter start from: the activation at the
         layer (the layers after it form a chain in every slim network), or the image."""
         return ("activation",) if cache_activation else ("images",)
 
-    def optimization_program(self, head):
+    def optimization_program(self, head: "Head") -> "SessionProgram":
+        """The head's optimisation in this model's graph and session
+        (l2caf.optimize.SessionProgram)."""
         from l2caf.optimize import SessionProgram
         return SessionProgram(self, head)
 
-    def linear_head(self):
+    def linear_head(self) -> Tuple["tf.Tensor", "tf.Tensor"]:
         """(weights [C, K], biases [K]) of the linear layer after the spatial mean that
         follows linear_head_layer, as tensors of the graph being built."""
         scope = self.network.head.logits_scope
         return self.variable(scope + "/weights")[0, 0], self.variable(scope + "/biases")
 
-    def linear_head_weights(self):
+    def linear_head_weights(self) -> np.ndarray:
         """The weights of `linear_head`, [C, K], as an array."""
         return self.session.run(self.variable(self.network.head.logits_scope + "/weights"))[0, 0]
 
-    def relu_head(self):
+    def relu_head(self) -> Tuple["tf.Tensor", "tf.Tensor", "tf.Tensor", "tf.Tensor"]:
         """(scale [C], shift [C], weights [C, K], biases [K]) of the inference batch norm
         (x * scale + shift), ReLU, spatial mean and linear layer after relu_head_layer, as
         tensors of the graph being built."""
@@ -288,7 +301,8 @@ class Model(ExplainableModel):
         return (scale, shift, self.variable(head.logits_scope + "/weights")[0, 0],
                 self.variable(head.logits_scope + "/biases"))
 
-    def output_gradients(self, images, activations, output_weights):
+    def output_gradients(self, images: np.ndarray, activations: np.ndarray,
+                         output_weights: np.ndarray) -> np.ndarray:
         """d(sum of output_weights * logits)/d(activation at the layer) of each row, at the
         activations [rows, H, W, C] of the images."""
         if not hasattr(self, "_output_gradients"):
@@ -300,7 +314,7 @@ class Model(ExplainableModel):
         return self.session.run(self._output_gradients, {
             self.filter.activation: activations, self._output_weights: output_weights})
 
-    def variable(self, name):
+    def variable(self, name: str) -> "tf.Variable":
         """The network variable `name`, relative to the network scope (e.g. 'logits/weights')."""
         full_name = "%s/%s" % (self.network.scope, name)
         for variable in self.model_variables:
@@ -308,24 +322,25 @@ class Model(ExplainableModel):
                 return variable
         raise KeyError("network %s has no variable %s" % (self.network.name, full_name))
 
-    def set_gate(self, is_open):
+    def set_gate(self, is_open: bool) -> None:
         """Opens or closes the filter's gate: the network's outputs are then filtered or not."""
         self.session.run(self._gate[bool(is_open)])
 
-    def class_output(self, class_id):
+    def class_output(self, class_id: int) -> int:
         """Output index of class id `class_id` (0..num_labels-1)."""
         return class_id + self.network.label_offset
 
-    def top_classes(self, probabilities, k):
+    def top_classes(self, probabilities: np.ndarray, k: int) -> List[int]:
         """Class ids (label offset removed) of the k most probable classes, best first."""
         scores = np.asarray(probabilities)[self.network.label_offset:]
         return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
 
-    def close(self):
+    def close(self) -> None:
+        """Closes the model's session."""
         self.session.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Model":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -15,6 +15,7 @@ import collections
 import dataclasses
 import os
 import time
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -75,7 +76,7 @@ class ScoringOptions:
         return self
 
 
-def curves_key(heatmap_reference):
+def curves_key(heatmap_reference: str) -> str:
     """The key of a heatmap's curves: its key in its .npz file, or its .npy file's name."""
     name, key = reference_parts(heatmap_reference)
     return key or os.path.splitext(name)[0]
@@ -139,7 +140,7 @@ class FolderScores(object):
             return False
         return True
 
-    def run(self):
+    def run(self) -> Summary:
         """Scores the shard's heatmaps not scored yet; returns a Summary."""
         started = time.time()
         with FolderLock(self.scores_path):
@@ -153,7 +154,7 @@ class FolderScores(object):
             failures = LinesFile(shard_file(self.results_dir, "score_failures", self.shard),
                                  keep=False)
             try:
-                todo = collections.OrderedDict()
+                todo: Dict[str, List[Dict[str, Any]]] = collections.OrderedDict()
                 for image, lines in self.lines.items():
                     left = [line for line in lines
                             if not scores.is_done(image, line.get("class_id"))]
@@ -173,7 +174,7 @@ class FolderScores(object):
 class _Scoring(object):
     """The network and the chunk loop of a FolderScores run."""
 
-    def __init__(self, job, scores, failures):
+    def __init__(self, job: FolderScores, scores: LinesFile, failures: LinesFile):
         from l2caf.models.sources import model_source  # TensorFlow from here on
         self.job, self.scores, self.failures = job, scores, failures
         config = job.config.copy()
@@ -188,8 +189,10 @@ class _Scoring(object):
         self.scorer = faithfulness.Faithfulness(self.model, job.steps, job.options.batch_size)
         self.curves = NpzChunks(job.results_dir, job.shard, "curves")
 
-    def load(self, item):
-        """Runs in a worker thread: an image's network input and its lines' heatmaps."""
+    def load(self, item: Tuple[str, List[Dict[str, Any]]]
+             ) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """Runs in a worker thread: the network input of an image and the heatmaps of its
+        lines, of item = (image, lines)."""
         image, lines = item
         # As the run saw it: resized whole (and made gray for a gray model).
         network_input = preprocessing.preprocess(
@@ -198,9 +201,9 @@ class _Scoring(object):
         return network_input, [load_heatmap(line["heatmap"], self.job.results_dir)
                                for line in lines]
 
-    def score(self, todo, count):
-        """Scores the lines of `todo` ({image: lines}); returns the (image, reason) of the
-        images that could not be read."""
+    def score(self, todo: Dict[str, List[Dict[str, Any]]], count: int) -> List[Tuple[str, str]]:
+        """Scores the lines of `todo` ({image: lines}; count: how many); returns the (image,
+        reason) of the images that could not be read."""
         failed = []
         points = 2 * self.scorer.points + 1
         per_chunk = int(np.clip(FORWARD_PASSES_PER_CHUNK // points, 1, MAX_IMAGES_PER_CHUNK))
@@ -224,8 +227,11 @@ class _Scoring(object):
             self.model.close()
         return failed
 
-    def score_chunk(self, loaded, progress):
-        """One chunk: [(image, lines, network input, heatmaps)] -> curves file, then lines."""
+    def score_chunk(self, loaded: List[Tuple[str, List[Dict[str, Any]], np.ndarray,
+                                             List[np.ndarray]]],
+                    progress: Callable[[int], object]) -> None:
+        """One chunk: [(image, lines, network input, heatmaps)] -> curves file, then lines;
+        progress(n) after each n heatmaps scored."""
         lines = [line for _, image_lines, _, _ in loaded for line in image_lines]
         heatmaps = [heatmap for _, _, _, image_heatmaps in loaded for heatmap in image_heatmaps]
         indices = [index for index, (_, image_lines, _, _) in enumerate(loaded)

@@ -26,7 +26,8 @@ import os
 import re
 import zipfile
 import zlib
-from typing import List
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
+                    Tuple, Union)
 
 import numpy as np
 import yaml
@@ -48,7 +49,7 @@ FILES = collections.OrderedDict([
                         "layer; a rerun with other settings is refused (RunFolder.check)")),
     ("results", FileKind("results", ".jsonl", ("results*.jsonl",),
                          "a line per heatmap, written (and synced) after its files")),
-    ("failures", FileKind("failures", ".jsonl", ("failures*.jsonl",),
+    ("failures", FileKind("failures", ".jsonl", ("failures.jsonl", "failures_shard*of*.jsonl"),
                           "a line per image that could not be used: image, reason (and "
                           "class_id when one class of it failed)")),
     ("log", FileKind("run", ".log", ("run*.log",), "what happened, with times")),
@@ -73,7 +74,7 @@ NAMED_FILES = (("heatmap", (".npy", ".npz")), ("overlay", (".png",)), ("gif", ("
 # What --overwrite deletes beside the files the lines name: the run's own files, the
 # faithfulness and localisation scores of its old heatmaps included.
 RUN_FILES = ("results", "failures", "config", "log", "heatmaps", "localization", "scores",
-             "curves")
+             "curves", "score_failures")
 SCORE_FILES = ("scores", "curves", "score_failures")
 
 Shard = collections.namedtuple("Shard", ["index", "count"])
@@ -82,7 +83,7 @@ Shard.__doc__ = """This run takes every `count`-th image, from the `index`-th (0
 SLURM_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
 
 
-def parse_shard(text, environ=os.environ):
+def parse_shard(text: str, environ: Mapping[str, str] = os.environ) -> Shard:
     """'INDEX/COUNT' -> Shard (0 <= INDEX < COUNT); 'auto': the task of a Slurm job array
     (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT)."""
     if str(text).strip() == "auto":
@@ -139,7 +140,7 @@ def kind_pattern(kind: str) -> str:
     return FILES[kind].patterns[0]
 
 
-def output_names(paths):
+def output_names(paths: Sequence[str]) -> Dict[str, str]:
     """{image path: the name of its output files}: the file name without extension, or, for
     images that share it with another image of the run, that name and a hash of the path."""
     stems = collections.Counter(_stem(path) for path in paths)
@@ -152,11 +153,13 @@ def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def heatmap_key(name, class_id):
+def heatmap_key(name: str, class_id: Optional[int]) -> str:
+    """The key of the heatmap of the image whose output files are called `name` (see
+    output_names) for class_id (None for cls_oblivious): <name>_c<class> or <name>_oblivious."""
     return name + ("_oblivious" if class_id is None else "_c%d" % class_id)
 
 
-def reference_parts(reference):
+def reference_parts(reference: str) -> Tuple[str, Optional[str]]:
     """(file name, npz key or None) of a file a results line names: FILE.npz:KEY (a batch's
     heatmaps), FILE.npy, FILE.png, ... The file name is the reference's base name: lines
     name files relative to their folder (older lines named them as typed at run time, but in
@@ -168,7 +171,7 @@ def reference_parts(reference):
     return os.path.basename(reference), None
 
 
-def folder_path(results_dir, reference):
+def folder_path(results_dir: str, reference: str) -> str:
     """The path of the file a results line names (heatmap, overlay, gif, curves): in
     results_dir, whatever folder the line was written in."""
     return os.path.join(results_dir, reference_parts(reference)[0])
@@ -178,13 +181,13 @@ class UnreadableHeatmap(RunError):
     """A heatmap file a results line names is missing, unreadable or not a heatmap. path:
     the file; reason: what is wrong with it."""
 
-    def __init__(self, path, reason, results_dir):
+    def __init__(self, path: str, reason: str, results_dir: str):
         super().__init__("heatmap file %s cannot be used (%s); %s" % (
             path, reason, repair_command(results_dir)))
         self.path, self.reason = path, reason
 
 
-def repair_command(results_dir):
+def repair_command(results_dir: str) -> str:
     """How to remake the missing and unreadable heatmaps of a folder: the rerun of the
     command that made it (a rerun checks the heatmaps of the pairs it skips)."""
     rerun = "python scripts/visualize_attention.py --config %s --output_dir %s"
@@ -207,12 +210,16 @@ class HeatmapFiles(object):
 
     OPEN_ARCHIVES = 8
 
-    def __init__(self, results_dir):
+    def __init__(self, results_dir: str):
         self.results_dir = results_dir
-        self._archives = collections.OrderedDict()
-        self._failed = {}  # path: its error again for every key of a file that failed
+        self._archives: "collections.OrderedDict[str, np.lib.npyio.NpzFile]" = \
+            collections.OrderedDict()
+        # path: its error again for every key of a file that failed
+        self._failed: Dict[str, Exception] = {}
 
-    def read(self, reference):
+    def read(self, reference: str) -> np.ndarray:
+        """The array a results line names, FILE.npz:KEY or FILE.npy (see reference_parts),
+        from results_dir; UnreadableHeatmap if it cannot be used."""
         name, key = reference_parts(reference)
         path = os.path.join(self.results_dir, name)
         try:
@@ -258,19 +265,20 @@ class HeatmapFiles(object):
     def _error(self, path, reason):
         return UnreadableHeatmap(path, reason, self.results_dir)
 
-    def close(self):
+    def close(self) -> None:
+        """Closes the .npz files left open."""
         for archive in self._archives.values():
             archive.close()
         self._archives.clear()
 
-    def __enter__(self):
+    def __enter__(self) -> "HeatmapFiles":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def load_heatmap(reference, results_dir):
+def load_heatmap(reference: str, results_dir: str) -> np.ndarray:
     """The heatmap (or other array) a results line of results_dir names, FILE.npz:KEY or
     FILE.npy, read from results_dir only (see reference_parts); UnreadableHeatmap, a
     RunError naming the file and the rerun that repairs it, if it cannot be used."""
@@ -278,7 +286,8 @@ def load_heatmap(reference, results_dir):
         return files.read(reference)
 
 
-def unreadable_heatmaps(records, results_dir):
+def unreadable_heatmaps(records: Sequence[Mapping[str, Any]],
+                        results_dir: str) -> Dict[int, UnreadableHeatmap]:
     """{index in records: UnreadableHeatmap} of the results lines whose heatmap cannot be
     used (each file read once)."""
     problems = {}
@@ -291,12 +300,12 @@ def unreadable_heatmaps(records, results_dir):
     return problems
 
 
-def image_key(path):
+def image_key(path: str) -> str:
     """An image path as results lines are compared: ./x.jpg and x.jpg are one image."""
     return os.path.normpath(path)
 
 
-def line_key(record):
+def line_key(record: Mapping[str, Any]) -> Tuple[str, Optional[int]]:
     """The (image, class_id) pair a results (or failures) line is about."""
     return image_key(record["image"]), record.get("class_id")
 
@@ -307,10 +316,11 @@ class LinesFile(object):
     whether to keep it), a torn last line dropped; `done` holds the kept lines' (image,
     class_id) keys. OSError becomes an OutputError naming the file."""
 
-    def __init__(self, path, keep=True):
+    def __init__(self, path: str,
+                 keep: Union[bool, Callable[[Dict[str, Any]], bool]] = True):
         self.path = path
-        self.done = set()
-        self.records = []
+        self.done: Set[Tuple[str, Optional[int]]] = set()
+        self.records: List[Dict[str, Any]] = []
         if keep and os.path.exists(path):
             self.records = [record for record in read_json_lines(path)
                             if keep is True or keep(record)]
@@ -322,10 +332,12 @@ class LinesFile(object):
         except OSError as error:
             raise OutputError("cannot write %s: %s" % (path, error.strerror)) from None
 
-    def is_done(self, image, class_id=None):
+    def is_done(self, image: str, class_id: Optional[int] = None) -> bool:
+        """Whether a kept or written line is about `image` and class_id."""
         return (image_key(image), class_id) in self.done
 
-    def write(self, records):
+    def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Appends `records` (dicts of JSON values), a line each, and syncs the file."""
         try:
             for record in records:
                 self._stream.write(json.dumps(record) + "\n")
@@ -335,7 +347,8 @@ class LinesFile(object):
             raise OutputError("cannot write %s: %s" % (self.path, error.strerror)) from None
         self.done.update(line_key(record) for record in records)
 
-    def close(self):
+    def close(self) -> None:
+        """Closes the file."""
         self._stream.close()
 
 
@@ -344,7 +357,7 @@ class NpzChunks(object):
     .npz per batch: <stem><shard suffix>_<number>.npz, numbered on from the highest in the
     folder, so that no file a line names is ever overwritten."""
 
-    def __init__(self, output_dir, shard, kind="heatmaps"):
+    def __init__(self, output_dir: str, shard: Shard, kind: str = "heatmaps"):
         self.output_dir = output_dir
         suffix = "" if shard.count == 1 else "_shard%dof%d" % shard
         self.prefix = FILES[kind].stem + suffix + "_"
@@ -353,23 +366,26 @@ class NpzChunks(object):
                    if match]
         self.next_number = max(numbers, default=-1) + 1
 
-    def write(self, heatmaps_by_key):
+    def write(self, heatmaps_by_key: Mapping[str, np.ndarray]) -> Dict[str, str]:
         """Writes the batch's file; returns {key: the reference a results line holds,
         FILE.npz:KEY relative to the folder}."""
         name = "%s%06d.npz" % (self.prefix, self.next_number)
         self.next_number += 1
-        write_atomically(os.path.join(self.output_dir, name),
-                         lambda stream: np.savez_compressed(stream, **heatmaps_by_key))
+        # (mypy: a key could be savez's allow_pickle; a heatmap key never is, see heatmap_key)
+        write_atomically(os.path.join(self.output_dir, name), lambda stream:
+                         np.savez_compressed(stream, **heatmaps_by_key))  # type: ignore[arg-type]
         return {key: "%s:%s" % (name, key) for key in heatmaps_by_key}
 
 
 class NpyFiles(object):
     """Heatmaps as one .npy file each, output_dir/<key>.npy (named <key>.npy in the lines)."""
 
-    def __init__(self, output_dir):
+    def __init__(self, output_dir: str):
         self.output_dir = output_dir
 
-    def write(self, heatmaps_by_key):
+    def write(self, heatmaps_by_key: Mapping[str, np.ndarray]) -> Dict[str, str]:
+        """Writes a file per heatmap; returns {key: the reference a results line holds,
+        KEY.npy}."""
         references = {}
         for key, heatmap in heatmaps_by_key.items():
             references[key] = key + ".npy"
@@ -378,7 +394,8 @@ class NpyFiles(object):
         return references
 
 
-def read_config_file(path, option_table=None):
+def read_config_file(path: str, option_table: Optional[Mapping[str, config_module.Option]] = None
+                     ) -> Tuple[config_module.Config, Dict[str, Any]]:
     """(the Config a run folder's config file at `path` describes, its made_with section):
     the keys it lacks (older than they) at their defaults in option_table (default: the fast
     visualiser's). ConfigError for a file that is not a config."""
@@ -390,9 +407,11 @@ def read_config_file(path, option_table=None):
     return config, made_with
 
 
-def delete_files(output_dir, kinds, locked_kind, holder_path, named=()):
+def delete_files(output_dir: str, kinds: Iterable[str], locked_kind: str, holder_path: str,
+                 named: Union[Iterable[str], Callable[[], Iterable[str]]] = ()) -> None:
     """Deletes every shard's files of `kinds` (of FILES) in output_dir, and the files
-    `named` there, as the writer of holder_path: the other shards' files of locked_kind are
+    `named` there (paths, or a function giving them once the locks are held), as the writer
+    of holder_path: the other shards' files of locked_kind are
     locked first (RunError if any is being written: its process would go on writing)."""
     with contextlib.ExitStack() as locks:
         for path in kind_files(output_dir, locked_kind):
@@ -407,14 +426,14 @@ def delete_files(output_dir, kinds, locked_kind, holder_path, named=()):
 class RunFolder(object):
     """The files of one shard of a visualiser run in output_dir (see FILES)."""
 
-    def __init__(self, output_dir, shard=Shard(0, 1)):
+    def __init__(self, output_dir: str, shard: Shard = Shard(0, 1)):
         self.output_dir, self.shard = output_dir, shard
         self.config_path = shard_file(output_dir, "config", shard)
         self.results_path = shard_file(output_dir, "results", shard)
         self.failures_path = shard_file(output_dir, "failures", shard)
         self.log_path = shard_file(output_dir, "log", shard)
 
-    def check(self, config, made_with):
+    def check(self, config: config_module.Config, made_with: Mapping[str, Any]) -> None:
         """A RunError, before any work, if the folder holds results of other settings: it
         names the keys that differ and what to do."""
         current = dict(config, **made_with)
@@ -434,13 +453,13 @@ class RunFolder(object):
                                "output_dir, or --overwrite to delete those results first"
                                % (self.output_dir, "; ".join(differ)))
 
-    def lock(self):
+    def lock(self) -> FolderLock:
         """A FolderLock on this shard's results file: `with folder.lock():` the block runs as
         the shard's only writer (RunError if another process is writing it). The folder
         must exist."""
         return FolderLock(self.results_path)
 
-    def make(self):
+    def make(self) -> None:
         """Makes the folder; OutputError if it cannot be (a file of that name, no
         permission)."""
         if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
@@ -449,7 +468,7 @@ class RunFolder(object):
         with self._writing():
             os.makedirs(self.output_dir, exist_ok=True)
 
-    def prepare(self, overwrite=False):
+    def prepare(self, overwrite: bool = False) -> None:
         """With overwrite, deletes the results the folder holds (the run files of every
         shard, and the files their lines name inside the folder; nothing else); checks that
         it can be written (OutputError otherwise). Call it holding the lock."""
@@ -481,7 +500,9 @@ class RunFolder(object):
                         named.add(os.path.join(self.output_dir, name))
         return named
 
-    def write_config(self, config, made_with):
+    def write_config(self, config: config_module.Config, made_with: Mapping[str, Any]) -> None:
+        """Writes config.yaml (this shard's): the config's keys and, as made_with, what else
+        its results depend on."""
         text = yaml.safe_dump(dict(config, **{config_module.MADE_WITH: dict(made_with)}),
                               sort_keys=False)
         write_atomically(self.config_path, lambda stream: stream.write(text.encode("utf-8")))

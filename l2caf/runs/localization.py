@@ -27,26 +27,29 @@ l2caf.evaluation.table's.
 """
 import collections
 import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
 
 from l2caf import data, images
-from l2caf.annotations import read_annotations
-from l2caf.errors import RunError
-from l2caf.evaluation import (DEFAULT_THRESHOLDS, V2_IOU_THRESHOLDS, evaluate_records,
-                              pointing_scores, record_from_annotation)
+from l2caf.annotations import Annotation, read_annotations
+from l2caf.config import Config
+from l2caf.errors import ConfigError, RunError
+from l2caf.evaluation import (DEFAULT_THRESHOLDS, V2_IOU_THRESHOLDS, BoxAccuracies, Evaluation,
+                              ImageRecord, evaluate_records, pointing_scores,
+                              record_from_annotation)
 from l2caf.evaluation.table import COLUMNS, LACKING_HEATMAPS, metrics, run_notes
 from l2caf.runs.folder import FILES, HeatmapFiles, kind_pattern
 from l2caf.runs.read import read_config, read_lines, read_scores
 
 
-def default_table_name(protocol):
+def default_table_name(protocol: str) -> str:
     """The table's file name (without extension) in the first run folder, by default."""
     return FILES["localization"].stem + protocol
 
 
-def load_annotations(folder):
+def load_annotations(folder: str) -> Dict[str, Annotation]:
     """{image stem: Annotation} of an annotation folder, XMLs or wsolevaluation metadata;
     RunError if it is neither or is malformed."""
     try:
@@ -55,8 +58,9 @@ def load_annotations(folder):
         raise RunError("annotations: %s" % error) from None
 
 
-def class_ids_of(config, config_source):
-    """{annotation object name: class id} of a run: its label list's names, or WordNet ids."""
+def class_ids_of(config: Config, config_source: str) -> Dict[str, int]:
+    """{annotation object name: class id} of a run: its label list's names, or WordNet ids.
+    config_source: the run's config files, as an error names them."""
     try:
         return data.annotation_class_ids(config.labels)
     except (OSError, ValueError) as error:
@@ -75,8 +79,10 @@ def _image_size(lines):
                        % error) from None
 
 
-def image_record(lines, annotation, class_ids, results_dir, files=None):
-    """The evaluation.ImageRecord of one image from its results lines and its annotation.
+def image_record(lines: List[Dict[str, Any]], annotation: Annotation, class_ids: Mapping[str, int],
+                 results_dir: str, files: Optional[HeatmapFiles] = None) -> ImageRecord:
+    """The evaluation.ImageRecord of one image from its results lines and its annotation
+    (class_ids: see class_ids_of).
 
     The heatmaps are read from results_dir (files: an open l2caf.runs.folder.HeatmapFiles of it, to
     read each .npz file once). A class-oblivious heatmap (class_id null) serves every class.
@@ -109,9 +115,11 @@ def image_record(lines, annotation, class_ids, results_dir, files=None):
     return record
 
 
-def run_records(results_dir, by_image, annotations, class_ids):
-    """The ImageRecords of the images of a run, from their results lines (all of them must
-    be annotated)."""
+def run_records(results_dir: str, by_image: Dict[str, List[Dict[str, Any]]],
+                annotations: Mapping[str, Annotation],
+                class_ids: Mapping[str, int]) -> List[ImageRecord]:
+    """The ImageRecords of the images of a run, from their results lines `by_image` (all of
+    them must be annotated in `annotations`, {image stem: Annotation})."""
     stems = {image: os.path.splitext(os.path.basename(image))[0] for image in by_image}
     unannotated = [image for image, stem in stems.items() if stem not in annotations]
     if unannotated:
@@ -129,7 +137,7 @@ def run_records(results_dir, by_image, annotations, class_ids):
     return records
 
 
-def lacking_heatmaps(records):
+def lacking_heatmaps(records: Iterable[ImageRecord]) -> Dict[str, int]:
     """{key of LACKING_HEATMAPS: how many images lack that heatmap}."""
     counts = collections.OrderedDict((key, 0) for key in LACKING_HEATMAPS)
     for record in records:
@@ -148,7 +156,7 @@ def _v2_thresholds(best_v2):
                                    for iou, threshold in zip(V2_IOU_THRESHOLDS, best_v2.thresholds))
 
 
-def box_accuracies_field(box_accuracies):
+def box_accuracies_field(box_accuracies: BoxAccuracies) -> Dict[str, Any]:
     """A row's box_accuracies: the accuracy at every threshold of the sweep (percent), for
     the curves: {"thresholds": [...], "max_box_acc": [...], "max_box_acc_v2": {IoU as text:
     [...]} or None}."""
@@ -160,7 +168,9 @@ def box_accuracies_field(box_accuracies):
                                     ("max_box_acc_v2", v2)])
 
 
-def score_records(records, protocol, threshold, thresholds, iou_threshold, workers, label):
+def score_records(records: List[ImageRecord], protocol: str, threshold: float,
+                  thresholds: Union[Sequence[float], np.ndarray], iou_threshold: float,
+                  workers: int, label: str) -> Evaluation:
     """l2caf.evaluation.evaluate_records, with a progress bar named label."""
     # The bar is cleared before an error is printed.
     with tqdm(total=len(records), desc="boxes of %s" % label, unit="image",
@@ -172,8 +182,10 @@ def score_records(records, protocol, threshold, thresholds, iou_threshold, worke
             raise RunError("%s: %s" % (label, error)) from None
 
 
-def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
-                 thresholds=DEFAULT_THRESHOLDS, iou_threshold=0.5, workers=1):
+def evaluate_run(results_dir: str, annotations: Mapping[str, Annotation], protocol: str = "cam",
+                 threshold: float = 0.2,
+                 thresholds: Union[Sequence[float], np.ndarray] = DEFAULT_THRESHOLDS,
+                 iou_threshold: float = 0.5, workers: int = 1) -> Dict[str, Any]:
     """One row of the table for the run in results_dir: an OrderedDict of the table's COLUMNS
     keys (scores in percent) and caf_variant, layer, iou_threshold, images_annotated,
     max_box_acc_threshold, max_box_acc_v2_thresholds, box_accuracies (see
@@ -187,6 +199,8 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     """
     if not os.path.isdir(results_dir):
         raise RunError("%s: no such results folder" % results_dir)
+    if not len(thresholds):
+        raise ConfigError("thresholds: MaxBoxAcc's sweep needs at least one threshold")
     config = read_config(results_dir)
     class_ids = class_ids_of(config, os.path.join(results_dir, kind_pattern("config")))
     by_image = read_lines(results_dir)
@@ -215,11 +229,12 @@ def evaluate_run(results_dir, annotations, protocol="cam", threshold=0.2,
     return row
 
 
-def pointing_columns(records, label):
+def pointing_columns(records: Sequence[ImageRecord], label: str) -> Dict[str, Any]:
     """The pointing game and energy-based pointing game (l2caf.evaluation.pointing), in
     percent, over the (image, ground-truth class) pairs that have a heatmap:
     {pointing_game, energy_pointing_game, pointing_heatmaps (those pairs),
-    ground_truth_pairs (all pairs)}; the scores are None without any."""
+    ground_truth_pairs (all pairs)}; the scores are None without any. label: the run, as the
+    progress bar and errors name it."""
     hits, energies, pairs = [], [], 0
     # The bar is cleared before an error is printed.
     with tqdm(total=len(records), desc="pointing of %s" % label, unit="image",
@@ -245,13 +260,14 @@ def pointing_columns(records, label):
         ("pointing_heatmaps", len(hits)), ("ground_truth_pairs", pairs)])
 
 
-def faithfulness_columns(results_dir, by_image):
+def faithfulness_columns(results_dir: str,
+                         by_image: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
     """Means over the heatmaps scored of the faithfulness lines (l2caf.evaluation.faithfulness),
     in the table's units: {each faithfulness metric of the table (None without scores),
     faithfulness_heatmaps (how many), heatmaps (of the results), faithfulness_steps,
-    faithfulness_input_size}."""
+    faithfulness_input_size}, of the heatmaps of the results lines `by_image`."""
     scores, settings = read_scores(results_dir, by_image)
-    columns = collections.OrderedDict()
+    columns: Dict[str, Any] = collections.OrderedDict()
     for metric in metrics("faithfulness"):
         values = [record[metric.key] for record in scores.values()]
         columns[metric.key] = metric.scale * float(np.mean(values)) if values else None

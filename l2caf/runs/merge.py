@@ -5,7 +5,7 @@ merging again (after rerunning a shard) makes the merged files anew. No TensorFl
 import collections
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from l2caf import data
 from l2caf.errors import RunError
@@ -51,7 +51,7 @@ def _join(output_dir: str, kind: str, shards: List[Shard]) -> Tuple[Dict, int]:
     number of lines read)."""
     inputs = [record for shard in shards
               for record in _lines_of(shard_file(output_dir, kind, shard))]
-    merged = collections.OrderedDict()
+    merged: Dict[Tuple[str, Optional[int]], Dict[str, Any]] = collections.OrderedDict()
     for record in inputs:
         merged.setdefault(line_key(record), record)
     _write_lines(shard_file(output_dir, kind),
@@ -74,7 +74,11 @@ def merge_results(output_dir: str) -> MergeReport:
     and which shards to rerun."""
     shards = _shards(output_dir, "results")
     count = shards[0].count
-    config, _ = read_config_file(shard_file(output_dir, "config", shards[0]))
+    config_path = shard_file(output_dir, "config", shards[0])
+    if not os.path.isfile(config_path):
+        raise RunError("%s is missing: rerun shard %d/%d (the same command with --shard %d/%d) "
+                       "to write it, then merge again" % ((config_path,) + shards[0] * 2))
+    config, _ = read_config_file(config_path)
     merged_path = shard_file(output_dir, "results")
     with FolderLock(merged_path):
         merged, read_count = _join(output_dir, "results", shards)

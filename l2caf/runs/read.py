@@ -3,7 +3,7 @@ lines, its faithfulness scores and its failures, every shard's files together (s
 l2caf.runs.folder for the format). No TensorFlow."""
 import collections
 import json
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from l2caf.config import Config
 from l2caf.errors import RunError
@@ -14,25 +14,41 @@ from l2caf.runs.folder import (image_key, kind_files, kind_pattern, line_key, re
 # The fields of the faithfulness lines that must be the same in all the scores a table
 # averages (l2caf.evaluation.faithfulness.protocol_settings; the others follow the release).
 SCORE_SETTINGS = ("steps", "input_size")
-# The keys on which the shards of one run must agree.
+# What makes the shards of a folder one run: the keys on which they must agree (as the
+# visualiser checks them: see l2caf.runs.folder.RunFolder.check). The layer and the label
+# list are compared as made_with records them (the layer resolved, the list by its
+# contents), so that `layer: ""` and the layer it names, or one list at two paths, agree.
 RUN_KEYS = ("network", "labels", "method", "layer", "caf_variant")
+_MADE_WITH_KEYS = {"layer": "layer", "labels": "labels_sha256"}
 
 
-def read_configs(results_dir: str) -> List[Tuple[str, Config, dict]]:
+def _compared(key: str, config: Config, made_with: Dict[str, Any],
+              other_made_with: Dict[str, Any]) -> Any:
+    """What of a config is compared on `key`: made_with's record when both configs have it
+    (older folders may lack it), else the key's value."""
+    recorded = _MADE_WITH_KEYS.get(key)
+    if recorded in made_with and recorded in other_made_with:
+        return made_with[recorded]
+    return config[key]
+
+
+def read_configs(results_dir: str) -> List[Tuple[str, Config, Dict[str, Any]]]:
     """[(path, Config, made_with)] of every config file of the run in results_dir, sorted
     (config.yaml, then the shards'); RunError if there is none or they disagree on which
-    run they are."""
+    run they are (RUN_KEYS)."""
     paths = kind_files(results_dir, "config")
     if not paths:
         raise RunError("%s holds no %s: not a folder a visualiser wrote"
                        % (results_dir, kind_pattern("config")))
     configs = [(path,) + read_config_file(path) for path in paths]
-    first_path, first, _ = configs[0]
-    for path, config, _ in configs[1:]:
+    first_path, first, first_made_with = configs[0]
+    for path, config, made_with in configs[1:]:
         for key in RUN_KEYS:
-            if config[key] != first[key]:
+            ours = _compared(key, first, first_made_with, made_with)
+            theirs = _compared(key, config, made_with, first_made_with)
+            if ours != theirs:
                 raise RunError("%s and %s disagree on %s (%r, %r): one results folder per run"
-                               % (first_path, path, key, first[key], config[key]))
+                               % (first_path, path, key, ours, theirs))
     return configs
 
 
@@ -41,10 +57,11 @@ def read_config(results_dir: str) -> Config:
     return read_configs(results_dir)[0][1]
 
 
-def read_lines(results_dir: str) -> Dict[str, list]:
+def read_lines(results_dir: str) -> Dict[str, List[Dict[str, Any]]]:
     """{image path: its results lines}, each (image, class) once, from every shard's results
     file; RunError if there are none."""
-    by_image, seen = collections.OrderedDict(), set()
+    by_image: Dict[str, List[Dict[str, Any]]] = collections.OrderedDict()
+    seen: Set[Tuple[str, Optional[int]]] = set()
     for path in kind_files(results_dir, "results"):
         for record in read_json_lines(path):
             key = line_key(record)
@@ -57,7 +74,9 @@ def read_lines(results_dir: str) -> Dict[str, list]:
     return by_image
 
 
-def read_scores(results_dir: str, by_image: Dict[str, list]) -> Tuple[dict, dict]:
+def read_scores(results_dir: str, by_image: Dict[str, List[Dict[str, Any]]]
+                ) -> Tuple[Dict[Tuple[str, Optional[int]], Dict[str, Any]],
+                           Optional[Dict[str, Any]]]:
     """({(image, class_id): its faithfulness line}, the SCORE_SETTINGS they share or None) of
     the heatmaps of a run's results lines `by_image`, each (image, class) once, from every
     shard's scores file (shards and their merge may lie side by side). RunError for lines
@@ -88,10 +107,11 @@ def read_scores(results_dir: str, by_image: Dict[str, list]) -> Tuple[dict, dict
     return scores, settings
 
 
-def read_failures(results_dir: str, by_image: Dict[str, list]) -> List[dict]:
+def read_failures(results_dir: str,
+                  by_image: Dict[str, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
     """The failure lines of the images the run could not use (image, reason): every
     shard's, one per image, leaving out the images `by_image` (its results lines) holds."""
-    failed = collections.OrderedDict()
+    failed: Dict[str, Dict[str, Any]] = collections.OrderedDict()
     for path in kind_files(results_dir, "failures"):
         for record in read_json_lines(path):
             if image_key(record["image"]) not in by_image:

@@ -17,11 +17,13 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
 
 from l2caf import __version__, data, heatmaps, images
+from l2caf.config import Config
 from l2caf.errors import ConfigError, ImageError
 from l2caf.files import read_json_lines, sha256, write_atomically
 from l2caf.models.sources import model_source
@@ -29,6 +31,11 @@ from l2caf.parallel import prefetched
 from l2caf.runs import plan
 from l2caf.runs.folder import (LinesFile, NpyFiles, NpzChunks, RunFolder, heatmap_key, image_key,
                                line_key, output_names, parse_shard, unreadable_heatmaps)
+
+if TYPE_CHECKING:  # (TensorFlow: only once a run builds its model)
+    import concurrent.futures
+
+    from l2caf.methods import Explainer, Explanation
 
 LOG = logging.getLogger("l2caf")
 GIF_SIZE = 224
@@ -47,20 +54,20 @@ class _QuietFileHandler(logging.FileHandler):
     """run.log; a failed log write (a full disk) is not reported here: the next results
     write reports it, as an OutputError naming the file."""
 
-    def handleError(self, record):
+    def handleError(self, record: logging.LogRecord) -> None:
         pass
 
 
 class _TerminalHandler(logging.Handler):
     """Warnings and errors on stderr, above the progress bar."""
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         tqdm.write("%s: %s" % (record.levelname.lower(), record.getMessage()), file=sys.stderr)
 
 
-def class_names(labels, num_labels):
-    """The class names of a run: the label list's; without one, ImageNet's for 1000 classes,
-    else class_0, class_1, ..."""
+def class_names(labels: str, num_labels: int) -> List[str]:
+    """The class names of a run: the label list's (labels: its path, or "" for none); without
+    one, ImageNet's for num_labels 1000, else class_0, class_1, ..."""
     if labels or num_labels == 1000:
         try:
             return data.class_names(labels)
@@ -73,7 +80,7 @@ class Run(object):
     """A visualiser run of `config`, checked (ConfigError, CheckpointError, RunError) but
     not started; nothing is written until `execute`."""
 
-    def __init__(self, config, overwrite=False):
+    def __init__(self, config: Config, overwrite: bool = False):
         self.config, self.overwrite = config, overwrite
         self.shard = parse_shard(config.shard)
         self.source = model_source(config)
@@ -99,7 +106,7 @@ class Run(object):
         if not overwrite:
             self.folder.check(config, self.made_with)
 
-    def classes_per_image(self, items):
+    def classes_per_image(self, items: Sequence[data.LabeledImage]) -> int:
         """The most (image, class) pairs an image of `items` can need."""
         config = self.config
         if config.caf_variant == "cls_oblivious":
@@ -109,7 +116,7 @@ class Run(object):
             count += max((len(item.ground_truth or ()) for item in items), default=0)
         return count
 
-    def execute(self):
+    def execute(self) -> Summary:
         """Explains every (image, class) pair of the shard not done yet, as the only writer
         of the shard's files (RunError, at once, if another process is writing them);
         returns a Summary."""
@@ -213,24 +220,25 @@ class _Batches(object):
     """The batch loop of a Run: explains batches into `results`; unusable images go to
     `failures`."""
 
-    def __init__(self, run, explainer, results, failures):
+    def __init__(self, run: Run, explainer: "Explainer", results: LinesFile, failures: LinesFile):
         self.run, self.config, self.explainer = run, run.config, explainer
         self.results, self.failures = results, failures
         if self.config.heatmap_format == "npz":
-            self.store = NpzChunks(self.config.output_dir, run.shard)
+            self.store: Union[NpzChunks, NpyFiles] = NpzChunks(self.config.output_dir, run.shard)
         else:
             self.store = NpyFiles(self.config.output_dir)
-        self.failed = []
+        self.failed: List[Tuple[str, str]] = []
         self.images_done = self.heatmaps_made = 0
 
-    def load(self, item):
+    def load(self, item: data.LabeledImage) -> LoadedImage:
         """Runs in a worker thread: decodes and resizes one image."""
         image = images.read_image(item.path)
         keep = self.config.save_overlays or self.config.save_gif
         return LoadedImage(item, images.resize(image, self.run.source.image_size),
                            image.shape[:2], image if keep else None)
 
-    def explain_all(self, items):
+    def explain_all(self, items: Sequence[data.LabeledImage]) -> None:
+        """Explains `items` (data.LabeledImages) batch by batch."""
         config = self.config
         with tqdm(total=len(items), desc="images", unit="image", dynamic_ncols=True,
                   disable=not config.progress) as progress:
@@ -238,7 +246,10 @@ class _Batches(object):
                 self.explain_batch(batch)
                 progress.update(len(batch))
 
-    def explain_batch(self, batch):
+    def explain_batch(self, batch: List[Tuple[data.LabeledImage,
+                                              "concurrent.futures.Future[LoadedImage]"]]
+                      ) -> None:
+        """Explains a batch of (item, future of its LoadedImage) and writes what it made."""
         loaded = []
         for item, future in batch:
             try:
@@ -258,19 +269,21 @@ class _Batches(object):
                    for image, probabilities in zip(loaded, prediction.probabilities)]
         rows = [image for image, image_classes in zip(loaded, classes) for _ in image_classes]
         gif = _GifRecorder(config, rows) if config.save_gif else None
-        explanations = self.explainer(network_inputs, classes,
-                                      [os.path.basename(image.item.path) for image in loaded],
-                                      prediction, gif and gif.on_check) if rows else []
+        # (mypy: gif may be a falsy _GifRecorder; it never is, it has no __bool__ or __len__)
+        explanations = self.explainer(
+            network_inputs, classes, [os.path.basename(image.item.path) for image in loaded],
+            prediction, gif and gif.on_check) if rows else []  # type: ignore[arg-type]
         written = self.write(loaded, prediction.probabilities, explanations, gif)
         self.images_done += len(loaded)
         self.heatmaps_made += written
         LOG.info("batch of %d images: %d heatmaps in %.2f s", len(loaded), len(explanations),
                  time.time() - started)
 
-    def write(self, loaded, probabilities, explanations, gif):
+    def write(self, loaded: List[LoadedImage], probabilities: np.ndarray,
+              explanations: List["Explanation"], gif: Optional["_GifRecorder"]) -> int:
         """The batch's heatmaps and pictures, then its results lines, all at once; a pair
-        whose loss or heatmap is not finite is a failure instead. Returns the number of
-        lines written."""
+        whose loss or heatmap is not finite is a failure instead. probabilities: the
+        network's, per image of `loaded`. Returns the number of lines written."""
         config, model = self.config, self.explainer.model
         rows = []
         for row, explanation in enumerate(explanations):
@@ -318,13 +331,14 @@ class _Batches(object):
         self.results.write(records)
         return len(records)
 
-    def top5(self, probabilities):
+    def top5(self, probabilities: np.ndarray) -> List[Dict[str, Any]]:
+        """The predictions a results line records: the 5 most probable classes of an image."""
         model = self.explainer.model
         return [{"class_id": c, "class_name": self.run.class_names[c],
                  "probability": float(probabilities[model.class_output(c)])}
                 for c in model.top_classes(probabilities, 5)]
 
-    def not_finite(self, path, explanation):
+    def not_finite(self, path: str, explanation: "Explanation") -> Optional[str]:
         """Why an explanation cannot be written (its loss or heatmap is NaN or infinite),
         or None."""
         class_id = explanation.class_id
@@ -339,11 +353,11 @@ class _Batches(object):
             return "%s: the heatmap holds NaN or infinite values; no heatmap written" % pair
         return None
 
-    def record_failure(self, path, reason, class_id=None):
-        """An image (or one class of it) that could not be explained: in failures.jsonl,
-        and on the terminal and in the log once."""
+    def record_failure(self, path: str, reason: object, class_id: Optional[int] = None) -> None:
+        """An image (or one class of it) that could not be explained, for `reason` (an error
+        or a message): in failures.jsonl, and on the terminal and in the log once."""
         LOG.warning("skipped %s", reason)
-        record = {"image": path, "reason": str(reason)}
+        record: Dict[str, Any] = {"image": path, "reason": str(reason)}
         if class_id is not None:
             record["class_id"] = class_id
         self.failures.write([record])
@@ -354,20 +368,22 @@ class _GifRecorder(object):
     """The GIF frames of a batch's rows: the overlay at every check while the row runs, and
     its final heatmap."""
 
-    def __init__(self, config, rows):
+    def __init__(self, config: Config, rows: List[LoadedImage]):
         self.alpha = config.overlay_alpha
         self.pictures = [images.resize(image.image, GIF_SIZE) for image in rows]
-        self.rows = [[] for _ in rows]
-        self.updates = [None] * len(rows)
+        self.rows: List[List[np.ndarray]] = [[] for _ in rows]
+        self.updates: List[Optional[int]] = [None] * len(rows)
 
-    def on_check(self, updates, maps, running):
+    def on_check(self, updates: int, maps: np.ndarray, running: np.ndarray) -> None:
+        """FilterOptimizer.run's on_check: a frame of each row still running."""
         for row, heatmap in enumerate(maps[:len(self.rows)]):
             if running[row]:
                 self.rows[row].append(heatmaps.show_heatmap_on_image(
                     self.pictures[row], heatmap, self.alpha))
                 self.updates[row] = updates
 
-    def frames(self, row, explanation):
+    def frames(self, row: int, explanation: "Explanation") -> List[np.ndarray]:
+        """The frames of a row's GIF, its final heatmap last."""
         if self.updates[row] != explanation.iterations:
             return self.rows[row] + [heatmaps.show_heatmap_on_image(
                 self.pictures[row], explanation.heatmap, self.alpha)]
