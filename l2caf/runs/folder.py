@@ -105,11 +105,15 @@ def parse_shard(text: str, environ: Mapping[str, str] = os.environ) -> Shard:
     return Shard(int(match.group(1)), int(match.group(2)))
 
 
+def shard_stem(kind: str, shard: Shard = Shard(0, 1)) -> str:
+    """The name of shard's file of a kind of FILES without its extension:
+    <stem>_shard<INDEX>of<COUNT>, or <stem> for 0/1."""
+    return FILES[kind].stem + ("" if shard.count == 1 else "_shard%dof%d" % shard)
+
+
 def shard_file(output_dir: str, kind: str, shard: Shard = Shard(0, 1)) -> str:
-    """The path of shard's file of a kind of FILES: output_dir/<stem>_shard<INDEX>of<COUNT>
-    <extension>, or <stem><extension> for 0/1."""
-    suffix = "" if shard.count == 1 else "_shard%dof%d" % shard
-    return os.path.join(output_dir, FILES[kind].stem + suffix + FILES[kind].extension)
+    """The path of shard's file of a kind of FILES: output_dir/<shard_stem><extension>."""
+    return os.path.join(output_dir, shard_stem(kind, shard) + FILES[kind].extension)
 
 
 def kind_files(output_dir: str, kind: str) -> List[str]:
@@ -359,8 +363,7 @@ class NpzChunks(object):
 
     def __init__(self, output_dir: str, shard: Shard, kind: str = "heatmaps"):
         self.output_dir = output_dir
-        suffix = "" if shard.count == 1 else "_shard%dof%d" % shard
-        self.prefix = FILES[kind].stem + suffix + "_"
+        self.prefix = shard_stem(kind, shard) + "_"
         pattern = re.compile(re.escape(self.prefix) + r"(\d+)\.npz$")
         numbers = [int(match.group(1)) for match in map(pattern.match, os.listdir(output_dir))
                    if match]
