@@ -1,13 +1,25 @@
-"""Shared test helpers: reference variable lists and small random-weight models."""
+"""Shared test helpers, plain functions and constants (the fixtures are tests/conftest.py's):
+reference variable lists and small random-weight models; plain transcriptions of the scores
+the evaluation computes (IoU, the CAM and wsolevaluation boxes, the pointing games); and run
+folders written without TensorFlow, as the visualisers and the scoring commands write them.
+
+This module imports no TensorFlow (the models' helpers import it when called), so that the
+tests of the pictures and the evaluation, which never need it, do not load it either."""
+import collections
+import itertools
+import json
 import os
+import re
+import xml.etree.ElementTree as ElementTree
 
 import cv2
 import numpy as np
+import yaml
 
-from l2caf import filters
-from l2caf.models import checkpoints
-from l2caf.models.slim import Model
-from nets.attention_filter import AttentionFilter
+from l2caf.annotations import read_annotation_folder
+from l2caf.files import write_atomically
+from l2caf.runs.folder import NpzChunks, Shard
+from l2caf.synthetic import CLASS_NAMES
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Copies of ../shared/reference/*_variables.tsv: the public checkpoints' variable lists.
@@ -64,6 +76,8 @@ def load_values(model, values):
 def random_demo_checkpoint(directory, num_classes=3, seed=0):
     """A demo_densenet checkpoint with seeded random weights and a label list; returns both
     paths."""
+    from l2caf.models import checkpoints
+    from l2caf.models.slim import Model
     with Model("demo_densenet", num_classes) as model:
         randomize_weights(model, seed)
         checkpoint = os.path.join(str(directory), "random_demo.ckpt")
@@ -74,10 +88,12 @@ def random_demo_checkpoint(directory, num_classes=3, seed=0):
     return checkpoint, labels
 
 
-def demo_run_inputs(folder, image_shapes, num_classes=3):
+def demo_run_inputs(folder, image_shapes, num_classes=3, weights=None):
     """A random demo checkpoint, its label list and a folder of random images of the given
-    {file name: shape} (shape (H, W) for gray): the paths, as a dict."""
-    checkpoint, labels = random_demo_checkpoint(folder, num_classes)
+    {file name: shape} (shape (H, W) for gray): the paths, as a dict. weights: the
+    (checkpoint, label list) to use (conftest.py's `random_demo`); by default a new
+    random_demo_checkpoint in folder."""
+    checkpoint, labels = weights or random_demo_checkpoint(folder, num_classes)
     images = folder / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -91,11 +107,15 @@ class FiltersAt(object):
     the network (AttentionFilter.create), at each of `points`; `filters[point]` is it."""
 
     def __init__(self, points, filter_type="l2norm", rows=1):
+        from l2caf import filters
+        from nets.attention_filter import AttentionFilter
         self.filters = {point: AttentionFilter.create(
             point, lambda height, width: filters.filter_shape(filter_type, rows, height, width),
             self._normalize(point, filter_type)) for point in points}
 
     def _normalize(self, point, filter_type):
+        from l2caf import filters
+
         def normalize(raw):
             return filters.normalize(raw, filter_type,
                                      int(self.filters[point].activation.shape[1]))
@@ -103,3 +123,247 @@ class FiltersAt(object):
 
     def __call__(self, end_point, net):
         return self.filters[end_point](end_point, net) if end_point in self.filters else net
+
+
+# Plain transcriptions of the scores the evaluation computes, for the tests to check it against.
+
+def read_xml(path):
+    """((height, width), {object name: [box, ...]}) of an annotation file."""
+    root = ElementTree.parse(path).getroot()
+    boxes = {}
+    for element in root.iter("object"):
+        boxes.setdefault(element.find("name").text, []).append(tuple(
+            int(element.find("bndbox/" + field).text)
+            for field in ("xmin", "ymin", "xmax", "ymax")))
+    return (int(root.find("size/height").text), int(root.find("size/width").text)), boxes
+
+
+def plain_iou(box, other):
+    """The IoU of two inclusive boxes (xmin, ymin, xmax, ymax)."""
+    width = min(box[2], other[2]) - max(box[0], other[0]) + 1
+    height = min(box[3], other[3]) - max(box[1], other[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+
+    def area(b):
+        return (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return width * height / float(area(box) + area(other) - width * height)
+
+
+def plain_cam_box(heatmap, size, threshold=0.2):
+    """The CAM protocol's box, plainly: bilinear resize, keep >= threshold x max, the largest
+    8-connected component's bounding box."""
+    resized = cv2.resize(heatmap.astype(np.float64), (size[1], size[0]),
+                         interpolation=cv2.INTER_LINEAR)
+    mask = (resized >= threshold * resized.max()).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    label = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, width, height = (int(value) for value in stats[label, :4])
+    return (x, y, x + width - 1, y + height - 1)
+
+
+def plain_boxes(heatmap, threshold):
+    """wsolevaluation's boxes, a plain transcription of the benchmark (resize, normalise,
+    uint8, threshold, contours): (the largest contour's box, every contour's box) at
+    threshold, step by step."""
+    resized = cv2.resize(heatmap.astype(np.float64), (224, 224), interpolation=cv2.INTER_CUBIC)
+    if resized.min() == resized.max():
+        scoremap = np.zeros_like(resized)
+    else:
+        scoremap = resized - resized.min()
+        scoremap /= scoremap.max()
+    image = (scoremap * 255).astype(np.uint8)
+    _, binary = cv2.threshold(image, int(threshold * np.max(image)), 255, cv2.THRESH_BINARY)
+    contours, _ = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return (0, 0, 0, 0), [(0, 0, 0, 0)]
+
+    def box(contour):
+        x, y, width, height = cv2.boundingRect(contour)
+        return (x, y, min(x + width, 223), min(y + height, 223))
+    return box(max(contours, key=cv2.contourArea)), [box(contour) for contour in contours]
+
+
+def in_any_box(x, y, boxes):
+    return any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in boxes)
+
+
+def disc_meets_boxes(point, boxes, radius=15):
+    """Whether some pixel within `radius` of point (x, y), boundary included, is in a box:
+    every pixel of the disc tried (the pointing game, plainly)."""
+    x, y = point
+    return any(dx * dx + dy * dy <= radius * radius and in_any_box(x + dx, y + dy, boxes)
+               for dx, dy in itertools.product(range(-radius, radius + 1), repeat=2))
+
+
+def mass_inside(resized, boxes):
+    """The map's mass inside the boxes, pixel by pixel (the energy pointing game, plainly)."""
+    height, width = resized.shape
+    inside = sum(resized[y, x] for y in range(height) for x in range(width)
+                 if in_any_box(x, y, boxes))
+    return inside / resized.sum()
+
+
+# Run folders written without TensorFlow: the report's synthetic data set (conftest.py's
+# `dataset` fixture), heatmaps placed on its ground-truth boxes (or away from them, for
+# misses), results lines as the visualisers write them, and the lines other helpers'
+# commands add (loss_history, faithfulness.jsonl with its curves) in their promised formats.
+
+NUM_IMAGES = 6
+IMAGE_SIZE = 96
+HEATMAP_SIZE = 48
+HELD_OUT_SEED = 777
+# Heatmaps of these images sit in the corner farthest from their object: missed.
+DISPLACED = ("synth_00001", "synth_00004")
+
+
+def object_heatmap(box, displaced=False, size=HEATMAP_SIZE, image_size=IMAGE_SIZE):
+    """A heatmap whose hot cells cover box (xmin, ymin, xmax, ymax) of the image, or the same
+    blob moved to the farthest corner; a faint gradient elsewhere."""
+    rows, columns = np.mgrid[0:size, 0:size]
+    heatmap = 0.05 * (rows + columns) / (2.0 * size)
+    scale = size / float(image_size)
+    x0, y0 = int(box[0] * scale), int(box[1] * scale)
+    x1, y1 = int(np.ceil((box[2] + 1) * scale)), int(np.ceil((box[3] + 1) * scale))
+    if displaced:
+        width, height = x1 - x0, y1 - y0
+        x0 = 0 if x0 + width / 2.0 > size / 2.0 else size - width
+        y0 = 0 if y0 + height / 2.0 > size / 2.0 else size - height
+        x1, y1 = x0 + width, y0 + height
+    heatmap[y0:y1, x0:x1] = 1.0
+    return heatmap.astype(np.float32)
+
+
+def results_line(image, annotation, class_ids, reference, method, index, history):
+    """A results line as the runner writes it (and loss_history, as helper C adds it)."""
+    [box_object] = annotation.objects
+    class_id = class_ids[box_object.name]
+    others = [c for c in range(len(CLASS_NAMES)) if c != class_id][:4]
+    probabilities = [0.9 - 0.1 * index] + [0.02] * 4
+    predictions = [{"class_id": c, "class_name": CLASS_NAMES[c], "probability": p}
+                   for c, p in zip([class_id] + others, probabilities)]
+    optimised = method == "l2caf"
+    return collections.OrderedDict([
+        ("image", image), ("network", "demo_densenet"), ("layer", "dense_block2/conv_block2"),
+        ("method", method), ("caf_variant", "cls_specific"),
+        ("filter_type", "l2norm" if optimised else None), ("class_id", class_id),
+        ("class_name", CLASS_NAMES[class_id]), ("iterations", 101 if optimised else 0),
+        ("final_loss", -3.5 - index if optimised else None), ("seconds", 0.1),
+        ("heatmap", reference), ("overlay", None), ("gif", None), ("predictions", predictions),
+        ("ground_truth", [class_id]), ("image_size", [annotation.height, annotation.width]),
+        ("loss_history", [[0, -1.0], [50, -3.0 - index], [100, -3.5 - index]]
+         if optimised and history else None)])
+
+
+def make_run(folder, dataset, method="l2caf", displaced=DISPLACED, history=True,
+             annotations_key=True):
+    """A run folder of `method` over the data set: config.yaml, heatmaps in an npz and
+    results.jsonl. Returns its path."""
+    os.makedirs(folder)
+    annotations = read_annotation_folder(os.path.join(dataset, "annotations"))
+    class_ids = {name: index for index, name in enumerate(CLASS_NAMES)}
+    config = {"network": "demo_densenet", "labels": os.path.join(dataset, "labels.txt"),
+              "images": os.path.join(dataset, "images"),
+              "annotations": os.path.join(dataset, "annotations") if annotations_key else "",
+              "output_dir": folder, "method": method, "heatmap_format": "npz"}
+    with open(os.path.join(folder, "config.yaml"), "w") as stream:
+        yaml.safe_dump(dict(config, made_with={"layer": "dense_block2/conv_block2"}), stream)
+    stems = sorted(annotations)
+    maps = collections.OrderedDict(
+        ("%s_c%d" % (stem, class_ids[annotations[stem].objects[0].name]),
+         object_heatmap(annotations[stem].objects[0].box, stem in displaced)) for stem in stems)
+    references = NpzChunks(folder, Shard(0, 1)).write(maps)
+    lines = [results_line(os.path.join(dataset, "images", stem + ".JPEG"), annotations[stem],
+                          class_ids, reference, method, index, history)
+             for index, (stem, reference) in enumerate(zip(stems, references.values()))]
+    write_lines(os.path.join(folder, "results.jsonl"), lines)
+    return folder
+
+
+def make_oblivious_run(folder, dataset):
+    """make_run's L2-CAF run as a cls_oblivious one: one class-free heatmap per image."""
+    run = make_run(folder, dataset)
+    with open(os.path.join(run, "config.yaml")) as stream:
+        config = yaml.safe_load(stream)
+    with open(os.path.join(run, "config.yaml"), "w") as stream:
+        yaml.safe_dump(dict(config, caf_variant="cls_oblivious"), stream)
+    lines = read_lines(os.path.join(run, "results.jsonl"))
+    write_lines(os.path.join(run, "results.jsonl"),
+                [dict(line, class_id=None, class_name=None, caf_variant="cls_oblivious")
+                 for line in lines])
+    return run
+
+
+def write_lines(path, lines):
+    """JSON lines, written whole or not at all (as the commands write theirs)."""
+    write_atomically(path, lambda stream: stream.write(
+        "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")))
+
+
+def read_lines(path):
+    with open(path) as stream:
+        return [json.loads(line) for line in stream]
+
+
+def add_faithfulness(folder, points=11, skip=()):
+    """faithfulness.jsonl in helper D's promised format, for every heatmap but those of the
+    images in skip, and the curves' npz: image i's deletion curve falls from 1 to i / 10,
+    its insertion curve rises from 0 to 1 - i / 10. Returns {(image, class_id): curves}."""
+    fractions = np.linspace(0.0, 1.0, points)
+    lines, curves = [], {}
+    for index, line in enumerate(read_lines(os.path.join(folder, "results.jsonl"))):
+        if os.path.splitext(os.path.basename(line["image"]))[0] in skip:
+            continue
+        deletion = 1.0 - (1.0 - index / 10.0) * fractions
+        insertion = (1.0 - index / 10.0) * fractions
+        key = "c%d" % index
+        curves[key] = np.stack([deletion, insertion]).astype(np.float32)
+        lines.append({"image": line["image"], "class_id": line["class_id"],
+                      "heatmap": line["heatmap"],
+                      "deletion_auc": float(np.trapezoid(curves[key][0], fractions)),
+                      "insertion_auc": float(np.trapezoid(curves[key][1], fractions)),
+                      "average_drop": 0.1 * index, "increase_in_confidence": float(index % 2),
+                      "steps": points - 1, "curves": "faithfulness_curves_000000.npz:" + key})
+    np.savez_compressed(os.path.join(folder, "faithfulness_curves_000000.npz"), **curves)
+    write_lines(os.path.join(folder, "faithfulness.jsonl"), lines)
+    return {(line["image"], line["class_id"]): curves[line["curves"].split(":")[1]]
+            for line in lines}
+
+
+def gallery_data(report_html):
+    """(the gallery's JSON blob, its heatmaps as dicts) of a report page; the values the
+    blob writes as text (gt, box, gt_boxes, history) read back as lists."""
+    blob = re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>',
+                     report_html, re.S).group(1)
+    data = json.loads(blob)
+    columns = data["columns"]
+
+    def numbers(text):
+        return [float(value) for value in text.split()]
+    rows = []
+    for index in range(data["count"]):
+        row = {name: values[index] for name, values in columns.items()}
+        row["gt"] = [int(value) for value in numbers(row["gt"])]
+        row["box"] = numbers(row["box"])
+        row["gt_boxes"] = [numbers(box) for box in row["gt_boxes"].split(";") if box]
+        row["history"] = [[int(pair.split(":")[0]), float(pair.split(":")[1])]
+                          for pair in row["history"].split()] or None
+        rows.append(row)
+    return data, rows
+
+
+# The commands' error contract.
+
+def assert_one_error_line(stderr, message):
+    """stderr ends in one error line holding message (progress bars may come before it)."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], stderr
+    assert stderr.rstrip().endswith(errors[0])
+
+
+def exit_status(command, argv):
+    """A command line's exit status, whether main returns it or argparse exits with it."""
+    try:
+        return command(argv)
+    except SystemExit as exit:
+        return exit.code

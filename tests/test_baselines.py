@@ -15,7 +15,7 @@ from l2caf.synthetic import CLASS_NAMES, generate_examples, make_dataset
 from nets.tf_slim_compat import tf
 from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, randomize_weights
 
-pytestmark = pytest.mark.slow  # builds InceptionV1 and runs the visualisers end to end
+# Marked slow: the tests that build InceptionV1 or run the visualisers end to end.
 
 
 def random_images(count, size, seed=0):
@@ -37,6 +37,7 @@ def inception():
     model.close()
 
 
+@pytest.mark.slow
 def test_cam_is_the_head_weighted_last_activation_and_equals_gradcam(inception):
     images = random_images(2, 224)
     activation = inception.session.run(inception.filter.activation, {inception.images: images})
@@ -65,6 +66,7 @@ def test_cam_is_the_head_weighted_last_activation_and_equals_gradcam(inception):
         assert (explanation.loss, explanation.iterations) == (None, 0)
 
 
+@pytest.mark.slow
 def test_gradcam_at_an_inner_layer_equals_numpy_from_each_rows_gradient():
     num_classes = len(CLASS_NAMES)
     # The shipped model, whose maps are not all cut by the ReLU (random weights' may be).
@@ -91,6 +93,7 @@ def test_gradcam_at_an_inner_layer_equals_numpy_from_each_rows_gradient():
     model.close()
 
 
+@pytest.mark.slow
 def test_cam_without_a_linear_head_or_off_the_last_layer_is_a_clear_error():
     densenet = Model("demo_densenet", len(CLASS_NAMES))
     with pytest.raises(ConfigError, match="CAM needs a head that is a global mean followed by "
@@ -132,6 +135,7 @@ def dataset(tmp_path_factory):
             "--max_iters", "10", "--check_every", "5", "--batch_size", "3"]
 
 
+@pytest.mark.slow
 def test_fast_visualiser_method_gradcam_writes_the_same_results(dataset, tmp_path):
     assert main(dataset + ["--output_dir", str(tmp_path / "l2caf")]) == 0
     assert main(dataset + ["--output_dir", str(tmp_path / "gradcam"), "--method", "gradcam"]) == 0

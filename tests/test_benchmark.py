@@ -7,7 +7,7 @@ import pytest
 from benchmarks import measure, run
 from l2caf import networks
 
-pytestmark = pytest.mark.slow  # runs the benchmark's processes
+# Marked slow: the tests that run the benchmark's processes (the others parse options).
 
 # In the order they run: the one-image ones in one process, then each batched one in its own.
 MEASUREMENTS = ["forward_single", "slow_naive_last", "slow_cached_last",
@@ -34,6 +34,7 @@ def _check_spread(values):
     assert 0 < values["min"] <= values["median"] <= values["max"]
 
 
+@pytest.mark.slow
 def test_quick_run_measures_every_mode_with_positive_numbers(quick_report):
     report, _ = quick_report
     network = report["networks"]["demo_densenet"]
@@ -66,6 +67,7 @@ def test_quick_run_measures_every_mode_with_positive_numbers(quick_report):
     assert report["total_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_peak_memory_grows_in_the_shared_process_and_is_own_in_the_others(quick_report):
     report, _ = quick_report
     measurements = report["networks"]["demo_densenet"]["measurements"]
@@ -83,6 +85,7 @@ def test_peak_memory_grows_in_the_shared_process_and_is_own_in_the_others(quick_
         assert measurements[key]["peak_rss_mb"] >= measurements[key]["baseline_rss_mb"] > 0
 
 
+@pytest.mark.slow
 def test_derived_numbers_follow_from_the_raw_timings(quick_report):
     report, _ = quick_report
     for key, measurement in report["networks"]["demo_densenet"]["measurements"].items():
@@ -99,6 +102,7 @@ def test_derived_numbers_follow_from_the_raw_timings(quick_report):
                 pytest.approx(per_iteration)
 
 
+@pytest.mark.slow
 def test_ratios_are_the_quotients_of_their_measurements(quick_report):
     report, _ = quick_report
     network = report["networks"]["demo_densenet"]
@@ -126,6 +130,7 @@ def test_ratios_are_the_quotients_of_their_measurements(quick_report):
         assert network["ratios"][name]["at_1000"] == pytest.approx(at_1000), name
 
 
+@pytest.mark.slow
 def test_method_ratios_compare_with_gradcam_and_with_the_forward_passes(quick_report):
     report, _ = quick_report
     network = report["networks"]["demo_densenet"]
@@ -141,6 +146,7 @@ def test_method_ratios_compare_with_gradcam_and_with_the_forward_passes(quick_re
         / ((channels + 1) * m["forward_batched"])})
 
 
+@pytest.mark.slow
 def test_markdown_has_a_row_per_measurement_and_per_network_ratios(quick_report):
     report, text = quick_report
     network = report["networks"]["demo_densenet"]
@@ -208,6 +214,7 @@ def test_help_explains_every_option(capsys):
         assert option in text
 
 
+@pytest.mark.slow
 def test_a_failing_network_process_is_reported():
     task = {"network": "no_such_network", "gpu": -1, "repeats": 1, "measurements": []}
     with pytest.raises(run.BenchmarkError, match="measuring no_such_network failed"):

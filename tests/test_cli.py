@@ -24,9 +24,9 @@ MAINS = {"slow": visualize.main, "fast": visualize_fast.main}
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(random_demo, tmp_path_factory):
     return demo_run_inputs(tmp_path_factory.mktemp("cli"), {
-        "a.jpg": (30, 40, 3), "a.png": (40, 30, 3), "b:c.png": (20, 20, 3)})
+        "a.jpg": (30, 40, 3), "a.png": (40, 30, 3), "b:c.png": (20, 20, 3)}, weights=random_demo)
 
 
 def arguments(demo, output_dir, *extra):

@@ -6,9 +6,10 @@ import pytest
 
 from benchmarks import faithfulness as benchmark
 
-pytestmark = pytest.mark.slow  # builds a network and times it
+# Marked slow: the quick run, which builds a network and times it.
 
 
+@pytest.mark.slow
 def test_quick_run_reports_both_timings_of_the_same_forward_passes(tmp_path):
     assert benchmark.main(["--quick", "--output", str(tmp_path)]) == 0
     with open(str(tmp_path / "faithfulness_quick.json")) as stream:

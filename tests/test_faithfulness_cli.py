@@ -22,11 +22,10 @@ from l2caf.cli.evaluate import main as table_main
 from l2caf.cli.faithfulness import main as faithfulness_main
 from l2caf.cli.visualize_fast import main as sweep_main
 from l2caf.synthetic import make_dataset
-from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT
-from tests.test_evaluate_localization import read_xml
-from tests.test_pointing import disc_meets_boxes, mass_inside
+from tests.helpers import (DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT, disc_meets_boxes,
+                           mass_inside, read_xml)
 
-pytestmark = pytest.mark.slow  # sweeps and scores end to end
+# Marked slow: the tests that sweep and score end to end.
 
 NUM_IMAGES = 32
 HELD_OUT_SEED = 777  # training used seeds 0 and 1
@@ -111,7 +110,7 @@ def table(capsys, folders, annotations, output):
 
 def pointing_games(folder, annotations):
     """(pointing game, energy pointing game) in percent of a run's ground-truth heatmaps,
-    from its results, heatmaps and XMLs, with tests.test_pointing's pixel-by-pixel rules."""
+    from its results, heatmaps and XMLs, with tests.helpers' pixel-by-pixel rules."""
     names = open(DEMO_LABELS).read().split()
     hits, energies = [], []
     for line in read_json_lines(os.path.join(folder, "results.jsonl")):
@@ -128,6 +127,7 @@ def pointing_games(folder, annotations):
     return 100 * np.mean(hits), 100 * np.mean(energies)
 
 
+@pytest.mark.slow
 def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
         data, scored, capsys, tmp_path):
     rows, out = table(capsys, scored.values(), data / "annotations", tmp_path / "table")
@@ -166,6 +166,7 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
         assert "| %s |" % name in header
 
 
+@pytest.mark.slow
 def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored):
     from l2caf.models.slim import Model
     folder = scored["gradcam"]
@@ -200,14 +201,16 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
         assert line["average_drop"] == pytest.approx(scores.average_drop, abs=2e-6)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
     reference = scored["gradcam"]
     folder = unscored_copy(reference, tmp_path / "killed")
     scores_path = os.path.join(folder, "faithfulness.jsonl")
     # The command with a chunk of one image, so that a kill lands between chunks' lines.
+    # (The chunk size is the scoring job's, l2caf.runs.faithfulness.)
     code = ("import sys; sys.path.insert(0, %r); import l2caf.cli.faithfulness as command; "
-            "command.FORWARD_PASSES_PER_CHUNK = 1; sys.exit(command.main(sys.argv[1:]))"
-            % REPO_ROOT)
+            "import l2caf.runs.faithfulness as job; job.FORWARD_PASSES_PER_CHUNK = 1; "
+            "sys.exit(command.main(sys.argv[1:]))" % REPO_ROOT)
     process = subprocess.Popen([sys.executable, "-c", code, "--results", folder, "--steps",
                                 str(STEPS), "--progress", "false"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -226,6 +229,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
     assert_same_scores(score_lines(folder), score_lines(reference), folder, reference)
 
 
+@pytest.mark.slow
 def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeypatch):
     reference = scored["random"]
     folder = unscored_copy(reference, tmp_path / "sharded")
@@ -249,6 +253,7 @@ def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeyp
     assert_same_scores(score_lines(folder), score_lines(reference), folder, reference)
 
 
+@pytest.mark.slow
 def test_a_partial_scoring_says_so_in_the_table(data, scored, capsys, tmp_path):
     folder = unscored_copy(scored["l2caf"], tmp_path / "partial")
     assert score("--results", folder, "--steps", str(STEPS), "--limit", "5") == 0
@@ -264,6 +269,7 @@ def one_line_error(capsys):
     return err
 
 
+@pytest.mark.slow
 def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, tmp_path):
     folder = scored["random"]
     assert score("--results", folder, "--steps", "5") == 2
@@ -300,6 +306,7 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
     assert not os.path.exists(str(tmp_path / "stale_table.json"))
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored, capsys,
                                                                     tmp_path):
     folder = unscored_copy(scored["random"], tmp_path / "broken")
@@ -320,6 +327,7 @@ def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored
     assert broken not in scored_images and len(scored_images) == NUM_IMAGES - 1
 
 
+@pytest.mark.slow
 def test_a_keras_run_is_scored_on_its_own_model(data, tmp_path):
     folder = str(tmp_path / "keras")
     assert sweep_main([

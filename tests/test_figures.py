@@ -1,7 +1,8 @@
 """scripts/make_figure.py and l2caf.report.figure on run folders written without TensorFlow
-(tests/test_report.py's builders): the PNG's size and resolution, boxes drawn where the
-evaluation put them (pixels of the box colours on the box's edges, none inside), vector
-boxes and text in the PDF, and the choice of images by name, seed, IoU and faithfulness."""
+(tests/helpers.py's builders, over conftest.py's `dataset`): the PNG's size and resolution,
+boxes drawn where the evaluation put them (pixels of the box colours on the box's edges,
+none inside), vector boxes and text in the PDF, and the choice of images by name, seed, IoU
+and faithfulness."""
 import os
 import re
 import zlib
@@ -16,10 +17,9 @@ from l2caf.evaluation import heatmap_to_box, wsol
 from l2caf.report import drawing
 from l2caf.report.figure import Chooser, write_comparison
 from l2caf.report.pictures import PictureRun
-from tests.test_report import (DISPLACED, NUM_IMAGES, add_faithfulness, assert_one_error_line,
-                               dataset, exit_status, make_oblivious_run, make_run, plain_iou)
+from tests.helpers import (DISPLACED, NUM_IMAGES, add_faithfulness, assert_one_error_line,
+                           exit_status, make_oblivious_run, make_run, plain_iou)
 
-__all__ = ["dataset"]  # a fixture, used by name
 SHOWN = ["synth_00000", "synth_00001", "synth_00003"]
 GROUND_TRUTH = (0, 255, 0)
 BOX = (255, 0, 255)

@@ -1,6 +1,6 @@
 """The tests live next to other libraries: a top-level `tests` package installed by another
-one (tf-keras-vis's wheel has one) does not shadow ours (test_images.py imports
-tests.helpers)."""
+one (tf-keras-vis's wheel has one) does not shadow ours (conftest.py and test_images.py
+import tests.helpers)."""
 import os
 import subprocess
 import sys

@@ -1,32 +1,12 @@
 """The pointing game (Zhang et al. 2016) and its energy-based variant (Score-CAM), against
-the definitions written out again here: a disc of radius 15 around the first maximum
-meeting a box's pixels, and the map's mass inside the boxes pixel by pixel."""
-import itertools
-
+the definitions written out again (tests/helpers.py): a disc of radius 15 around the first
+maximum meeting a box's pixels, and the map's mass inside the boxes pixel by pixel."""
 import cv2
 import numpy as np
 import pytest
 
 from l2caf.evaluation import pointing
-
-
-def in_any_box(x, y, boxes):
-    return any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in boxes)
-
-
-def disc_meets_boxes(point, boxes, radius=15):
-    """Whether some pixel within `radius` of point (x, y), boundary included, is in a box:
-    every pixel of the disc tried."""
-    x, y = point
-    return any(dx * dx + dy * dy <= radius * radius and in_any_box(x + dx, y + dy, boxes)
-               for dx, dy in itertools.product(range(-radius, radius + 1), repeat=2))
-
-
-def mass_inside(resized, boxes):
-    height, width = resized.shape
-    inside = sum(resized[y, x] for y in range(height) for x in range(width)
-                 if in_any_box(x, y, boxes))
-    return inside / resized.sum()
+from tests.helpers import disc_meets_boxes, mass_inside
 
 
 @pytest.mark.parametrize("point, hit", [

@@ -4,10 +4,12 @@ reordering the gallery, a convergence plot per L2-CAF heatmap and its GIF; and b
 commands run as scripts in a process where TensorFlow cannot be imported.
 
 The sweeps are the shipped demo model's on a few held-out synthetic images (L2-CAF with
-GIFs, and Grad-CAM). Lines without loss_history (older runs) get one in its promised format
-(helper C's: [updates, loss] at every convergence check) before the report is made."""
+GIFs, and Grad-CAM): conftest.py's `demo_sweep`. Lines without loss_history (older runs) get
+one in its promised format (helper C's: [updates, loss] at every convergence check) before
+the report is made."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -15,28 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from l2caf.cli.visualize_fast import main as sweep_main
 from l2caf.report import browser
-from l2caf.synthetic import make_dataset
-from tests.test_report import NUM_IMAGES, gallery_data, read_lines, write_lines
-from tests.test_run_folder import blocked_tensorflow
+from tests.helpers import NUM_IMAGES, REPO_ROOT, gallery_data, read_lines, write_lines
 
 pytestmark = pytest.mark.slow  # sweeps with the demo model, runs Chromium
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_DIR = os.path.join(REPO_ROOT, "l2caf", "demo_model")
 WINDOW = (1280, 2400)  # tall enough for the whole first page of this sweep
-
-
-def sweep(data, output_dir, *extra):
-    assert sweep_main([
-        "--config", os.path.join(REPO_ROOT, "configs", "demo_fast.yaml"),
-        "--checkpoint", os.path.join(DEMO_DIR, "demo_densenet.ckpt"),
-        "--labels", os.path.join(DEMO_DIR, "labels.txt"),
-        "--images", os.path.join(data, "images"), "--annotations",
-        os.path.join(data, "annotations"), "--output_dir", output_dir, "--max_iters", "60",
-        "--check_every", "20", "--batch_size", str(NUM_IMAGES), "--progress", "false"]
-        + list(extra)) == 0
-    return output_dir
 
 
 def with_loss_history(run):
@@ -53,27 +38,25 @@ def with_loss_history(run):
     write_lines(path, lines)
 
 
-def run_script(script, arguments, tmp_path):
+def run_script(script, arguments, blocked_tensorflow):
     """A picture script in a fresh process that cannot import TensorFlow."""
-    environment = dict(os.environ, PYTHONPATH=blocked_tensorflow(tmp_path))
+    environment = dict(os.environ, PYTHONPATH=blocked_tensorflow)
     return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "scripts", script)]
                           + arguments, cwd=REPO_ROOT, env=environment, capture_output=True,
                           text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(demo_sweep, blocked_tensorflow, tmp_path_factory):
+    """The report of conftest.py's demo sweep, its L2-CAF run (a copy) given loss_history."""
     folder = tmp_path_factory.mktemp("browser")
-    data = str(folder / "data")
-    make_dataset(data, NUM_IMAGES, image_size=128, seed=777, progress=False)
-    l2caf = sweep(data, str(folder / "l2caf"), "--save_gif", "true")
+    data, gradcam = demo_sweep["data"], demo_sweep["gradcam"]
+    l2caf = str(folder / "l2caf")
+    shutil.copytree(demo_sweep["l2caf"], l2caf)
     with_loss_history(l2caf)
-    gradcam = sweep(data, str(folder / "gradcam"), "--method", "gradcam")
     output = str(folder / "report")
-    blocked = folder / "blocked"
-    blocked.mkdir()
     finished = run_script("make_report.py", ["--results", l2caf, gradcam, "--output", output,
-                                             "--progress", "false"], blocked)
+                                             "--progress", "false"], blocked_tensorflow)
     assert finished.returncode == 0, finished.stderr
     with open(os.path.join(output, "report.html"), encoding="utf-8") as stream:
         text = stream.read()
@@ -139,12 +122,13 @@ def test_sorting_by_iou_reorders_the_gallery_worst_first(report):
                             key=lambda index: (-rows[index]["iou"], index))
 
 
-def test_the_figure_script_draws_the_sweep_without_tensorflow(report, tmp_path):
+def test_the_figure_script_draws_the_sweep_without_tensorflow(report, blocked_tensorflow,
+                                                             tmp_path):
     _, _, runs, data = report
     prefix = str(tmp_path / "worst")
     finished = run_script("make_figure.py", ["--results"] + list(runs) + [
         "--worst", "3", "--by", "iou", "--annotations", os.path.join(data, "annotations"),
-        "--output", prefix, "--dpi", "100"], tmp_path)
+        "--output", prefix, "--dpi", "100"], blocked_tensorflow)
     assert finished.returncode == 0, finished.stderr
     assert "(3 images x 2 runs" in finished.stdout
     with Image.open(prefix + ".png") as png:

@@ -1,7 +1,8 @@
 """The curves beside an evaluation table: the box accuracy at every threshold of the sweep
 (l2caf.evaluation's box_accuracies) against a plain recomputation, the table's
 PREFIX_maxboxacc and PREFIX_faithfulness figures, and the mean faithfulness curves they
-draw, on run folders written without TensorFlow (tests/test_report.py's builders)."""
+draw, on run folders written without TensorFlow (tests/helpers.py's builders, over
+conftest.py's `dataset`)."""
 import csv
 import json
 import os
@@ -14,10 +15,9 @@ from l2caf.cli.evaluate import main as evaluate_main
 from l2caf.evaluation import V2_IOU_THRESHOLDS, ImageRecord, evaluate_records
 from l2caf.report import curves
 from l2caf.errors import RunError
-from tests.test_report import (NUM_IMAGES, add_faithfulness, dataset, make_run, plain_cam_box,
-                               plain_iou, read_lines, write_lines)
+from tests.helpers import (NUM_IMAGES, add_faithfulness, make_run, plain_cam_box, plain_iou,
+                           read_lines, write_lines)
 
-__all__ = ["dataset"]  # a fixture, used by name
 THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.05), 10)
 
 

@@ -117,14 +117,6 @@ def test_shard_auto_takes_the_slurm_array_task():
         parse_shard("auto", dict(environ, SLURM_ARRAY_TASK_COUNT="x"))
 
 
-def blocked_tensorflow(folder):
-    """A folder to put first on PYTHONPATH: in it, `import tensorflow` fails."""
-    package = folder / "tensorflow"
-    package.mkdir()
-    (package / "__init__.py").write_text("raise ImportError('tensorflow is blocked here')\n")
-    return str(folder)
-
-
 def run(*argv, env=None):
     return subprocess.run(list(argv), capture_output=True, text=True, cwd=REPO_ROOT,
                           env=dict(os.environ, **(env or {})))
@@ -132,7 +124,7 @@ def run(*argv, env=None):
 
 @pytest.mark.slow
 def test_a_slurm_array_sweep_with_colons_in_names_then_merge_and_evaluation_without_tensorflow(
-        tmp_path):
+        tmp_path, blocked_tensorflow):
     from l2caf.synthetic import make_dataset
     make_dataset(str(tmp_path / "data"), 4, image_size=64, progress=False)
     images, annotations = tmp_path / "data" / "images", tmp_path / "data" / "annotations"
@@ -153,7 +145,7 @@ def test_a_slurm_array_sweep_with_colons_in_names_then_merge_and_evaluation_with
     assert sorted(name for name in os.listdir(str(output)) if name.startswith("results")) == [
         "results_shard0of2.jsonl", "results_shard1of2.jsonl"]
 
-    no_tensorflow = {"PYTHONPATH": blocked_tensorflow(tmp_path)}
+    no_tensorflow = {"PYTHONPATH": blocked_tensorflow}
     assert run(sys.executable, "-c", "import tensorflow", env=no_tensorflow).returncode == 1
     result = run("bash", os.path.join("scripts", "cluster", "slurm_merge_evaluate.sbatch"),
                  str(output), str(annotations), "--thresholds", "0.2,0.5", env=no_tensorflow)

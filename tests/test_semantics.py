@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from l2caf import evaluation, synthetic
+from l2caf.heatmaps import resize_heatmap
 from l2caf.methods import L2CAF
 from l2caf.models.slim import Model
 from tests.helpers import DEMO_CHECKPOINT
@@ -72,7 +73,7 @@ def test_each_class_heatmap_peaks_on_its_own_object(two_objects):
     hits = []
     for explanation in explanations:
         image, objects = examples[explanation.image_index]
-        heatmap = evaluation.resize_heatmap(explanation.heatmap, image.shape[:2])
+        heatmap = resize_heatmap(explanation.heatmap, image.shape[:2])
         row, column = np.unravel_index(np.argmax(heatmap), heatmap.shape)
         [own] = [o for o in objects if synthetic.CLASS_NAMES.index(o.name) == explanation.class_id]
         xmin, ymin, xmax, ymax = own.box

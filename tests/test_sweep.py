@@ -14,7 +14,7 @@ from l2caf.runs.folder import load_heatmap
 from l2caf.synthetic import CLASS_NAMES, make_dataset
 from tests.helpers import random_demo_checkpoint
 
-pytestmark = pytest.mark.slow  # runs the visualisers end to end
+# Marked slow: the tests that run the visualisers end to end.
 
 NUM_IMAGES = 8
 
@@ -67,6 +67,7 @@ def full_sweep(full_sweep_dir):
 
 @pytest.mark.parametrize("filter_type, variant", [
     ("l2norm", "cls_specific"), ("softmax", "cls_oblivious"), ("gauss", "cls_specific")])
+@pytest.mark.slow
 def test_each_heatmap_equals_the_slow_visualisers(dataset, tmp_path, filter_type, variant):
     listing = tmp_path / "three.txt"
     listing.write_text("".join("%s\n" % os.path.join(dataset["images"], "synth_%05d.JPEG" % i)
@@ -94,6 +95,7 @@ def test_each_heatmap_equals_the_slow_visualisers(dataset, tmp_path, filter_type
                                    [p["probability"] for p in alone["predictions"]], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ilsvrc_layout_gives_ground_truth_sizes_and_npz_heatmaps(dataset, full_sweep,
                                                                  full_sweep_dir, filter_size):
     annotations = read_annotation_folder(dataset["annotations"])
@@ -114,6 +116,7 @@ def test_ilsvrc_layout_gives_ground_truth_sizes_and_npz_heatmaps(dataset, full_s
         assert [r["class_id"] for r in lines] == expected
 
 
+@pytest.mark.slow
 def test_shards_cover_everything_once_and_merge(dataset, full_sweep, filter_size, tmp_path,
                                                 capsys):
     for shard in ("0/2", "1/2"):
@@ -136,6 +139,7 @@ def test_shards_cover_everything_once_and_merge(dataset, full_sweep, filter_size
     assert pairs(read_results(str(tmp_path / "results.jsonl"))) == pairs(shard0)
 
 
+@pytest.mark.slow
 def test_limit_then_rerun_and_torn_results_lose_and_repeat_nothing(dataset, filter_size,
                                                                     tmp_path, capsys):
     arguments = sweep_arguments(dataset, tmp_path, "--classes", "0,3")
@@ -158,6 +162,7 @@ def test_limit_then_rerun_and_torn_results_lose_and_repeat_nothing(dataset, filt
         assert load_heatmap(record["heatmap"], str(tmp_path)).shape == filter_size
 
 
+@pytest.mark.slow
 def test_a_corrupt_image_is_a_failure_and_the_others_are_done(dataset, filter_size, tmp_path,
                                                               capsys):
     images = tmp_path / "images"
@@ -189,6 +194,7 @@ def test_a_corrupt_image_is_a_failure_and_the_others_are_done(dataset, filter_si
     (["--batch_size", "0"], "batch_size must be at least 1"),
     (["--annotations", "/nowhere"], "annotations: /nowhere: no such annotation folder"),
 ])
+@pytest.mark.slow
 def test_bad_sweep_settings_are_clear_errors(dataset, tmp_path, capsys, extra, message):
     assert main(sweep_arguments(dataset, tmp_path, *extra)) == 2
     assert message in capsys.readouterr().err

@@ -23,9 +23,9 @@ FIELDS = ["image", "network", "layer", "method", "caf_variant", "filter_type", "
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(random_demo, tmp_path_factory):
     return demo_run_inputs(tmp_path_factory.mktemp("demo"),
-                           {"wide.png": (60, 90, 3), "gray.jpg": (50, 50)})
+                           {"wide.png": (60, 90, 3), "gray.jpg": (50, 50)}, weights=random_demo)
 
 
 def arguments(demo, output_dir, *extra):

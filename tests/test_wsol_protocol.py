@@ -1,13 +1,13 @@
 """The 'wsol' protocol (wsolevaluation's box evaluation) on hand-made maps whose boxes and
 scores are worked out here, and on random 7x7 maps against a plain transcription of the
 benchmark's recipe."""
-import cv2
 import numpy as np
 import pytest
 
 from l2caf.evaluation import (ImageRecord, evaluate_records, localization_metrics, max_box_acc,
                               max_box_acc_v2)
 from l2caf.evaluation.wsol import ScoreMap, normalized_scoremap, scale_box
+from tests.helpers import plain_boxes
 
 SIZE = (224, 224)  # maps made at the benchmark's size pass its resize unchanged
 GT_BOX = (50, 50, 149, 149)
@@ -150,27 +150,8 @@ def test_ground_truth_boxes_are_compared_at_224():
 
 
 # A plain transcription of the benchmark (resize, normalise, uint8, threshold, contours,
-# boxes, IoU matrix), for random 7x7 maps whose boxes nobody can work out by hand.
-
-def plain_boxes(heatmap, threshold):
-    """(the largest contour's box, every contour's box) at threshold, step by step."""
-    resized = cv2.resize(heatmap.astype(np.float64), (224, 224), interpolation=cv2.INTER_CUBIC)
-    if resized.min() == resized.max():
-        scoremap = np.zeros_like(resized)
-    else:
-        scoremap = resized - resized.min()
-        scoremap /= scoremap.max()
-    image = (scoremap * 255).astype(np.uint8)
-    _, binary = cv2.threshold(image, int(threshold * np.max(image)), 255, cv2.THRESH_BINARY)
-    contours, _ = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return (0, 0, 0, 0), [(0, 0, 0, 0)]
-
-    def box(contour):
-        x, y, width, height = cv2.boundingRect(contour)
-        return (x, y, min(x + width, 223), min(y + height, 223))
-    return box(max(contours, key=cv2.contourArea)), [box(contour) for contour in contours]
-
+# boxes: tests.helpers.plain_boxes; IoU matrix), for random 7x7 maps whose boxes nobody can
+# work out by hand.
 
 def plain_ious(boxes, gt_boxes):
     """The IoU matrix of boxes x gt_boxes, inclusive boxes."""
