@@ -5,7 +5,6 @@ import os
 import urllib.error
 
 import keras
-import numpy as np
 import pytest
 import tf_keras
 import yaml
