@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: the faithfulness metrics (l2caf.faithfulness: deletion + insertion curves and
+"""Benchmark: the faithfulness metrics (l2caf.evaluation.faithfulness: deletion + insertion curves and
 the Average Drop / Increase in Confidence pass) against the network's forward passes.
 
 Per network, with random weights (speed does not depend on them) at its full input size, in
@@ -33,7 +33,7 @@ GOAL = 1.25
 
 
 class _CountingModel(object):
-    """A model's four members that l2caf.faithfulness uses, recording each batch's size."""
+    """A model's four members that l2caf.evaluation.faithfulness uses, recording each batch's size."""
 
     def __init__(self, model):
         self.model, self.batches = model, []

@@ -12,7 +12,7 @@ import sys
 # Run from a source checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from l2caf import checkpoints  # noqa: E402
+from l2caf.models import checkpoints  # noqa: E402
 
 
 def parse_args(argv):

@@ -1,4 +1,4 @@
-"""l2caf.faithfulness against the papers' formulas, in float64, on "networks" whose answers
+"""l2caf.evaluation.faithfulness against the papers' formulas, in float64, on "networks" whose answers
 are known: a class score that is the mean of one image region (analytic deletion, insertion
 and Average Drop), and a small softmax classifier scored by an independent transcription of
 RISE's CausalMetric.single_run with our tie rule. No TensorFlow."""
@@ -80,7 +80,7 @@ def trapezoid_auc(curve):
     return np.trapezoid(curve, np.linspace(0.0, 1.0, len(curve)))
 
 
-# Models with the four members l2caf.faithfulness needs.
+# Models with the four members l2caf.evaluation.faithfulness needs.
 
 class RegionMeanModel(object):
     """Class 0's probability is the mean of the network input's first channel over the

@@ -65,14 +65,14 @@ def test_load_takes_the_number_of_classes_from_the_checkpoint_and_prepares_any_i
 
 @pytest.mark.slow
 def test_importing_and_building_change_no_global_tensorflow_setting():
-    code = ("import nets.inception_v1, nets.resnet_v2, nets.densenet, l2caf.model\n"
+    code = ("import nets.inception_v1, nets.resnet_v2, nets.densenet, l2caf.models.slim\n"
             "from nets.tf_slim_compat import tf\n"
             "from tensorflow.python.ops import control_flow_util_v2 as flow\n"
             "def state():\n"
             "    return (tf.executing_eagerly(),\n"
             "            flow._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE)\n"
             "print(state())\n"
-            "l2caf.model.Model('demo_densenet', 6)\n"
+            "l2caf.models.slim.Model('demo_densenet', 6)\n"
             "print(state())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO_ROOT)

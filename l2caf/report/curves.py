@@ -53,7 +53,7 @@ def _legend(figure, axes):
 
 
 def box_accuracy_figure(rows: list) -> Figure:
-    """The MaxBoxAcc curves of evaluation rows (l2caf.evaluation.runs.evaluate_run), one
+    """The MaxBoxAcc curves of evaluation rows (l2caf.runs.localization.evaluate_run), one
     line per row, its maximum marked; under 'wsol' the MaxBoxAccV2 panels too."""
     with_v2 = any(row["box_accuracies"]["max_box_acc_v2"] for row in rows)
     panels = [("MaxBoxAcc's curve: the largest box, IoU >= %g" % rows[0]["iou_threshold"],
