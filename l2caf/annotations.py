@@ -14,7 +14,14 @@ tells them apart by the files present). The XML layout, one file per image:
       ...
     </annotation>
 
-Box coordinates are inclusive pixel coordinates, stored exactly as the file gives them.
+Box coordinates are inclusive pixel coordinates, stored exactly as the file gives them,
+and checked as they are read (`check_box`): whole numbers with 0 <= xmin <= xmax <= width and
+0 <= ymin <= ymax <= height, the image's size whole numbers >= 1 of at most
+images.MAX_PIXELS pixels. (ILSVRC counts pixels from 0, so its boxes end at width - 1 at
+most; Pascal VOC counts them from 1, so its boxes may end at the width itself.) Nothing is
+clipped: CAM's and wsolevaluation's code use ground-truth boxes as given, and
+wsolevaluation refuses negative coordinates and reversed boxes as here; a box beyond the
+image is a ValueError naming the file (and line or object), not a changed number.
 
 wsolevaluation's metadata (Choe et al. 2020, github.com/clovaai/wsolevaluation, metadata/ILSVRC/
 test and the like): four text files for a whole split, one line per image or per box, the
@@ -31,9 +38,12 @@ the image's one class. Images are matched to results by file name without its ex
 as the XMLs are.
 """
 import collections
+import math
 import os
 import xml.etree.ElementTree as ElementTree
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
+
+from l2caf.images import MAX_PIXELS
 
 BoxObject = collections.namedtuple("BoxObject", ["name", "box"])
 BoxObject.__doc__ = """One annotated object: its class (a name from an XML, a class id from
@@ -57,21 +67,79 @@ def _text(element, field, path):
     return child.text.strip()
 
 
-def _integer(element, field, path):
-    text = _text(element, field, path)
+def _whole_number(text):
+    """The whole number a text holds ("273" or "273.0", as a few Pascal-VOC files write
+    whole pixel coordinates), or a ValueError saying what it is instead."""
     try:
         value = float(text)
     except ValueError:
-        raise ValueError("%s: <%s> is %r, not a number" % (path, field, text)) from None
-    # A few Pascal-VOC files write whole pixel coordinates as "273.0".
+        raise ValueError("is %r, not a number" % text) from None
+    if not math.isfinite(value):
+        raise ValueError("is %r, not a finite number" % text)
     if value != int(value):
-        raise ValueError("%s: <%s> is %r, not a whole number" % (path, field, text))
+        raise ValueError("is %r, not a whole number" % text)
     return int(value)
 
 
+def _integer(element, field, path, where=""):
+    text = _text(element, field, path)
+    try:
+        return _whole_number(text)
+    except ValueError as error:
+        raise ValueError("%s: %s<%s> %s; sizes and box coordinates are whole pixels"
+                         % (path, where, field, error)) from None
+
+
+def _shown(value):
+    """A coordinate or size for a message: whole, or its first digits when it is absurdly
+    long."""
+    text = str(value)
+    digits = len(text.lstrip("-"))
+    return text if digits <= 12 else "%s... (%d digits)" % (text[:6], digits)
+
+
+def check_image_size(width: int, height: int) -> None:
+    """A ValueError saying what is wrong unless (width, height) is an image's size: whole
+    numbers >= 1 of at most images.MAX_PIXELS pixels in all."""
+    if width < 1 or height < 1:
+        raise ValueError("the image size %sx%s is not a size: width and height must be at "
+                         "least 1" % (_shown(width), _shown(height)))
+    if width * height > MAX_PIXELS:
+        raise ValueError("the image size %sx%s is over the %d megapixels an image may have"
+                         % (_shown(width), _shown(height), MAX_PIXELS // 10 ** 6))
+
+
+def check_box(box: Sequence[int], width: int, height: int,
+              fields: Sequence[str] = _BOX_FIELDS) -> None:
+    """A ValueError saying what is wrong unless box (xmin, ymin, xmax, ymax) lies in an image
+    of width x height pixels: 0 <= xmin <= xmax <= width, 0 <= ymin <= ymax <= height. (A
+    coordinate may equal the width or height: Pascal VOC counts pixels from 1.) Nothing is
+    clipped. fields: the coordinates' names in the message (the metadata's x0, y0, x1, y1)."""
+    values = dict(zip(fields, box))
+    xmin, ymin, xmax, ymax = fields
+    problems = ["%s %s is negative" % (name, _shown(values[name]))
+                for name in fields if values[name] < 0]
+    for low, high in ((xmin, xmax), (ymin, ymax)):
+        if values[low] > values[high]:
+            problems.append("%s %s is greater than %s %s" % (low, _shown(values[low]), high,
+                                                             _shown(values[high])))
+    for name, limit, side in ((xmax, width, "width"), (xmin, width, "width"),
+                              (ymax, height, "height"), (ymin, height, "height")):
+        if values[name] > limit:
+            problems.append("%s %s is beyond the image's %s %d" % (name, _shown(values[name]),
+                                                                  side, limit))
+    if problems:
+        raise ValueError("box (%s) on an image of %dx%d: %s; correct it: a box is (%s) in whole "
+                         "pixels with 0 <= %s <= %s <= width and 0 <= %s <= %s <= height (see "
+                         "docs/localization.md)"
+                         % (", ".join(map(_shown, box)), width, height, ", ".join(problems[:2]),
+                            ", ".join(fields), xmin, xmax, ymin, ymax))
+
+
 def read_voc_xml(path: str) -> Annotation:
-    """The `Annotation` in the XML file at `path`; a ValueError naming the file if it is
-    malformed or lacks a field."""
+    """The `Annotation` in the XML file at `path`; a ValueError naming the file (and the
+    object) if it is malformed, lacks a field, or holds a box that is not in the image (see
+    `check_box`)."""
     try:
         root = ElementTree.parse(path).getroot()
     except ElementTree.ParseError as error:
@@ -81,16 +149,26 @@ def read_voc_xml(path: str) -> Annotation:
     size = root.find("size")
     if size is None:
         raise ValueError("%s: missing <size> in <annotation>" % path)
+    width = _integer(size, "width", path, "<size> ")
+    height = _integer(size, "height", path, "<size> ")
+    try:
+        check_image_size(width, height)
+    except ValueError as error:
+        raise ValueError("%s: <size>: %s" % (path, error)) from None
     objects = []
-    for element in root.findall("object"):
+    for number, element in enumerate(root.findall("object"), 1):
+        name = _text(element, "name", path)
+        where = "object %d (%s): " % (number, name)
         bndbox = element.find("bndbox")
         if bndbox is None:
-            raise ValueError("%s: missing <bndbox> in <object>" % path)
-        box = tuple(_integer(bndbox, field, path) for field in _BOX_FIELDS)
-        objects.append(BoxObject(_text(element, "name", path), box))
-    return Annotation(filename=_text(root, "filename", path),
-                      width=_integer(size, "width", path),
-                      height=_integer(size, "height", path),
+            raise ValueError("%s: %smissing <bndbox> in <object>" % (path, where))
+        box = tuple(_integer(bndbox, field, path, where) for field in _BOX_FIELDS)
+        try:
+            check_box(box, width, height)
+        except ValueError as error:
+            raise ValueError("%s: %s%s" % (path, where, error)) from None
+        objects.append(BoxObject(name, box))
+    return Annotation(filename=_text(root, "filename", path), width=width, height=height,
                       objects=objects)
 
 
@@ -135,8 +213,9 @@ def _stem(path):
 
 
 def _metadata_lines(folder, name, fields):
-    """(image id, [int, ...]) of each non-empty line of a metadata file: the image id, then
-    len(fields) - 1 integers; a ValueError naming the file and line if one is malformed."""
+    """(line number, image id, [int, ...]) of each non-empty line of a metadata file: the
+    image id, then len(fields) - 1 integers; a ValueError naming the file and line if one is
+    malformed."""
     path = os.path.join(folder, name)
     with open(path) as stream:
         for number, line in enumerate(stream, 1):
@@ -147,7 +226,7 @@ def _metadata_lines(folder, name, fields):
             try:
                 if len(parts) != len(fields):
                     raise ValueError
-                yield parts[0], [int(part) for part in parts[1:]]
+                yield number, parts[0], [int(part) for part in parts[1:]]
             except ValueError:
                 raise ValueError("%s:%d: expected %s, got %r"
                                  % (path, number, ",".join(fields), line)) from None
@@ -155,20 +234,31 @@ def _metadata_lines(folder, name, fields):
 
 def read_wsol_metadata(folder: str) -> Dict[str, Annotation]:
     """{image stem: `Annotation`} of a wsolevaluation metadata folder (see the module
-    docstring); a ValueError naming the file if one is missing, malformed, or lacks an
-    image's label, size or boxes, or if two images share a file name (results are matched
-    to annotations by file name)."""
+    docstring); a ValueError naming the file (and line) if one is missing, malformed, or
+    lacks an image's label, size or boxes, if an image size is not a size or a box is not in
+    its image (see `check_box`), or if two images share a file name (results are matched to
+    annotations by file name)."""
     for name in WSOL_METADATA_FILES:
         if not os.path.isfile(os.path.join(folder, name)):
             raise ValueError("%s: no %s; a wsolevaluation metadata folder holds %s"
                              % (folder, name, ", ".join(WSOL_METADATA_FILES)))
-    image_ids = [image_id for image_id, _ in _metadata_lines(folder, "image_ids.txt", ["path"])]
-    labels = dict(_metadata_lines(folder, "class_labels.txt", ["path", "label"]))
-    sizes = dict(_metadata_lines(folder, "image_sizes.txt", ["path", "width", "height"]))
-    boxes: Dict[str, List[Tuple[int, ...]]] = collections.defaultdict(list)
-    for image_id, box in _metadata_lines(folder, "localization.txt",
-                                         ["path", "x0", "y0", "x1", "y1"]):
-        boxes[image_id].append(tuple(box))
+    image_ids = [image_id for _, image_id, _ in _metadata_lines(folder, "image_ids.txt",
+                                                                ["path"])]
+    labels = {image_id: values for _, image_id, values
+              in _metadata_lines(folder, "class_labels.txt", ["path", "label"])}
+    sizes = {}
+    sizes_path = os.path.join(folder, "image_sizes.txt")
+    for number, image_id, (width, height) in _metadata_lines(
+            folder, "image_sizes.txt", ["path", "width", "height"]):
+        try:
+            check_image_size(width, height)
+        except ValueError as error:
+            raise ValueError("%s:%d: %s: %s" % (sizes_path, number, image_id, error)) from None
+        sizes[image_id] = (width, height)
+    boxes: Dict[str, List[Tuple[int, Tuple[int, ...]]]] = collections.defaultdict(list)
+    for number, image_id, box in _metadata_lines(folder, "localization.txt",
+                                                 ["path", "x0", "y0", "x1", "y1"]):
+        boxes[image_id].append((number, tuple(box)))
     annotations: Dict[str, Annotation] = collections.OrderedDict()
     for image_id in image_ids:
         for name, table in (("class_labels.txt", labels), ("image_sizes.txt", sizes),
@@ -183,9 +273,16 @@ def read_wsol_metadata(folder: str) -> Dict[str, Annotation]:
                                                            annotations[stem].filename,
                                                            image_id, stem))
         [label], (width, height) = labels[image_id], sizes[image_id]
+        for number, box in boxes[image_id]:
+            try:
+                check_box(box, width, height, ("x0", "y0", "x1", "y1"))
+            except ValueError as error:
+                raise ValueError("%s:%d: %s (its size from image_sizes.txt): %s"
+                                 % (os.path.join(folder, "localization.txt"), number, image_id,
+                                    error)) from None
         annotations[stem] = Annotation(
             filename=image_id, width=width, height=height,
-            objects=[BoxObject(label, box) for box in boxes[image_id]])
+            objects=[BoxObject(label, box) for _, box in boxes[image_id]])
     return annotations
 
 

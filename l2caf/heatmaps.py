@@ -13,6 +13,7 @@ from PIL import Image
 
 from l2caf.errors import ConfigError
 from l2caf.images import size_pair
+from l2caf.settings import check_number
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -146,7 +147,9 @@ def show_heatmap_on_image(image: np.ndarray, heatmap: np.ndarray, alpha: float =
     """The RGB uint8 `image` with `heatmap` (any resolution) upsampled to its size, min-max
     normalised, coloured (colormap: None for blue-white-red, an OpenCV colour map such as
     cv2.COLORMAP_JET or "jet", or a matplotlib one by name or object) and blended on top
-    with opacity `alpha`."""
+    with opacity `alpha` (a finite number in [0, 1]: 0 shows the image alone, 1 the heatmap
+    alone; ConfigError otherwise)."""
+    alpha = check_number("alpha", alpha, "in [0, 1]", lambda x: 0 <= x <= 1)
     colored = colorize(heatmap, image.shape[:2], colormap).astype(np.float32)
     blended = alpha * colored + (1.0 - alpha) * image.astype(np.float32)
     return blended.round().astype(np.uint8)

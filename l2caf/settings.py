@@ -19,6 +19,19 @@ def check_number(name: str, value: object, condition: str,
     return float(value)
 
 
+def check_whole_number(name: str, value: object, condition: str, least: int) -> int:
+    """value as an int if it is a whole number (an int, or a float such as 10.0 that is
+    one) >= least, else a ConfigError: '<name> must be a whole number, <condition>, got
+    <value>' ('<name> must be <condition>, got <value>' for a whole number below least).
+    A string, a bool or 10.7 is refused rather than converted or truncated."""
+    whole = isinstance(value, numbers.Integral) or isinstance(value, numbers.Real) and \
+        math.isfinite(value) and float(value).is_integer()
+    if isinstance(value, bool) or not whole:
+        raise ConfigError("%s must be a whole number, %s, got %r" % (name, condition, value))
+    if value < least:
+        raise ConfigError("%s must be %s, got %r" % (name, condition, value))
+    return int(value)
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -34,11 +47,12 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self):
-        for key in ("max_iters", "check_every"):
-            if int(getattr(self, key)) < 1:
-                raise ConfigError("%s must be at least 1, got %r" % (key, getattr(self, key)))
-        if self.seed < 0:
-            raise ConfigError("seed must be 0 or more, got %r" % (self.seed,))
+        for key, least, condition in (("max_iters", 1, "at least 1"),
+                                      ("check_every", 1, "at least 1"),
+                                      ("seed", 0, "0 or more")):
+            # frozen: the whole number (10 for 10.0 or numpy.int64(10)) is set through object
+            object.__setattr__(self, key, check_whole_number(key, getattr(self, key),
+                                                             condition, least))
         check_number("learning_rate", self.learning_rate, "positive", lambda x: x > 0)
         check_number("end_learning_rate", self.end_learning_rate, "0 or more", lambda x: x >= 0)
         check_number("tolerance", self.tolerance, "0 or more", lambda x: x >= 0)

@@ -33,7 +33,7 @@ def main(argv=None, description=__doc__):
     which.add_argument("--worst", type=positive, metavar="N",
                        help="the N worst images by --by, worst first")
     parser.add_argument("--seed", type=int, metavar="S",
-                        help="seed of --random (default: 0)")
+                        help="seed of --random, 0 or more (default: 0)")
     directions = ["%s: %s is better" % (" and ".join(key for key, higher in
                                                      FAITHFULNESS_RANKINGS.items()
                                                      if higher == better), word)
@@ -47,19 +47,25 @@ def main(argv=None, description=__doc__):
                              % "; ".join(directions))
     options.add_picture_options(parser)
     parser.add_argument("--dpi", type=positive, default=300,
-                        help="resolution of the PNG (default: %(default)s)")
+                        help="resolution of the PNG (default: %(default)s); the PNG may have "
+                             "at most 65535 pixels a side and 100 million in all")
     args = parser.parse_args(argv)
     return run_command(lambda: make_figure(args))
 
 
 def make_figure(args):
     """Draws and writes the figure; returns 0."""
-    from l2caf.report.figure import Chooser, write_comparison
+    from l2caf.report.figure import ASPECT_RANGE, Chooser, check_figure_size, write_comparison
     from l2caf.report.pictures import PictureRun
     options.check(args)
+    # Before anything is read: one image at the flattest aspect is the smallest figure.
+    check_figure_size(len(args.results), [ASPECT_RANGE[0]], args.dpi, least=True)
     if args.seed is not None and (args.images or args.best or args.worst):
         raise ConfigError("--seed is the seed of --random; it does not go with --images, "
                           "--best or --worst")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError("--seed must be 0 or more (numpy's generators take no negative "
+                          "seed), got %d" % args.seed)
     if args.by is not None and args.best is None and args.worst is None:
         raise ConfigError("--by ranks the images of --best N or --worst N; give one of them")
     runs = [PictureRun(results_dir, args.annotations) for results_dir in args.results]

@@ -28,6 +28,7 @@ from l2caf.evaluation.table import metrics
 from l2caf.report import drawing
 from l2caf.report.pictures import (Entry, PictureRun, box_fractions, matching_entry,
                                    read_picture, shown_class, shown_entry)
+from l2caf.settings import check_number
 
 # --by: what ranks the images, and whether higher is better.
 FAITHFULNESS_RANKINGS = collections.OrderedDict(
@@ -37,6 +38,12 @@ RANKINGS = collections.OrderedDict(
 PANEL_INCHES = 1.6
 CAPTION_POINTS = 6.0
 TITLE_POINTS = 6.5
+# The PNG's bounds: matplotlib's Agg draws less than 2^16 pixels a side, and holds 4 bytes a
+# pixel while drawing (100 million pixels: 400 MB).
+MAX_FIGURE_SIDE = 2 ** 16 - 1
+MAX_FIGURE_PIXELS = 100 * 10 ** 6
+# Rows are as tall as their image's aspect (height / width) within these bounds.
+ASPECT_RANGE = (0.4, 2.5)
 
 Panel = collections.namedtuple("Panel", ["row", "column", "image_size", "pixels"])
 Panel.__doc__ = """Where a picture of a comparison figure lies in its PNG: row and column of
@@ -182,12 +189,37 @@ def _column_title(run):
     return _wrapped(run.title + "\n" + run.results_dir.rstrip("/"))
 
 
+def figure_inches(runs: int, aspects: list) -> tuple:
+    """(width, height) in inches of a comparison figure of `runs` runs (a column each, after
+    the images') and rows of the given aspects (height / width, in ASPECT_RANGE)."""
+    return (PANEL_INCHES * (1 + runs) + 0.7,
+            sum(PANEL_INCHES * aspect + 0.35 for aspect in aspects) + 1.1)
+
+
+def check_figure_size(runs: int, aspects: list, dpi: float, least: bool = False) -> None:
+    """ConfigError unless dpi is a positive number at which the figure of `runs` runs and
+    rows of `aspects` (see figure_inches) stays within MAX_FIGURE_SIDE pixels a side and
+    MAX_FIGURE_PIXELS in all. least: the rows are the fewest and flattest the figure can
+    have (a check of --dpi before the images are chosen)."""
+    check_number("--dpi", dpi, "positive", lambda x: x > 0)
+    width, height = (int(math.ceil(inches * dpi)) for inches in figure_inches(runs, aspects))
+    if width > MAX_FIGURE_SIDE or height > MAX_FIGURE_SIDE or \
+            width * height > MAX_FIGURE_PIXELS:
+        fewer = " or show fewer images or runs" if len(aspects) > 1 or runs > 1 else ""
+        raise ConfigError("a figure of %d image(s) x %d run(s) at --dpi %g would be %s%dx%d "
+                          "pixels, over what a PNG may have here (%d a side, %d million in "
+                          "all); lower --dpi%s"
+                          % (len(aspects), runs, dpi, "at least " if least else "", width,
+                             height, MAX_FIGURE_SIDE, MAX_FIGURE_PIXELS // 10 ** 6, fewer))
+
+
 def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: float,
                       protocol: str, colormap: str = "bwr", alpha: float = 0.5,
                       dpi: int = drawing.DPI) -> tuple:
     """The comparison figure of `images` (paths in runs[0]) as (matplotlib Figure, {(row,
     column): axes}, image sizes by row)."""
     colors = drawing.colormap(colormap)
+    check_figure_size(len(runs), [ASPECT_RANGE[0]] * len(images), dpi, least=True)
     rows = []
     for image in images:
         entries = chooser.entries(image)
@@ -202,12 +234,11 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
             others.append(matching_entry(run.entries(other, threshold, protocol),
                                          shown_class(shown)) if other else None)
         rows.append((picture, [shown] + others))
-    aspects = [min(2.5, max(0.4, picture.shape[0] / float(picture.shape[1])))
-               for picture, _ in rows]
+    aspects = [min(ASPECT_RANGE[1], max(ASPECT_RANGE[0], picture.shape[0] /
+                                        float(picture.shape[1]))) for picture, _ in rows]
     columns = 1 + len(runs)
-    figure = drawing.new_figure(PANEL_INCHES * columns + 0.7,
-                                sum(PANEL_INCHES * aspect + 0.35 for aspect in aspects) + 1.1,
-                                dpi)
+    check_figure_size(len(runs), aspects, dpi)
+    figure = drawing.new_figure(*figure_inches(len(runs), aspects), dpi)
     grid = figure.add_gridspec(len(rows), columns, height_ratios=aspects)
     longest = int(math.ceil(PANEL_INCHES * dpi * 1.5))
     axes_by_cell = {}
