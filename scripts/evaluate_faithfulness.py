@@ -10,7 +10,9 @@ images are read from the paths its results name, so run this from the folder the
 started from. The scores go into the run folder: a line per heatmap in faithfulness.jsonl and
 the curves in faithfulness_curves_<number>.npz; scripts/evaluate_localization.py then shows
 them beside the localisation scores. Rerun the same command to continue after an
-interruption. Examples:
+interruption. A Keras model whose saved configuration runs code is loaded only with
+--trust_model true on this command line (never because the folder's config.yaml says so).
+Examples:
   python scripts/evaluate_faithfulness.py --results outputs/demo_l2caf outputs/demo_gradcam
   python scripts/evaluate_faithfulness.py --results outputs/resnet_v2_50_fast --shard 0/4
   python scripts/evaluate_faithfulness.py --merge outputs/resnet_v2_50_fast

@@ -49,7 +49,7 @@ def test_a_model_file_with_code_is_refused_unless_trusted(api, name, tmp_path, c
     assert "\n" not in message
     assert message == ("Keras model %s holds Python code (in layer writes (Lambda)), which "
                        "loading it would run; load it only if you trust where it comes from, "
-                       "with trust_model: true (--trust_model true; in Python "
+                       "with --trust_model true on the command line (in Python: "
                        "load_keras_model(path, trust=True))" % path)
     assert visualize.main(["--network", "keras", "--checkpoint", path, "--list_layers"]) == 2
     assert capsys.readouterr().err.strip() == "error: " + message

@@ -24,12 +24,13 @@ from l2caf import images, preprocessing
 from l2caf.errors import ConfigError, ImageError, RunError
 from l2caf.evaluation import faithfulness
 from l2caf.evaluation.table import metrics
-from l2caf.files import FolderLock, read_json_lines
+from l2caf.files import FolderLock
 from l2caf.parallel import prefetched
 from l2caf.runs import read
 from l2caf.runs.folder import (SCORE_FILES, HeatmapFiles, LinesFile, NpzChunks, Shard,
                                UnreadableHeatmap, delete_files, kind_files, line_key,
                                load_heatmap, reference_parts, shard_file)
+from l2caf.runs.lines import read_lines_file
 
 # Forward passes per chunk of images: each chunk's curves are one .npz file and its lines are
 # written together, so this bounds both the work an interruption loses (a few seconds to a
@@ -53,7 +54,9 @@ class ScoringOptions:
     heatmaps of the first `limit` images, in sorted order (0: all). shard: score every
     shard.count-th image from the shard.index-th. gpu: GPU index (-1: the CPU). workers:
     threads reading the next images and heatmaps. overwrite: delete the folder's scores
-    (every shard's) first. progress: show a progress bar.
+    (every shard's) first. progress: show a progress bar. trust_model: load a Keras model
+    whose saved configuration runs code (l2caf.models.keras_loading): given by whoever scores,
+    never taken from the run folder's config.yaml.
     """
 
     steps: int = 0
@@ -64,6 +67,7 @@ class ScoringOptions:
     workers: int = 4
     overwrite: bool = False
     progress: bool = True
+    trust_model: bool = False
 
     def check(self) -> "ScoringOptions":
         """The options, or a ConfigError naming the first that is out of range."""
@@ -119,10 +123,22 @@ class FolderScores(object):
         self.scores_path = shard_file(results_dir, "scores", self.shard)
         if not options.overwrite:
             self._check_settings()
+        self._check_model()
+
+    def _check_model(self):
+        """A Keras model file that cannot be loaded, or not without trust (which only
+        options.trust_model gives), is refused here, before anything is written (a missing
+        one only when a heatmap needs it, as before)."""
+        config = self.config
+        if config.network != "keras" or not os.path.exists(config.checkpoint):
+            return
+        from l2caf.models import keras_applications, keras_loading  # (TensorFlow)
+        if not keras_applications.is_application(config.checkpoint):
+            keras_loading.check_model_file(config.checkpoint, self.options.trust_model)
 
     def _check_settings(self):
         for path in kind_files(self.results_dir, "scores"):
-            for record in read_json_lines(path):
+            for record in read_lines_file(path, "scores"):
                 differ = _differences(record, self.settings)
                 if differ:
                     raise RunError("%s holds scores made with other settings: %s; give the "
@@ -179,6 +195,8 @@ class _Scoring(object):
         self.job, self.scores, self.failures = job, scores, failures
         config = job.config.copy()
         config["gpu"] = job.options.gpu  # the run's settings, on this machine's device
+        # Trust is the scorer's to give: a folder (perhaps someone else's) cannot give it.
+        config["trust_model"] = job.options.trust_model and config.network == "keras"
         source = model_source(config)
         expected = job.made_with.get("checkpoint_sha256")
         if expected and source.fingerprint != expected:
