@@ -18,6 +18,14 @@ plain script (report.html beside this module) filters, sorts and pages it, with 
 the address's #fragment, so that a view can be bookmarked and a 50,000-heatmap sweep opens
 with one page of cards.
 
+Every value that comes from a run folder (names, classes, numbers, histories, reasons, the
+table's cells) reaches the page as text, whatever its type: escaped here (html.escape), or put
+in the blob, where numbers are numbers only when they are finite numbers and anything else is
+its text, and shown by the script as text (textContent, never markup). The blob writes '<',
+'>' and '&' as \\u escapes, so that no name ('</script>', '<!--') can end or hide the script;
+links are relative paths of percent-encoded segments (never a scheme, a host or an absolute
+path), checked here and again by the script.
+
 Thumbnails are named after what they show (the image and heatmap files, their sizes and
 times, the colour map, opacity and size): a second report of the same runs makes only the
 new ones, and those no report refers to any more are removed.
@@ -26,6 +34,8 @@ import collections
 import hashlib
 import html
 import json
+import math
+import numbers
 import os
 import re
 import time
@@ -35,7 +45,7 @@ import cv2
 from tqdm import tqdm
 
 from l2caf import heatmaps
-from l2caf.errors import OutputError
+from l2caf.errors import OutputError, RunError
 from l2caf.evaluation import DEFAULT_THRESHOLDS
 from l2caf.evaluation.table import markdown_table, metrics
 from l2caf.files import write_atomically
@@ -59,14 +69,17 @@ COLUMNS = ("run", "name", "class_id", "probability", "top1", "top1_probability",
 # box: 'left top right bottom' as fractions of the image; gt_boxes: boxes joined by ';';
 # history: 'updates:loss' at each check, space-separated.
 ENCODED = {
-    "gt": lambda ids: " ".join(str(class_id) for class_id in ids),
+    "gt": lambda ids: " ".join(str(int(class_id)) for class_id in ids if _is_integer(class_id)),
     "box": lambda box: " ".join("%.4f" % value for value in box),
     "gt_boxes": lambda boxes: ";".join(" ".join("%.4f" % value for value in box)
                                        for box in boxes),
-    "history": lambda history: " ".join("%d:%.4g" % (updates, loss)
-                                        for updates, loss in history or ()),
+    "history": lambda history: _history_text(history),
 }
 _THUMBNAIL_NAME = re.compile(r".+_[0-9a-f]{16}\.jpg$")
+# A link of the page: a relative URL of percent-encoded path segments (what urllib.parse.quote
+# makes of a relative path), so never a scheme ('javascript:'), a host ('//') or an absolute
+# path. report.html's script checks its links against the same pattern.
+_RELATIVE_URL = re.compile(r"[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*\Z")
 
 ReportSummary = collections.namedtuple("ReportSummary", ["path", "heatmaps", "thumbnails_made",
                                                          "thumbnails_kept", "table_rows"])
@@ -74,9 +87,63 @@ ReportSummary.__doc__ = """What `write_report` did: the page's path, the heatmap
 gallery, thumbnails made and kept from an earlier report, rows of its table."""
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (bool included: 0 or 1)."""
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def _text(value) -> str:
+    """A value of a run folder's line as the page shows it: a string as it is, None as '',
+    anything else (a number, a list, an object) as its JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _rounded(value, digits=4):
-    """A float with `digits` significant digits (the page shows 2 or 3), None kept."""
-    return None if value is None else float("%.*g" % (digits, value))
+    """A number of a line as the blob holds it: a finite number with `digits` significant
+    digits (the page shows 2 or 3), None kept, and anything else (text, a list, NaN: a
+    line may hold anything) as its text, which the page shows as text."""
+    if value is None:
+        return None
+    return float("%.*g" % (digits, value)) if _is_number(value) else _text(value)
+
+
+def _count(value):
+    """A count of a line (iterations) as the blob holds it: an int kept, else as
+    `_rounded` keeps it (a number, None, or its text)."""
+    return int(value) if _is_integer(value) else _rounded(value, 15)
+
+
+def _class_id(value):
+    """A class id of a line as the blob holds it: an int, None (class-oblivious) or, for
+    anything else, its text."""
+    if value is None:
+        return None
+    return int(value) if _is_integer(value) else _text(value)
+
+
+def _history_text(history) -> str:
+    """A loss_history ([updates, loss] at every check) as 'updates:loss' pairs, or '' (no
+    plot) when it is not a list of pairs of finite numbers."""
+    if not isinstance(history, (list, tuple)):
+        return ""
+    pairs = []
+    for point in history:
+        if not (isinstance(point, (list, tuple)) and len(point) == 2
+                and all(_is_number(value) for value in point)):
+            return ""
+        pairs.append("%d:%.4g" % (point[0], point[1]))
+    return " ".join(pairs)
 
 
 def _stat(path):
@@ -85,8 +152,13 @@ def _stat(path):
 
 
 def _link(path, output_dir):
-    """A relative URL from the report folder to path."""
-    return urllib.parse.quote(os.path.relpath(path, output_dir).replace(os.sep, "/"))
+    """A relative URL from the report folder to path: every character of its segments but
+    letters, digits and '_.-~' percent-encoded (':' too), so that no file name can make it a
+    URL with a scheme, a host or an absolute path."""
+    link = urllib.parse.quote(os.path.relpath(path, output_dir).replace(os.sep, "/"), safe="/")
+    if not _RELATIVE_URL.match(link):
+        raise RunError("%s cannot be linked from %s by a relative path" % (path, output_dir))
+    return link
 
 
 class Gallery(object):
@@ -108,7 +180,13 @@ class Gallery(object):
                                           str(entry.heatmap.shape)]).encode("utf-8"))
         digest.update(entry.heatmap.tobytes())
         digest = digest.hexdigest()[:16]
-        class_part = "oblivious" if entry.class_id is None else "c%d" % entry.class_id
+        if entry.class_id is None:
+            class_part = "oblivious"
+        elif _is_integer(entry.class_id):
+            class_part = "c%d" % entry.class_id
+        else:  # not a class id (a line may hold anything): named by a digest of its text
+            class_part = "c" + hashlib.sha256(
+                _text(entry.class_id).encode("utf-8")).hexdigest()[:8]
         return os.path.join(self.output_dir, THUMBNAILS, str(run_index),
                             "%s_%s_%s.jpg" % (entry.name, class_part, digest))
 
@@ -144,13 +222,16 @@ class Gallery(object):
         height, width = entry.image_size
         scale = min(1.0, self.size / float(max(height, width)))
         faithfulness = entry.faithfulness or {}
-        overlay, gif = run.file_of(line, "overlay"), run.file_of(line, "gif")
+        # A file a line names: linked only when the line names it by a string.
+        overlay, gif = (run.file_of(line, key) if isinstance(line.get(key), str) else None
+                        for key in ("overlay", "gif"))
         values = {
-            "run": run_index, "name": entry.name, "class_id": entry.class_id,
+            "run": run_index, "name": _text(entry.name), "class_id": _class_id(entry.class_id),
             "probability": _rounded(entry.probability),
-            "top1": top1["class_id"], "top1_probability": _rounded(top1["probability"]),
+            "top1": _class_id(top1.get("class_id")),
+            "top1_probability": _rounded(top1.get("probability")),
             "gt": list(entry.gt_classes),
-            "correct": top1["class_id"] in entry.gt_classes if entry.gt_classes else None,
+            "correct": top1.get("class_id") in entry.gt_classes if entry.gt_classes else None,
             "iou": _rounded(entry.box.iou),
             "box": box_fractions(entry.box.box, entry.box.frame_size),
             "gt_boxes": [box_fractions(box, entry.image_size) for box in entry.gt_boxes],
@@ -158,8 +239,8 @@ class Gallery(object):
             "thumb": _link(thumbnail, self.output_dir),
             "overlay": overlay and _link(overlay, self.output_dir),
             "gif": gif and _link(gif, self.output_dir),
-            "iterations": line.get("iterations"), "loss": _rounded(line.get("final_loss")),
-            "history": line.get("loss_history") or (),
+            "iterations": _count(line.get("iterations")),
+            "loss": _rounded(line.get("final_loss")), "history": line.get("loss_history"),
         }
         for key in SCORE_COLUMNS:
             values[key] = _rounded(faithfulness.get(key))
@@ -220,8 +301,8 @@ def failures_html(runs: list) -> str:
     if not lines:
         return ""
     rows = "".join("<tr><td>%s</td><td>%s</td><td>%s</td></tr>"
-                   % (html.escape(run.results_dir), html.escape(failure["image"]),
-                      html.escape(failure.get("reason", ""))) for run, failure in lines)
+                   % (html.escape(_text(run.results_dir)), html.escape(_text(failure["image"])),
+                      html.escape(_text(failure.get("reason")))) for run, failure in lines)
     return ("<section id=\"failures\"><h2>Images that could not be used (%d)</h2><table "
             "class=\"scores\"><thead><tr><th>run</th><th>image</th><th>reason</th></tr>"
             "</thead><tbody>%s</tbody></table></section>" % (len(lines), rows))
@@ -238,8 +319,13 @@ def _curves_html(paths, output_dir):
 
 
 def json_for_script(value) -> str:
-    """JSON text that can stand inside a <script> element (no '</' to end it early)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    """JSON text that can stand inside a <script> element whatever its strings hold: every
+    '<', '>' and '&' written as a \\u escape (they occur only in strings), so that neither
+    '</script>' (which would end the element) nor '<!--' (which puts the HTML parser in its
+    script-data-escaped state, and the rest of the page into the script) can change how the
+    page is parsed. ValueError for NaN and infinities, which JSON lacks."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render(template: str, fields: dict) -> str:
@@ -304,8 +390,10 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
     for row in gallery_rows:
         run = runs[row["run"]]
         for class_id in [row["class_id"], row["top1"]] + row["gt"]:
-            if class_id is not None and str(class_id) not in classes:
-                classes[str(class_id)] = run.class_label(class_id)
+            if class_id is not None and _text(class_id) not in classes:
+                # A class id that is not one (a line may hold anything) is named by its text.
+                classes[_text(class_id)] = run.class_label(class_id) if _is_integer(class_id) \
+                    else _text(class_id)
     data = gallery_blob([{"title": run.title, "folder": run.results_dir,
                           "annotated": run.annotations is not None} for run in runs],
                         classes, gallery_rows, threshold, protocol, iou_threshold)
