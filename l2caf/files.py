@@ -134,13 +134,16 @@ class FolderLock(object):
 
 
 def read_json_lines(path: str) -> List[Dict[str, Any]]:
-    """All records of a file of JSON lines (results, failures, scores); torn lines (a kill
-    during a write) are skipped."""
+    """The JSON objects of a file of JSON lines, leaving out every line that is not one (a
+    torn line, invalid UTF-8, a list): for what only needs the files the lines name (see
+    l2caf.runs.lines for the reader that checks every line)."""
     records = []
-    with open(path) as stream:
+    with open(path, "rb") as stream:
         for line in stream:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line.decode("utf-8"))
             except ValueError:
                 continue
+            if isinstance(record, dict):
+                records.append(record)
     return records

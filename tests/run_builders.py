@@ -45,6 +45,16 @@ def results_line(image, class_id, heatmap, predictions=None, **extra):
     return line
 
 
+def score_line(image, class_id, heatmap, **extra):
+    """A faithfulness scores line as the scoring job writes it (the fields the readers use)."""
+    line = {"image": image, "class_id": class_id, "heatmap": heatmap, "steps": 8,
+            "input_size": [8, 8], "curves": "faithfulness_curves_000000.npz:x",
+            "deletion_auc": 0.5, "insertion_auc": 0.5, "average_drop": 0.5,
+            "increase_in_confidence": 0.0}
+    line.update(extra)
+    return line
+
+
 def write_lines(path, lines, torn=""):
     """A file of JSON lines (and, with torn, the start of a line a kill cut short)."""
     with open(str(path), "w") as stream:

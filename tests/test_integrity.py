@@ -330,7 +330,8 @@ def synthetic_run_folder(folder, count):
         heatmaps[key] = rng.random((21, 21)).astype(np.float32)
         lines.append({"image": "image_%04d.jpg" % index, "class_id": 0, "layer": "x",
                       "heatmap": "heatmaps_000000.npz:" + key, "image_size": [300, 400],
-                      "ground_truth": [0], "predictions": [{"class_id": 0}]})
+                      "ground_truth": [0],
+                      "predictions": [{"class_id": 0, "probability": 1.0}]})
         write_voc_xml(str(annotations / ("image_%04d.xml" % index)), Annotation(
             "image_%04d.jpg" % index, 400, 300, [BoxObject(names[0], (50, 40, 250, 200))]))
     np.savez_compressed(str(run / "heatmaps_000000.npz"), **heatmaps)

@@ -19,7 +19,7 @@ from l2caf.runs.folder import (FILES, HeatmapFiles, LinesFile, NpyFiles, NpzChun
                                kind_pattern, load_heatmap, parse_shard, reference_parts,
                                repair_command, shard_file, shard_files, shard_pattern)
 from tests.run_builders import (MADE_WITH, LockHolder, names, results_line, run_config,
-                                 write_config, write_lines)
+                                 score_line, write_config, write_lines)
 
 
 # The table of file names.
@@ -29,11 +29,13 @@ def test_files_names_every_kind_and_its_patterns():
                            "curves", "score_failures", "localization"]
     assert {kind: FILES[kind].patterns for kind in FILES} == {
         "config": ("config*.yaml",), "results": ("results*.jsonl",),
-        "failures": ("failures.jsonl", "failures_shard*of*.jsonl"), "log": ("run*.log",), "heatmaps": ("heatmaps*.npz",),
+        "failures": ("failures.jsonl", "failures_shard*of*.jsonl"), "log": ("run*.log",),
+        "heatmaps": ("heatmaps*.npz",),
         "scores": ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl"),
         "curves": ("faithfulness_curves*.npz",),
         "score_failures": ("failures_faithfulness*.jsonl",),
-        "localization": ("localization_*.csv", "localization_*.json")}
+        "localization": ("localization_*.csv", "localization_*.json", "localization_*.png",
+                         "localization_*.pdf")}
     assert run_folder.RUN_FILES == ("results", "failures", "config", "log", "heatmaps",
                                     "localization", "scores", "curves", "score_failures")
     assert run_folder.SCORE_FILES == ("scores", "curves", "score_failures")
@@ -296,24 +298,25 @@ def test_npz_chunks_number_on_from_the_highest_file_of_their_own_kind_and_shard(
 
 def test_lines_file_keeps_the_lines_there_and_drops_a_torn_last_line(tmp_path):
     path = tmp_path / "results.jsonl"
-    kept = [{"image": "./a.jpg", "class_id": 1}, {"image": "b.jpg", "class_id": None}]
+    kept = [results_line("./a.jpg", 1, "a_c1.npy"),
+            results_line("b.jpg", None, "b_oblivious.npy")]
     write_lines(path, kept, torn='{"image": "c.jpg", "cla')
     lines = LinesFile(str(path))
     assert lines.records == kept
     assert lines.done == {("a.jpg", 1), ("b.jpg", None)}
     assert lines.is_done("a.jpg", 1) and lines.is_done("./b.jpg")
     assert not lines.is_done("a.jpg") and not lines.is_done("c.jpg")
-    lines.write([{"image": "c.jpg", "class_id": 0}, {"image": "c.jpg", "class_id": 2}])
+    written = [results_line("c.jpg", 0, "c_c0.npy"), results_line("c.jpg", 2, "c_c2.npy")]
+    lines.write(written)
     lines.close()
     assert lines.is_done("c.jpg", 2)
-    assert path.read_text() == "".join(json.dumps(line) + "\n" for line in kept + [
-        {"image": "c.jpg", "class_id": 0}, {"image": "c.jpg", "class_id": 2}])
+    assert path.read_text() == "".join(json.dumps(line) + "\n" for line in kept + written)
 
 
 def test_lines_file_keeps_none_or_the_lines_a_function_chooses(tmp_path):
     path = tmp_path / "faithfulness.jsonl"
-    lines = [{"image": "a.jpg", "class_id": 0, "steps": 8},
-             {"image": "b.jpg", "class_id": 0, "steps": 4}]
+    lines = [score_line("a.jpg", 0, "a_c0.npy", steps=8),
+             score_line("b.jpg", 0, "b_c0.npy", steps=4)]
     write_lines(path, lines)
     chosen = LinesFile(str(path), keep=lambda record: record["steps"] == 8)
     chosen.close()

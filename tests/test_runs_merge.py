@@ -10,7 +10,7 @@ from l2caf.errors import RunError
 from l2caf.files import read_json_lines
 from l2caf.runs.folder import Shard
 from l2caf.runs.merge import merge_results, merge_scores
-from tests.run_builders import names, results_line, write_config, write_lines
+from tests.run_builders import names, results_line, score_line, write_config, write_lines
 
 STEMS = ("a", "b", "c", "d", "e", "f")
 
@@ -184,11 +184,8 @@ def test_merge_results_writes_nothing_without_the_first_shards_config(sweep):
 
 
 def scores(stem, class_id, **extra):
-    record = {"image": "images/%s.jpg" % stem, "class_id": class_id,
-              "heatmap": "heatmaps_000000.npz:%s_c%s" % (stem, class_id), "steps": 8,
-              "input_size": [8, 8], "deletion_auc": 0.5}
-    record.update(extra)
-    return record
+    return score_line("images/%s.jpg" % stem, class_id,
+                      "heatmaps_000000.npz:%s_c%s" % (stem, class_id), **extra)
 
 
 def test_merge_scores_joins_the_shards_and_reports_the_heatmaps_unscored(tmp_path):

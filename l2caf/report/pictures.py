@@ -14,7 +14,8 @@ from l2caf.errors import RunError
 from l2caf.evaluation import class_box
 from l2caf.report.drawing import method_name
 from l2caf.runs import localization, read
-from l2caf.runs.folder import folder_path, kind_pattern, load_heatmap, output_names
+from l2caf.runs.folder import (folder_path, is_inside, kind_pattern, load_heatmap,
+                               output_names)
 
 Entry = collections.namedtuple(
     "Entry", ["name", "image", "line", "class_id", "class_name", "probability", "heatmap",
@@ -93,11 +94,11 @@ class PictureRun(object):
 
     def file_of(self, line: dict, key: str):
         """The path of the file a line names under key ('overlay', 'gif'), when the line
-        names one and it is in the folder; else None."""
+        names one and it is in the folder (not a link out of it); else None."""
         if not line.get(key):
             return None
         path = folder_path(self.results_dir, line[key])
-        return path if os.path.isfile(path) else None
+        return path if os.path.isfile(path) and is_inside(self.results_dir, path) else None
 
     def _heatmap(self, line):
         # A RunError naming the file and the rerun that repairs it, if it cannot be used.
@@ -181,8 +182,9 @@ def _class_names(lines_by_image):
     for lines in lines_by_image.values():
         for line in lines:
             for prediction in line["predictions"]:
-                names[prediction["class_id"]] = prediction["class_name"]
-            if line.get("class_id") is not None:
+                if prediction.get("class_name"):
+                    names[prediction["class_id"]] = prediction["class_name"]
+            if line.get("class_id") is not None and line.get("class_name"):
                 names[line["class_id"]] = line["class_name"]
     return names
 

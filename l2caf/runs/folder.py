@@ -20,6 +20,7 @@ missing or cannot be read.
 """
 import collections
 import contextlib
+import fnmatch
 import glob
 import json
 import os
@@ -35,6 +36,7 @@ import yaml
 from l2caf import config as config_module
 from l2caf.errors import ConfigError, OutputError, RunError
 from l2caf.files import FolderLock, read_json_lines, write_atomically
+from l2caf.runs.lines import read_lines_file
 
 FileKind = collections.namedtuple("FileKind", ["stem", "extension", "patterns", "what"])
 FileKind.__doc__ = """A kind of file of a run folder: shard INDEX/COUNT's is
@@ -65,9 +67,12 @@ FILES = collections.OrderedDict([
                                 ("failures_faithfulness*.jsonl",),
                                 "the images the faithfulness scoring could not read")),
     ("localization", FileKind("localization_", "", ("localization_*.csv",
-                                                    "localization_*.json"),
+                                                    "localization_*.json",
+                                                    "localization_*.png",
+                                                    "localization_*.pdf"),
                               "scripts/evaluate_localization.py's table, by default: "
-                              "localization_<protocol>.csv and .json")),
+                              "localization_<protocol>.csv and .json, and its curves "
+                              "localization_<protocol>_*.png and .pdf")),
 ])
 # What a results line names in its folder: (its field, the files' extensions).
 NAMED_FILES = (("heatmap", (".npy", ".npz")), ("overlay", (".png",)), ("gif", (".gif",)))
@@ -139,6 +144,14 @@ def shard_pattern(kind: str) -> str:
     return FILES[kind].stem + "_shard<INDEX>of<COUNT>" + FILES[kind].extension
 
 
+def kind_of(path: str) -> Optional[str]:
+    """The kind of FILES a file is, by its name (None for none of them)."""
+    name = os.path.basename(path)
+    return next((kind for kind, found in FILES.items()
+                 if any(fnmatch.fnmatchcase(name, pattern) for pattern in found.patterns)),
+                None)
+
+
 def kind_pattern(kind: str) -> str:
     """How a message names every shard's files of a kind: config*.yaml, ..."""
     return FILES[kind].patterns[0]
@@ -175,6 +188,13 @@ def reference_parts(reference: str) -> Tuple[str, Optional[str]]:
     return os.path.basename(reference), None
 
 
+def is_inside(results_dir: str, path: str) -> bool:
+    """Whether `path`, links followed, lies in results_dir (links within a folder are fine; a
+    link that leads out of it is not the folder's file)."""
+    folder = os.path.realpath(results_dir)
+    return os.path.commonpath([folder, os.path.realpath(path)]) == folder
+
+
 def folder_path(results_dir: str, reference: str) -> str:
     """The path of the file a results line names (heatmap, overlay, gif, curves): in
     results_dir, whatever folder the line was written in."""
@@ -205,17 +225,36 @@ def repair_command(results_dir: str) -> str:
     return "rerun the visualiser command that wrote %s to make it again" % results_dir
 
 
+def heatmap_size_of(results_dir: str) -> Optional[Tuple[int, int]]:
+    """The (height, width) of the run's heatmaps (its layer's map) as its config records it
+    in made_with; None where no config records it (a folder made before l2caf recorded it)
+    or a config cannot be read (its readers say so)."""
+    for path in kind_files(results_dir, "config"):
+        try:
+            size = read_config_file(path)[1].get("heatmap_size")
+        except ConfigError:
+            return None
+        if isinstance(size, list) and len(size) == 2 and all(
+                isinstance(side, int) and not isinstance(side, bool) and side > 0
+                for side in size):
+            return size[0], size[1]
+    return None
+
+
 class HeatmapFiles(object):
     """Reads the heatmaps results lines name from their folder; `read` raises
     UnreadableHeatmap. Arrays are read with allow_pickle=False (a heatmap file never runs
-    code) and must be 2-D (a heatmap [H, W], or a line's curves), numeric and finite. The
-    last few .npz files stay open (lines come batch by batch). Use as a context manager, or
-    close()."""
+    code) and must be 2-D (a heatmap [H, W], or a line's curves), not empty, numeric and
+    finite; a heatmap must be of heatmap_size (the run's layer's map, default: as the
+    folder's config records it); a file must lie in the folder (a link that leads out of it
+    is refused, as are references that leave it). The last few .npz files stay open (lines
+    come batch by batch). Use as a context manager, or close()."""
 
     OPEN_ARCHIVES = 8
 
-    def __init__(self, results_dir: str):
+    def __init__(self, results_dir: str, heatmap_size: Optional[Tuple[int, int]] = None):
         self.results_dir = results_dir
+        self.heatmap_size = heatmap_size or heatmap_size_of(results_dir)
         self._archives: "collections.OrderedDict[str, np.lib.npyio.NpzFile]" = \
             collections.OrderedDict()
         # path: its error again for every key of a file that failed
@@ -226,6 +265,8 @@ class HeatmapFiles(object):
         from results_dir; UnreadableHeatmap if it cannot be used."""
         name, key = reference_parts(reference)
         path = os.path.join(self.results_dir, name)
+        if not is_inside(self.results_dir, path):
+            raise self._error(path, "a link to %s, outside the folder" % os.path.realpath(path))
         try:
             array = np.load(path, allow_pickle=False) if key is None else \
                 self._archive(path)[key]
@@ -245,8 +286,14 @@ class HeatmapFiles(object):
             raise self._error(path, "not a 2-D array of numbers%s" % (
                 " (%s %s)" % (array.dtype, list(array.shape))
                 if isinstance(array, np.ndarray) else ""))
+        if array.size == 0:
+            raise self._error(path, "%s is empty (%s)" % (key or "it", list(array.shape)))
         if not np.all(np.isfinite(array)):
             raise self._error(path, "%s holds NaN or infinite values" % (key or "it"))
+        if self.heatmap_size and kind_of(name) != "curves" and \
+                array.shape != tuple(self.heatmap_size):
+            raise self._error(path, "%s is a %dx%d map, not the run's %dx%d"
+                              % ((key or "it",) + array.shape + tuple(self.heatmap_size)))
         return array
 
     def _archive(self, path):
@@ -326,7 +373,7 @@ class LinesFile(object):
         self.done: Set[Tuple[str, Optional[int]]] = set()
         self.records: List[Dict[str, Any]] = []
         if keep and os.path.exists(path):
-            self.records = [record for record in read_json_lines(path)
+            self.records = [record for record in read_lines_file(path, kind_of(path))
                             if keep is True or keep(record)]
             self.done = {line_key(record) for record in self.records}
         try:
@@ -506,9 +553,17 @@ class RunFolder(object):
     def write_config(self, config: config_module.Config, made_with: Mapping[str, Any]) -> None:
         """Writes config.yaml (this shard's): the config's keys and, as made_with, what else
         its results depend on."""
-        text = yaml.safe_dump(dict(config, **{config_module.MADE_WITH: dict(made_with)}),
-                              sort_keys=False)
+        text = yaml.dump(dict(config, **{config_module.MADE_WITH: dict(made_with)}),
+                         Dumper=_PlainDumper, sort_keys=False)
         write_atomically(self.config_path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases (which the config reader refuses), even where one
+    value appears twice."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _shown(value):

@@ -3,16 +3,18 @@ shards' faithfulness scores of a folder, joined into the unsharded file, each (i
 once, in image order, with a report of the work still missing. The shards' own files stay:
 merging again (after rerunning a shard) makes the merged files anew. No TensorFlow."""
 import collections
+import contextlib
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from l2caf import data
-from l2caf.errors import RunError
-from l2caf.files import FolderLock, read_json_lines, write_atomically
+from l2caf.errors import ConfigError, RunError
+from l2caf.files import FolderLock, write_atomically
 from l2caf.runs import plan, read
-from l2caf.runs.folder import (Shard, image_key, line_key, read_config_file,
-                               shard_file, shard_files, shard_pattern)
+from l2caf.runs.folder import (Shard, image_key, line_key, read_config_file, shard_file,
+                               shard_files, shard_pattern)
+from l2caf.runs.lines import read_lines_file
 
 MergeReport = collections.namedtuple(
     "MergeReport", ["path", "kind", "lines", "duplicates", "total", "failed", "missing",
@@ -50,7 +52,7 @@ def _join(output_dir: str, kind: str, shards: List[Shard]) -> Tuple[Dict, int]:
     in image order (call it holding the file's FolderLock); returns ({line key: line}, the
     number of lines read)."""
     inputs = [record for shard in shards
-              for record in _lines_of(shard_file(output_dir, kind, shard))]
+              for record in _lines_of(shard_file(output_dir, kind, shard), kind)]
     merged: Dict[Tuple[str, Optional[int]], Dict[str, Any]] = collections.OrderedDict()
     for record in inputs:
         merged.setdefault(line_key(record), record)
@@ -59,8 +61,20 @@ def _join(output_dir: str, kind: str, shards: List[Shard]) -> Tuple[Dict, int]:
     return merged, len(inputs)
 
 
-def _lines_of(path):
-    return read_json_lines(path) if os.path.exists(path) else []
+def _lines_of(path: str, kind: str) -> List[Dict[str, Any]]:
+    return read_lines_file(path, kind) if os.path.exists(path) else []
+
+
+@contextlib.contextmanager
+def _merging(output_dir: str, kind: str, shards: List[Shard]) -> Iterator[None]:
+    """Holds the locks of the merged file and of every shard's file of the kind: a shard
+    still being written is refused (RunError naming the process that writes it), as its
+    lines are not all there yet."""
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(FolderLock(shard_file(output_dir, kind)))
+        for shard in shards:
+            locks.enter_context(FolderLock(shard_file(output_dir, kind, shard)))
+        yield
 
 
 def _write_lines(path, records):
@@ -80,21 +94,24 @@ def merge_results(output_dir: str) -> MergeReport:
                        "to write it, then merge again" % ((config_path,) + shards[0] * 2))
     config, _ = read_config_file(config_path)
     merged_path = shard_file(output_dir, "results")
-    with FolderLock(merged_path):
+    with _merging(output_dir, "results", shards):
         merged, read_count = _join(output_dir, "results", shards)
         grouped = plan.by_image(merged.values())
         # A failure stays unless its work was done since: an image that could not be used,
         # or one class of it (a row whose loss was not finite).
         failures = collections.OrderedDict(
             (line_key(record), record) for shard in shards
-            for record in _lines_of(shard_file(output_dir, "failures", shard))
+            for record in _lines_of(shard_file(output_dir, "failures", shard), "failures")
             if (line_key(record) not in merged if "class_id" in record
                 else image_key(record["image"]) not in grouped))
         _write_lines(shard_file(output_dir, "failures"), failures.values())
     failed = list(collections.OrderedDict.fromkeys(image for image, _ in failures))
 
     items = plan.select(plan.list_images(config), config, Shard(0, 1))
-    num_labels = len(data.class_names(config.labels))
+    try:
+        num_labels = len(data.class_names(config.labels))
+    except (OSError, ValueError) as error:
+        raise ConfigError("labels: %s" % error) from None
     missing, incomplete, to_rerun = [], [], set()
     for position, item in enumerate(items):
         records = grouped.get(image_key(item.path))
@@ -118,7 +135,7 @@ def merge_scores(results_dir: str) -> MergeReport:
     rerun."""
     shards = _shards(results_dir, "scores")
     merged_path = shard_file(results_dir, "scores")
-    with FolderLock(merged_path):
+    with _merging(results_dir, "scores", shards):
         merged, read_count = _join(results_dir, "scores", shards)
     by_image = read.read_lines(results_dir)
     missing, to_rerun = [], set()

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from l2caf.config import Config
 from l2caf.errors import RunError
-from l2caf.files import read_json_lines
+from l2caf.runs.lines import read_lines_file
 from l2caf.runs.folder import (image_key, kind_files, kind_pattern, line_key, read_config_file,
                                reference_parts)
 
@@ -63,7 +63,7 @@ def read_lines(results_dir: str) -> Dict[str, List[Dict[str, Any]]]:
     by_image: Dict[str, List[Dict[str, Any]]] = collections.OrderedDict()
     seen: Set[Tuple[str, Optional[int]]] = set()
     for path in kind_files(results_dir, "results"):
-        for record in read_json_lines(path):
+        for record in read_lines_file(path, "results"):
             key = line_key(record)
             if key not in seen:
                 seen.add(key)
@@ -85,7 +85,7 @@ def read_scores(results_dir: str, by_image: Dict[str, List[Dict[str, Any]]]
                 for lines in by_image.values() for line in lines}
     scores, settings = collections.OrderedDict(), None
     for path in kind_files(results_dir, "scores"):
-        for record in read_json_lines(path):
+        for record in read_lines_file(path, "scores"):
             key = line_key(record)
             if key in scores:
                 continue
@@ -113,7 +113,7 @@ def read_failures(results_dir: str,
     shard's, one per image, leaving out the images `by_image` (its results lines) holds."""
     failed: Dict[str, Dict[str, Any]] = collections.OrderedDict()
     for path in kind_files(results_dir, "failures"):
-        for record in read_json_lines(path):
+        for record in read_lines_file(path, "failures"):
             if image_key(record["image"]) not in by_image:
                 failed.setdefault(record["image"], record)
     return list(failed.values())

@@ -25,12 +25,14 @@ from tqdm import tqdm
 from l2caf import __version__, data, heatmaps, images
 from l2caf.config import Config
 from l2caf.errors import ConfigError, ImageError
-from l2caf.files import read_json_lines, sha256, write_atomically
+from l2caf.files import sha256, write_atomically
 from l2caf.models.sources import model_source
 from l2caf.parallel import prefetched
 from l2caf.runs import plan
-from l2caf.runs.folder import (LinesFile, NpyFiles, NpzChunks, RunFolder, heatmap_key, image_key,
-                               line_key, output_names, parse_shard, unreadable_heatmaps)
+from l2caf.runs.folder import (LinesFile, NpyFiles, NpzChunks, RunFolder, heatmap_key,
+                               heatmap_size_of, image_key, line_key, output_names, parse_shard,
+                               unreadable_heatmaps)
+from l2caf.runs.lines import read_lines_file
 
 if TYPE_CHECKING:  # (TensorFlow: only once a run builds its model)
     import concurrent.futures
@@ -147,7 +149,7 @@ class Run(object):
         of the others, whose pairs are explained again)."""
         path = self.folder.results_path
         records = [] if self.overwrite or not os.path.exists(path) else \
-            read_json_lines(path)
+            read_lines_file(path, "results")
         problems = unreadable_heatmaps(records, self.config.output_dir)
         return ([record for index, record in enumerate(records) if index not in problems],
                 [(records[index], problem) for index, problem in problems.items()])
@@ -181,7 +183,12 @@ class Run(object):
 
     def _explain(self, finished, todo, explainer):
         config, folder = self.config, self.folder
-        folder.write_config(config, self.made_with)
+        # The size of the heatmaps, which the readers check every heatmap against: the
+        # model's layer's map (a run with nothing left to do keeps the one recorded).
+        size = explainer.model.filter_size if explainer is not None \
+            else heatmap_size_of(config.output_dir)
+        folder.write_config(config, dict(self.made_with, **(
+            {"heatmap_size": [int(side) for side in size]} if size else {})))
         started = time.time()
         done_pairs = {line_key(record) for record in finished}
         results = LinesFile(folder.results_path,
