@@ -17,9 +17,10 @@ Chromium (l2caf.report.browser, a fresh profile each time) and reads what the pa
 * whether every image of the first page loaded;
 * the wall time of each Chromium process (its start-up included), for reference.
 
-Writes report_page.json and report_page.md to --output and prints the table. Examples:
-  python benchmarks/report_page.py                    # 50,000 heatmaps
-  python benchmarks/report_page.py --entries 2000 --repeats 1 --output /tmp/report_page
+Writes report_page.json and report_page.md (report_page_quick.* with --quick, which git
+ignores) to --output and prints the table. Examples:
+  python benchmarks/report_page.py                    # 50,000 heatmaps: the recorded results
+  python benchmarks/report_page.py --quick            # 2,000 heatmaps, one load per view
 """
 import argparse
 import os
@@ -33,12 +34,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (DEFAULT_OUTPUT, Stopwatch, load_average,  # noqa: E402
-                               write_report)
+from benchmarks.common import (DEFAULT_OUTPUT, Stopwatch, fill_defaults,  # noqa: E402
+                               load_average, write_report)
 from l2caf.report import browser, page  # noqa: E402
 
 THUMBNAIL = (192, 144)  # width, height: a 500 x 375 ImageNet image's thumbnail
 WINDOW = (1280, 900)
+FULL_DEFAULTS = {"entries": 50000, "repeats": 3}
+QUICK_DEFAULTS = {"entries": 2000, "repeats": 1}
 
 
 def synthetic_rows(count, thumbnails, seed=0):
@@ -105,15 +108,22 @@ def open_page(path, fragment):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--entries", type=int, default=50000,
-                        help="heatmaps in the report (default: %(default)s)")
+    parser.add_argument("--entries", type=int,
+                        help="heatmaps in the report (default: %d; with --quick: %d)"
+                             % (FULL_DEFAULTS["entries"], QUICK_DEFAULTS["entries"]))
     parser.add_argument("--thumbnails", type=int, default=200,
                         help="distinct thumbnail files the rows share (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="page loads per view (default: %(default)s)")
+    parser.add_argument("--repeats", type=int,
+                        help="page loads per view (default: %d; with --quick: %d)"
+                             % (FULL_DEFAULTS["repeats"], QUICK_DEFAULTS["repeats"]))
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
-                        help="folder for report_page.json and .md (default: %(default)s)")
+                        help="folder for report_page.json and .md (report_page_quick.* with "
+                             "--quick, which git ignores) (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: %s" % ", ".join(
+                            "%s %s" % item for item in QUICK_DEFAULTS.items()))
     args = parser.parse_args(argv)
+    fill_defaults(args, QUICK_DEFAULTS if args.quick else FULL_DEFAULTS)
     if args.entries < 1 or args.thumbnails < 1 or args.repeats < 1:
         parser.error("--entries, --thumbnails and --repeats must be at least 1")
     with tempfile.TemporaryDirectory(prefix="l2caf-report-page-") as folder:
@@ -145,7 +155,8 @@ def main(argv=None):
             ", ".join(str(load["drawn_ms"]) for load in result["loads"]),
             "yes" if result["all_images_loaded"] else "no",
             "%.1f-%.1f" % (min(averages), max(averages)) if averages else "-"))
-    write_report(args.output, "report_page", report, "\n".join(lines) + "\n", indent=2)
+    write_report(args.output, "report_page_quick" if args.quick else "report_page", report,
+                 "\n".join(lines) + "\n", indent=2)
     print("\n".join(lines))
     return 0
 

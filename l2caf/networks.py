@@ -91,6 +91,11 @@ NETWORKS = collections.OrderedDict((network.name, network) for network in [
 ])
 
 
+# The Keras demo model's file (scripts/train_demo_model.py --kind keras; configs/demo_keras.yaml),
+# beside the slim one's checkpoint_file above.
+KERAS_DEMO_FILE = "demo_keras.keras"
+
+
 def get_network(name):
     """The Network called `name`; a ConfigError listing the known ones otherwise."""
     try:

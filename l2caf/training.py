@@ -87,7 +87,6 @@ def train(output_dir, num_images=4000, epochs=8, batch_size=32, learning_rate=2e
     return accuracy
 
 
-KERAS_DEMO_FILE = "demo_keras.keras"
 KERAS_DEMO_SIZE = 96
 
 
@@ -141,7 +140,7 @@ def train_keras(output_dir, num_images=4000, epochs=8, batch_size=32, learning_r
     # Saved without the optimizer's state, which only training needs: a third of the size.
     trained = keras_demo_model(len(synthetic.CLASS_NAMES))
     trained.set_weights(model.get_weights())
-    trained.save(os.path.join(output_dir, KERAS_DEMO_FILE))
+    trained.save(os.path.join(output_dir, networks.KERAS_DEMO_FILE))
     with open(os.path.join(output_dir, "labels.txt"), "w") as stream:
         stream.write("\n".join(synthetic.CLASS_NAMES) + "\n")
     print("trained in %.0f s; validation accuracy %.3f" % (time.time() - started, accuracy))

@@ -3,18 +3,20 @@
 
 --kind slim (default): the small DenseNet; writes <output_dir>/demo_densenet.ckpt (slim
 format) and labels.txt. --kind keras: a small Keras CNN (global average pooling and a Dense
-layer at the end); writes <output_dir>/demo_keras.keras and labels.txt. The shipped models in
-l2caf/demo_model/ were made with the defaults:
-  python scripts/train_demo_model.py --output_dir l2caf/demo_model
-  python scripts/train_demo_model.py --output_dir l2caf/demo_model --kind keras
+layer at the end); writes <output_dir>/demo_keras.keras and labels.txt. A folder that holds
+them already (the shipped models' l2caf/demo_model/ among them) is refused unless
+--overwrite is given. The shipped models were made with the defaults:
+  python scripts/train_demo_model.py --output_dir l2caf/demo_model --overwrite
+  python scripts/train_demo_model.py --output_dir l2caf/demo_model --kind keras --overwrite
 """
+import glob
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from l2caf.training import train, train_keras  # noqa: E402
+from l2caf.networks import KERAS_DEMO_FILE, get_network  # noqa: E402
 
 EPOCHS = {"slim": 8, "keras": 8}
 
@@ -37,6 +39,10 @@ def main(argv=None):
                         help="Adam's initial rate, cosine decay to 0 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the data and the initialisation (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model and labels.txt that --output_dir holds (the "
+                             "default folder holds the shipped demo models); without it such a "
+                             "folder is refused")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or EPOCHS[args.kind]
     for name in ("num_images", "epochs", "batch_size"):
@@ -44,6 +50,15 @@ def main(argv=None):
             parser.error("--%s must be at least 1" % name)
     if args.batch_size > args.num_images:
         parser.error("--batch_size must not exceed --num_images")
+    model = get_network("demo_densenet").checkpoint_file if args.kind == "slim" \
+        else KERAS_DEMO_FILE
+    found = sorted(glob.glob(os.path.join(glob.escape(args.output_dir), model + "*"))) + \
+        sorted(glob.glob(os.path.join(glob.escape(args.output_dir), "labels.txt")))
+    if found and not args.overwrite:
+        parser.error("%s holds a trained model already (%s); give another --output_dir, or "
+                     "--overwrite to replace it" % (args.output_dir,
+                                                    ", ".join(map(os.path.basename, found))))
+    from l2caf.training import train, train_keras  # TensorFlow, once the options are right
     (train if args.kind == "slim" else train_keras)(
         args.output_dir, num_images=args.num_images, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)

@@ -162,6 +162,43 @@ def test_every_heatmap_gets_a_line_of_its_scores_and_its_curves(run, source):
     assert read_json_lines(os.path.join(folder, "failures_faithfulness.jsonl")) == []
 
 
+def test_ctrl_c_keeps_every_heatmap_scored_before_it_and_a_rerun_scores_the_rest(
+        run, source, monkeypatch):
+    """The five heatmaps are one chunk. With 4 rows a forward pass, the shared rows (the
+    zero input, each image and its blurred copy: 9) and a heatmap's 15 rows (7 inner points
+    of each curve, the masked image) put the ends of the first two heatmaps in passes 6 and
+    10: Ctrl-C at the 11th pass keeps those two, and the rerun scores the other three."""
+    folder, passes = run["folder"], []
+    scores_of = FakeModel.class_probabilities
+
+    def interrupted(model, batch):
+        passes.append(len(batch))
+        if len(passes) == 11:
+            raise KeyboardInterrupt
+        return scores_of(model, batch)
+    monkeypatch.setattr(FakeModel, "class_probabilities", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        score(folder, batch_size=4)
+    path = os.path.join(folder, "faithfulness.jsonl")
+    assert_lines_score(read_json_lines(path), run["lines"][:2], folder)
+    monkeypatch.setattr(FakeModel, "class_probabilities", scores_of)
+    summary = score(folder, batch_size=4)
+    assert (summary.scored, summary.skipped) == (3, 2)
+    assert_lines_score(read_json_lines(path), run["lines"], folder)
+
+
+def test_scores_are_written_as_they_come_when_a_chunk_takes_long(run, source, monkeypatch):
+    """With the write interval at 0, every heatmap is written (curves file and line) as soon
+    as it is scored: a kill -9 would lose none."""
+    monkeypatch.setattr("l2caf.runs.faithfulness.WRITE_EVERY_SECONDS", 0.0)
+    folder = run["folder"]
+    score(folder, batch_size=4)
+    records = read_json_lines(os.path.join(folder, "faithfulness.jsonl"))
+    assert_lines_score(records, run["lines"], folder)
+    assert [record["curves"].split(":")[0] for record in records] == [
+        "faithfulness_curves_%06d.npz" % number for number in range(5)]
+
+
 def test_a_rerun_skips_the_heatmaps_scored_and_a_torn_line(run, source):
     folder = run["folder"]
     score(folder)

@@ -187,15 +187,18 @@ class Faithfulness(object):
     def __call__(self, inputs: np.ndarray, heatmaps: typing.Sequence[np.ndarray],
                  class_ids: typing.Sequence[int],
                  image_indices: typing.Optional[typing.Sequence[int]] = None,
-                 progress: typing.Optional[typing.Callable[[int], object]] = None
+                 progress: typing.Optional[typing.Callable[[int], object]] = None,
+                 on_scored: typing.Optional[typing.Callable[[int, Scores], object]] = None
                  ) -> typing.List[Scores]:
         """The Scores of each heatmap, in order.
 
         inputs: network inputs [N, H, W, C] at the model's input size (`model.prepare`d and
-        preprocessed: see l2caf.preprocessing). heatmaps: 2-D maps at any resolution; class_ids: the class of
-        each (a class id, as `model.class_output` takes). image_indices: the input of each
-        heatmap (default: heatmap i on input i). progress: called with the number of
-        heatmaps finished after each forward pass that finishes some.
+        preprocessed: see l2caf.preprocessing). heatmaps: 2-D maps at any resolution;
+        class_ids: the class of each (a class id, as `model.class_output` takes).
+        image_indices: the input of each heatmap (default: heatmap i on input i). progress:
+        called with the number of heatmaps finished after each forward pass that finishes
+        some. on_scored: called with a heatmap's index and its Scores as soon as they exist
+        (heatmaps finish in order), so that a caller can keep them before the others finish.
         """
         inputs = np.asarray(inputs, np.float32)
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != self.size + (self.channels,):
@@ -213,28 +216,34 @@ class Faithfulness(object):
         curves = [_Curve(self.points) for _ in heatmaps]
         # (what, image index): the probabilities of a row shared by curves
         shared: typing.Dict[typing.Tuple[str, typing.Optional[int]], np.ndarray] = {}
-        self._score(self._rows(inputs, heatmaps, orders, curves, outputs, image_indices,
-                               shared), progress)
-        scores = []
-        for curve, output, class_id, index in zip(curves, outputs, class_ids, image_indices):
+        scores: typing.List[Scores] = []
+
+        def finished(number):  # a heatmap's last row is scored: its rows' and shared rows'
+            curve, output, index = curves[number], outputs[number], image_indices[number]
             probability = shared["image", index][output]
             curve.deletion[0] = curve.insertion[-1] = probability
             curve.deletion[-1] = shared["zero", None][output]
             curve.insertion[0] = shared["blurred", index][output]
             observed = curve.masked_probability
             scores.append(Scores(
-                class_id=class_id, deletion=curve.deletion, insertion=curve.insertion,
+                class_id=class_ids[number], deletion=curve.deletion, insertion=curve.insertion,
                 deletion_auc=auc(curve.deletion), insertion_auc=auc(curve.insertion),
                 average_drop=float(max(0.0, probability - observed) / probability)
                 if probability > 0 else 0.0,
                 increase_in_confidence=float(observed > probability),
                 probability=float(probability), masked_probability=float(observed)))
+            if on_scored is not None:
+                on_scored(number, scores[-1])
+        self._score(self._rows(inputs, heatmaps, orders, curves, outputs, image_indices,
+                               shared, finished), progress)
         return scores
 
-    def _rows(self, inputs, heatmaps, orders, curves, outputs, image_indices, shared):
+    def _rows(self, inputs, heatmaps, orders, curves, outputs, image_indices, shared,
+              finished):
         """Yields (RGB image, a function taking its probabilities, whether it is a heatmap's
         last row) for every forward pass the scores need: the shared rows first, then
-        heatmap by heatmap its curves' inner points and its masked image."""
+        heatmap by heatmap its curves' inner points and its masked image, whose function
+        calls finished(the heatmap's number)."""
         name = self.model.preprocessing
 
         def keep(key):
@@ -246,16 +255,17 @@ class Faithfulness(object):
             blurred[index] = preprocessing.unpreprocess(blur(inputs[index], self.kernel), name)
             yield images[index], keep(("image", index)), False
             yield blurred[index], keep(("blurred", index)), False
-        for heatmap, order, curve, output, index in zip(heatmaps, orders, curves, outputs,
-                                                        image_indices):
+        for number, (heatmap, order, curve, output, index) in enumerate(
+                zip(heatmaps, orders, curves, outputs, image_indices)):
             yield from self._curve_rows(curve.deletion, images[index], self._zero, order,
                                         output)
             yield from self._curve_rows(curve.insertion, blurred[index], images[index], order,
                                         output)
             mask = confidence_mask(heatmap, self.size).astype(np.float32)[..., None]
 
-            def record(probabilities, curve=curve, output=output):
+            def record(probabilities, curve=curve, output=output, number=number):
                 curve.masked_probability = probabilities[output]
+                finished(number)
             yield preprocessing.unpreprocess(inputs[index] * mask, name), record, True
 
     def _curve_rows(self, values, start, finish, order, output):

@@ -32,12 +32,15 @@ from l2caf.runs.folder import (SCORE_FILES, HeatmapFiles, LinesFile, NpzChunks, 
                                load_heatmap, reference_parts, shard_file)
 from l2caf.runs.lines import read_lines_file
 
-# Forward passes per chunk of images: each chunk's curves are one .npz file and its lines are
-# written together, so this bounds both the work an interruption loses (a few seconds to a
-# few minutes on a CPU) and the number of files (50,000 ImageNet heatmaps at 224 x 224: about
-# 5,500).
+# Forward passes per chunk of images (the images read ahead, the batches shared by their
+# heatmaps): with the write interval below, this bounds the number of curves files (50,000
+# ImageNet heatmaps at 224 x 224 on a GPU: about 5,500; on a CPU, one per 10 s of scoring).
 FORWARD_PASSES_PER_CHUNK = 4096
 MAX_IMAGES_PER_CHUNK = 64
+# Within a chunk, the heatmaps scored are written (a curves file and their lines) at least this
+# often, and all at once at the chunk's end and on Ctrl-C: a kill -9 loses at most this much of
+# scoring (a heatmap takes 20 to 100 s on a CPU at 224 x 224), a Ctrl-C nothing.
+WRITE_EVERY_SECONDS = 10.0
 
 Summary = collections.namedtuple("Summary", ["results_dir", "scores_path", "scored", "skipped",
                                              "failures", "seconds"])
@@ -248,8 +251,9 @@ class _Scoring(object):
     def score_chunk(self, loaded: List[Tuple[str, List[Dict[str, Any]], np.ndarray,
                                              List[np.ndarray]]],
                     progress: Callable[[int], object]) -> None:
-        """One chunk: [(image, lines, network input, heatmaps)] -> curves file, then lines;
-        progress(n) after each n heatmaps scored."""
+        """One chunk: [(image, lines, network input, heatmaps)] -> curves files, then lines,
+        written as the heatmaps are scored (see write); progress(n) after each n heatmaps
+        scored."""
         lines = [line for _, image_lines, _, _ in loaded for line in image_lines]
         heatmaps = [heatmap for _, _, _, image_heatmaps in loaded for heatmap in image_heatmaps]
         indices = [index for index, (_, image_lines, _, _) in enumerate(loaded)
@@ -258,17 +262,33 @@ class _Scoring(object):
         # every heatmap.
         classes = [line["predictions"][0]["class_id"] if line.get("class_id") is None
                    else line["class_id"] for line in lines]
+        scored: List[Tuple[Dict[str, Any], int, faithfulness.Scores]] = []
+        written = [time.time()]
+
+        def keep(number: int, result: faithfulness.Scores) -> None:
+            scored.append((lines[number], classes[number], result))
+            if time.time() - written[0] >= WRITE_EVERY_SECONDS:
+                self.write(scored)
+                scored.clear()
+                written[0] = time.time()
         try:
-            results = self.scorer(np.stack([network_input for _, _, network_input, _ in loaded]),
-                                  heatmaps, classes, indices, progress)
+            self.scorer(np.stack([network_input for _, _, network_input, _ in loaded]),
+                        heatmaps, classes, indices, progress, keep)
         except ValueError as error:
             raise RunError("%s: %s" % (self.job.results_dir, error)) from None
+        finally:  # at the chunk's end, and on Ctrl-C: no heatmap scored is lost
+            if scored:
+                self.write(scored)
+
+    def write(self, scored: List[Tuple[Dict[str, Any], int, faithfulness.Scores]]) -> None:
+        """The scores of heatmaps [(results line, class scored, Scores)]: their curves in one
+        .npz file, then their lines."""
         references = self.curves.write(collections.OrderedDict(
             (curves_key(line["heatmap"]),
              np.stack([result.deletion, result.insertion]).astype(np.float32))
-            for line, result in zip(lines, results)))
+            for line, _, result in scored))
         records = []
-        for line, class_id, result in zip(lines, classes, results):
+        for line, class_id, result in scored:
             reference = references[curves_key(line["heatmap"])]
             records.append(collections.OrderedDict(
                 [("image", line["image"]), ("class_id", line.get("class_id")),
