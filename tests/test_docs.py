@@ -145,6 +145,7 @@ def test_the_keras_pages_example_runs_as_written():
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["out_relu", "(7,", "7)"]
+    assert result.stderr == ""  # no TensorFlow start-up lines
 
 
 @pytest.mark.slow
