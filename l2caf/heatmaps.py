@@ -143,14 +143,20 @@ def colorize(heatmap: np.ndarray, size: Sequence[int],
 
 
 def show_heatmap_on_image(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6,
-                          colormap: Optional[Union[int, str, object]] = None) -> np.ndarray:
+                          colormap: Optional[Union[int, str, object]] = None,
+                          fade: bool = False) -> np.ndarray:
     """The RGB uint8 `image` with `heatmap` (any resolution) upsampled to its size, min-max
     normalised, coloured (colormap: None for blue-white-red, an OpenCV colour map such as
     cv2.COLORMAP_JET or "jet", or a matplotlib one by name or object) and blended on top
     with opacity `alpha` (a finite number in [0, 1]: 0 shows the image alone, 1 the heatmap
-    alone; ConfigError otherwise)."""
+    alone; ConfigError otherwise). fade: the opacity grows with the heatmap's value, from 0
+    at its minimum to alpha at its maximum, so that the image stays as it is where the map
+    is low (instead of tinted by the colour map's low end)."""
     alpha = check_number("alpha", alpha, "in [0, 1]", lambda x: 0 <= x <= 1)
     colored = colorize(heatmap, image.shape[:2], colormap).astype(np.float32)
+    if fade:
+        alpha = alpha * normalize(upsample(heatmap, image.shape[:2])).astype(np.float32)
+        alpha = alpha[..., None] if image.ndim == 3 else alpha
     blended = alpha * colored + (1.0 - alpha) * image.astype(np.float32)
     return blended.round().astype(np.uint8)
 

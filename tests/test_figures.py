@@ -255,3 +255,46 @@ def test_the_box_colours_are_not_in_the_overlays_colour_map():
     table = (drawing.colormap("bwr")(np.linspace(0, 1, 256))[:, :3] * 255).astype(int)
     for colour in (GROUND_TRUTH, BOX):
         assert np.abs(table - colour).max(axis=1).min() > 100
+
+
+# What a paper needs of a figure (issue 28): its own column titles, the scene visible under the
+# heatmap, boxes visible on any background.
+
+def test_titles_name_the_columns_and_must_be_one_per_folder(runs, tmp_path, capsys):
+    from l2caf.report.figure import comparison_figure
+    chooser = Chooser(runs[0], 0.2, "cam")
+    figure, axes, _ = comparison_figure(runs, chooser, [runs[0].by_name["synth_00000"]], 0.2,
+                                        "cam", dpi=60, titles=["L2-CAF", "Grad-CAM"])
+    assert [axes[0, column].get_title() for column in (1, 2)] == ["L2-CAF", "Grad-CAM"]
+    assert exit_status(main, ["--results", runs[0].results_dir, runs[1].results_dir,
+                              "--output", str(tmp_path / "f"), "--titles", "only one"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--titles names 1 column(s) for 2 results "
+                                                   "folder(s); give one title per folder")
+    assert not os.listdir(str(tmp_path))
+
+
+def test_the_boxes_have_a_dark_edge_so_that_green_shows_on_green(runs):
+    from l2caf.report.figure import comparison_figure
+    chooser = Chooser(runs[0], 0.2, "cam")
+    _, axes, _ = comparison_figure(runs, chooser, [runs[0].by_name["synth_00000"]], 0.2,
+                                   "cam", dpi=60)
+    patches = axes[0, 1].patches
+    edges = [patch for patch in patches if patch.get_zorder() == 2]
+    boxes = [patch for patch in patches if patch.get_zorder() == 3]
+    assert len(edges) == len(boxes) == 2  # the ground truth's and the evaluation's
+    for edge, box in zip(edges, boxes):
+        assert edge.get_bbox().bounds == box.get_bbox().bounds
+        assert edge.get_edgecolor()[:3] == (0.0, 0.0, 0.0)
+        assert edge.get_linewidth() > box.get_linewidth()
+
+
+def test_the_fade_overlay_leaves_the_image_where_the_heatmap_is_lowest():
+    from l2caf.heatmaps import show_heatmap_on_image
+    image = np.full((4, 4, 3), 90, np.uint8)
+    heatmap = np.zeros((4, 4))
+    heatmap[0, 0] = 1.0
+    faded = show_heatmap_on_image(image, heatmap, 0.5, "jet", fade=True)
+    blended = show_heatmap_on_image(image, heatmap, 0.5, "jet")
+    assert np.array_equal(faded[3, 3], image[3, 3])  # opacity 0 where the map is lowest
+    assert not np.array_equal(blended[3, 3], image[3, 3])  # tinted by the map's low end
+    assert np.array_equal(faded[0, 0], blended[0, 0])  # alpha at the map's highest

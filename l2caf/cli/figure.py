@@ -12,7 +12,7 @@ DEFAULT_RANDOM = 4
 
 
 def main(argv=None, description=__doc__):
-    from l2caf.report.figure import FAITHFULNESS_RANKINGS, RANKINGS
+    from l2caf.report.figure import FAITHFULNESS_RANKINGS, OVERLAYS, RANKINGS
     parser = config.ArgumentParser(description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_results(parser, "results folders of visualiser runs over the same images: a "
@@ -49,13 +49,23 @@ def main(argv=None, description=__doc__):
     parser.add_argument("--dpi", type=positive, default=300,
                         help="resolution of the PNG (default: %(default)s); the PNG may have "
                              "at most 65535 pixels a side and 100 million in all")
+    parser.add_argument("--titles", metavar="TITLES",
+                        help="the columns' titles, comma-separated, one per --results folder "
+                             "in their order, e.g. 'L2-CAF,Grad-CAM' (default: each run's "
+                             "method, network, layer and folder)")
+    parser.add_argument("--overlay", choices=OVERLAYS, default="fade",
+                        help="fade: the heatmap's opacity grows from 0 where it is lowest to "
+                             "--alpha where it is highest, so that the image shows through; "
+                             "blend: --alpha everywhere, as the runs' own overlays "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     return run_command(lambda: make_figure(args))
 
 
 def make_figure(args):
     """Draws and writes the figure; returns 0."""
-    from l2caf.report.figure import ASPECT_RANGE, Chooser, check_figure_size, write_comparison
+    from l2caf.report.figure import (ASPECT_RANGE, Chooser, check_figure_size, check_titles,
+                                     write_comparison)
     from l2caf.report.pictures import PictureRun
     options.check(args)
     # Before anything is read: one image at the flattest aspect is the smallest figure.
@@ -68,6 +78,9 @@ def make_figure(args):
                           "seed), got %d" % args.seed)
     if args.by is not None and args.best is None and args.worst is None:
         raise ConfigError("--by ranks the images of --best N or --worst N; give one of them")
+    titles = None if args.titles is None else [title.strip()
+                                               for title in args.titles.split(",")]
+    check_titles(titles, len(args.results))
     runs = [PictureRun(results_dir, args.annotations) for results_dir in args.results]
     chooser = Chooser(runs[0], args.threshold, args.protocol)
     notes = []
@@ -82,7 +95,8 @@ def make_figure(args):
     else:
         images = chooser.at_random(args.random or DEFAULT_RANDOM, args.seed or 0)
     result = write_comparison(runs, images, args.output, args.threshold, args.protocol,
-                              args.colormap, args.alpha, args.dpi, chooser, notes)
+                              args.colormap, args.alpha, args.dpi, chooser, notes, titles,
+                              args.overlay)
     for note in result.notes:
         print("note: %s" % note, file=sys.stderr)
     print("written: %s (%d images x %d runs, %dx%d pixels)"

@@ -19,11 +19,12 @@ DPI = 300
 GROUND_TRUTH_COLOR = "#00ff00"
 BOX_COLOR = "#ff00ff"
 BOX_LINE_WIDTH = 1.2  # points
+BOX_EDGE_COLOR = "#000000"  # drawn under a box's colour, wider: a box shows on any background
 # TrueType fonts in the PDF (Type 42) rather than Type 3: what publishers ask for, and the
 # text stays text (selectable, searchable).
 _PDF_SETTINGS = {"pdf.fonttype": 42}
 
-METHOD_NAMES = {"l2caf": "L2-CAF", "cam": "CAM", "gradcam": "Grad-CAM",
+METHOD_NAMES = {"l2caf": "L2-CAF", "opticam": "Opti-CAM", "cam": "CAM", "gradcam": "Grad-CAM",
                 "gradcampp": "Grad-CAM++", "scorecam": "Score-CAM", "layercam": "LayerCAM",
                 "random": "random"}
 

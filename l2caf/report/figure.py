@@ -14,6 +14,7 @@ import collections
 import math
 import os
 import textwrap
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -36,6 +37,8 @@ FAITHFULNESS_RANKINGS = collections.OrderedDict(
 RANKINGS = collections.OrderedDict(
     [("iou", True), ("probability", True)] + list(FAITHFULNESS_RANKINGS.items()))
 PANEL_INCHES = 1.6
+# How an overlay shows the heatmap (see comparison_figure).
+OVERLAYS = ("fade", "blend")
 CAPTION_POINTS = 6.0
 TITLE_POINTS = 6.5
 # The PNG's bounds: matplotlib's Agg draws less than 2^16 pixels a side, and holds 4 bytes a
@@ -148,9 +151,14 @@ def _draw_box(axes, box, frame_size, image_size, color):
     pixel x covers x - 0.5 .. x + 0.5)."""
     left, top, right, bottom = box_fractions(box, frame_size)
     height, width = image_size
-    axes.add_patch(Rectangle((left * width - 0.5, top * height - 0.5),
-                             (right - left) * width, (bottom - top) * height, fill=False,
-                             edgecolor=color, linewidth=drawing.BOX_LINE_WIDTH))
+    # A dark edge under the colour keeps the box visible on a background of its colour; the
+    # edges lie under every box's colour (zorder), so that two close boxes both show.
+    for edge, line_width, zorder in ((drawing.BOX_EDGE_COLOR, drawing.BOX_LINE_WIDTH + 1.6, 2),
+                                     (color, drawing.BOX_LINE_WIDTH, 3)):
+        axes.add_patch(Rectangle((left * width - 0.5, top * height - 0.5),
+                                 (right - left) * width, (bottom - top) * height, fill=False,
+                                 edgecolor=edge, linewidth=line_width, zorder=zorder,
+                                 clip_on=False))  # a box on the image's border shows whole
 
 
 def _show(axes, picture, image_size):
@@ -185,8 +193,10 @@ def _wrapped(text, width=30):
                      for wrapped in textwrap.wrap(line, width) or [""])
 
 
-def _column_title(run):
-    return _wrapped(run.title + "\n" + run.results_dir.rstrip("/"))
+def _column_title(run, title=None):
+    """A run's column title: `title` as given, else its method, network, layer and folder."""
+    return _wrapped(title if title is not None
+                    else run.title + "\n" + run.results_dir.rstrip("/"))
 
 
 def figure_inches(runs: int, aspects: list) -> tuple:
@@ -213,11 +223,24 @@ def check_figure_size(runs: int, aspects: list, dpi: float, least: bool = False)
                              height, MAX_FIGURE_SIDE, MAX_FIGURE_PIXELS // 10 ** 6, fewer))
 
 
+def check_titles(titles: Optional[Sequence[str]], runs: int) -> None:
+    """ConfigError unless titles is None or one title per run."""
+    if titles is not None and len(titles) != runs:
+        raise ConfigError("--titles names %d column(s) for %d results folder(s); give one "
+                          "title per folder, in their order" % (len(titles), runs))
+
+
 def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: float,
                       protocol: str, colormap: str = "bwr", alpha: float = 0.5,
-                      dpi: int = drawing.DPI) -> tuple:
+                      dpi: int = drawing.DPI, titles: Optional[Sequence[str]] = None,
+                      overlay: str = "fade") -> tuple:
     """The comparison figure of `images` (paths in runs[0]) as (matplotlib Figure, {(row,
-    column): axes}, image sizes by row)."""
+    column): axes}, image sizes by row). titles: the runs' column titles (default: each
+    run's method, network, layer and folder). overlay: "fade" (the heatmap's opacity grows
+    from 0 at its minimum to alpha at its maximum) or "blend" (alpha everywhere)."""
+    if overlay not in OVERLAYS:
+        raise ConfigError("--overlay must be one of %s, got %r" % (", ".join(OVERLAYS), overlay))
+    check_titles(titles, len(runs))
     colors = drawing.colormap(colormap)
     check_figure_size(len(runs), [ASPECT_RANGE[0]] * len(images), dpi, least=True)
     rows = []
@@ -257,13 +280,15 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
             axes = figure.add_subplot(grid[row, column])
             axes_by_cell[row, column] = axes
             if row == 0:
-                axes.set_title(_column_title(run), fontsize=TITLE_POINTS)
+                axes.set_title(_column_title(run, titles and titles[column - 1]),
+                               fontsize=TITLE_POINTS)
             if entry is None:
                 _show(axes, np.full_like(small, 255), size)
                 axes.set_xlabel(_wrapped("no heatmap of %s in this run" % runs[0].class_label(
                     shown_class(shown))), fontsize=CAPTION_POINTS)
                 continue
-            _show(axes, heatmaps.show_heatmap_on_image(small, entry.heatmap, alpha, colors), size)
+            _show(axes, heatmaps.show_heatmap_on_image(small, entry.heatmap, alpha, colors,
+                                                       fade=overlay == "fade"), size)
             for gt_box in entry.gt_boxes:
                 _draw_box(axes, gt_box, size, size, drawing.GROUND_TRUTH_COLOR)
             _draw_box(axes, entry.box.box, entry.box.frame_size, size, drawing.BOX_COLOR)
@@ -272,7 +297,9 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
     bar = figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), colors),
                           ax=list(axes_by_cell.values()), shrink=min(1.0, 3.0 / len(rows) + 0.2),
                           aspect=30, pad=0.02)
-    bar.set_label("heatmap, min-max normalised (opacity %g)" % alpha, fontsize=CAPTION_POINTS)
+    bar.set_label("heatmap, min-max normalised (opacity %s)" % (
+        "0 at 0 to %g at 1" % alpha if overlay == "fade" else "%g" % alpha),
+        fontsize=CAPTION_POINTS)
     bar.ax.tick_params(labelsize=CAPTION_POINTS)
     figure.legend(handles=[
         Line2D([], [], color=drawing.GROUND_TRUTH_COLOR, linewidth=2, label="ground truth"),
@@ -284,12 +311,15 @@ def comparison_figure(runs: list, chooser: Chooser, images: list, threshold: flo
 
 def write_comparison(runs: list, images: list, prefix: str, threshold: float = 0.2,
                      protocol: str = "cam", colormap: str = "bwr", alpha: float = 0.5,
-                     dpi: int = drawing.DPI, chooser: Chooser = None, notes=()) -> Comparison:
+                     dpi: int = drawing.DPI, chooser: Chooser = None, notes=(),
+                     titles: Optional[Sequence[str]] = None,
+                     overlay: str = "fade") -> Comparison:
     """Draws the comparison figure of `images` and writes PREFIX.png and PREFIX.pdf; returns
     a `Comparison`. chooser: the `Chooser` that picked the images (its entries are reused)."""
     chooser = chooser or Chooser(runs[0], threshold, protocol)
     figure, axes_by_cell, sizes = comparison_figure(runs, chooser, images, threshold, protocol,
-                                                    colormap, drawing.check_alpha(alpha), dpi)
+                                                    colormap, drawing.check_alpha(alpha), dpi,
+                                                    titles, overlay)
     # Laid out once, then frozen: constrained layout run again at each save can move the
     # axes by a few pixels, and the panels must say where the PNG has them.
     figure.canvas.draw()
