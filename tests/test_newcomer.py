@@ -65,3 +65,17 @@ def test_training_into_a_folder_that_holds_a_model_is_refused_without_overwrite(
         "train_demo_model.py: error: %s holds a trained model already (demo_keras.keras, "
         "labels.txt); give another --output_dir, or --overwrite to replace it" % tmp_path)
     assert (tmp_path / "demo_keras.keras").read_bytes() == b"the shipped model"
+
+
+def test_listing_the_checkpoints_does_not_start_tensorflow(tmp_path):
+    # The list is static: importing TensorFlow for it took over a minute under load.
+    script = ("import sys, runpy\n"
+              "sys.argv = ['download_checkpoints.py', '--list', '--dest', %r]\n"
+              "try:\n    runpy.run_path(%r, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+              "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow')"
+              % (str(tmp_path), os.path.join(REPO_ROOT, "scripts", "download_checkpoints.py")))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "inception_v1.ckpt" in result.stdout
+    assert result.stdout.strip().endswith("no tensorflow")

@@ -9,6 +9,9 @@ Restoring checks the checkpoint against the graph first, so a wrong or truncated
 fails with the names and shapes at fault instead of a TensorFlow stack trace. Only the
 variables given are restored: the attention filters and their gates are not in any
 public checkpoint.
+
+TensorFlow is imported only by the functions that read or write a checkpoint, so that
+listing and finding checkpoints (scripts/download_checkpoints.py --list) starts at once.
 """
 import collections
 import os
@@ -16,14 +19,16 @@ import re
 import shutil
 import tarfile
 import urllib.request
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
 from l2caf import networks
 from l2caf.errors import CheckpointError
 from l2caf.files import sha256
-from nets.tf_slim_compat import tf
+
+if TYPE_CHECKING:  # (TensorFlow: only once a checkpoint is read or written)
+    from nets.tf_slim_compat import tf
 
 DOWNLOAD_SCRIPT = "scripts/download_checkpoints.py"
 DEFAULT_DEST = "checkpoints"
@@ -162,6 +167,7 @@ def _op_error_reason(error):
 
 def checkpoint_variable_shapes(path: str) -> Dict[str, List[int]]:
     """{variable name: shape list} of the checkpoint at `path` (V1 file or V2 prefix)."""
+    from nets.tf_slim_compat import tf
     try:
         reader = tf.compat.v1.train.NewCheckpointReader(path)
     except tf.errors.OpError as error:
@@ -209,6 +215,7 @@ def restore_variables(session: "tf.compat.v1.Session", checkpoint_path: str,
     otherwise CheckpointError lists the missing and mis-shaped ones. Variables not
     given are left as they are. Returns the checkpoint path that was read.
     """
+    from nets.tf_slim_compat import tf
     path = resolve_checkpoint(checkpoint_path, network_name)
     checkpoint_shapes = checkpoint_variable_shapes(path)
     report = _mismatch_report(checkpoint_shapes, variables)
@@ -236,6 +243,7 @@ def save_variables(session: "tf.compat.v1.Session", path: str,
 
     The result restores like a public slim checkpoint. Returns the prefix written.
     """
+    from nets.tf_slim_compat import tf
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
