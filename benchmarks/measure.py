@@ -4,14 +4,15 @@
 
 benchmarks/run.py starts this in fresh processes, so that a measurement's memory counts in
 no other's except where it says so. TASK_JSON holds network, gpu, repeats, measurements
-(each: key, label, mode, layer, batch, cache_activation, iterations, masked_batch; see
-run.py's `plan`),
+(each: key, label, mode, layer, batch, cache_activation, iterations, masked_batch and,
+with iterations, extrapolate_to; see run.py's `plan`),
 and for the progress lines first_number and count (the measurements' numbers among the
 network's). RESULT_PATH receives the device, the machine, the process's peak memory after
 its imports and, per measurement, the seconds of each repeat (for L2-CAF also the seconds
 per iteration), the channels of the layer's activation and the process's peak memory at its
 end.
 """
+import dataclasses
 import json
 import resource
 import sys
@@ -21,7 +22,7 @@ import numpy as np
 
 from benchmarks import common
 from l2caf import data, networks
-from l2caf.methods import METHODS, L2CAF, ScoreCAM
+from l2caf.methods import METHODS, L2CAF, OptiCAM, ScoreCAM
 from l2caf.models.slim import Model
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
@@ -54,6 +55,37 @@ def convergence_off_settings(iterations):
                     tolerance=0.0)
 
 
+class OptiCAMToTheEnd(OptiCAM):
+    """Opti-CAM whose rows run every iteration: on random weights a row's loss may rise at a
+    check, which would stop it (its cost per iteration is the same: the loop runs every row
+    until all stop)."""
+
+    def loop(self):
+        return dataclasses.replace(OptiCAM.loop(self), stop="settled", tolerance=0.0)
+
+
+def input_gradients(model):
+    """A function of (images, output weights) that runs the whole network on the images
+    forwards and backwards down to them, as each Opti-CAM iteration does: the gradient of
+    the weighted logits with respect to the images."""
+    if isinstance(model, Model):
+        with model.graph.as_default():
+            images = tf.compat.v1.placeholder(tf.float32, [None] + list(model.input_shape))
+            weights = tf.compat.v1.placeholder(tf.float32, [None, model.num_classes])
+            gradient = tf.gradients(tf.reduce_sum(weights * model.logits_of(images)), images)[0]
+        return lambda values, output_weights: model.session.run(
+            gradient, {images: values, weights: output_weights})
+
+    @tf.function
+    def keras_gradient(values, output_weights):
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            score = tf.reduce_sum(output_weights * model.logits_of(values))
+        return tape.gradient(score, values)
+    return lambda values, output_weights: keras_gradient(
+        tf.constant(values), tf.constant(output_weights)).numpy()
+
+
 class Workload(object):
     """A measurement's model, explainer and input batch (random images, seeded), and one
     timed pass over the batch."""
@@ -62,14 +94,20 @@ class Workload(object):
         self.mode = measurement["mode"]
         batch = measurement["batch"]
         self.model = build_model(network, measurement["layer"],
-                                 batch if self.mode == "fast" else 1, gpu)
+                                 batch if self.mode in ("fast", "opticam") else 1, gpu)
         size = self.model.image_size
         self.images = np.random.default_rng(0).uniform(
             0, 255, (batch, size, size, 3)).astype(np.float32)
         self.keys = ["image_%d" % index for index in range(batch)]
         self.classes = [[index % self.model.num_labels] for index in range(batch)]
-        self.explainer = None
-        if self.mode in ("slow", "fast"):
+        self.explainer = self.gradients = None
+        if self.mode == "forward_backward":
+            self.gradients = input_gradients(self.model)
+            self.output_weights = np.eye(self.model.num_classes, dtype=np.float32)[
+                [self.model.class_output(c) for [c] in self.classes]]
+        elif self.mode == "opticam":
+            self.explainer = OptiCAMToTheEnd(self.model, max_iters=measurement["iterations"])
+        elif self.mode in ("slow", "fast"):
             self.explainer = L2CAF(self.model, "cls_specific",
                                    convergence_off_settings(measurement["iterations"]),
                                    measurement["cache_activation"])
@@ -96,9 +134,14 @@ class Workload(object):
         the forward pass then the explanations, as the visualisers make them."""
         if self.explainer is None:
             started = time.perf_counter()
-            self.model.predict(self.images)
+            if self.gradients is not None:
+                self.gradients(self.images, self.output_weights)
+            else:
+                self.model.predict(self.images)
             return time.perf_counter() - started, None
-        if iterations:
+        if iterations and self.mode == "opticam":
+            self.explainer.max_iters = iterations
+        elif iterations:
             self.explainer.settings = convergence_off_settings(iterations)
         checks = []
         started = time.perf_counter()

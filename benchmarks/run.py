@@ -14,11 +14,18 @@ size, one network at a time:
                     LayerCAM (batch B), and Score-CAM on one image, its masked inputs (one
                     per channel of the layer) in batches of B, against (channels + 1) forward
                     passes at batch B
+  Opti-CAM          at the last conv layer, batch O = min(B, 16) (every iteration runs the
+                    whole network forwards and backwards on O masked images, whose memory
+                    a training step's is), its rows run --opticam_iterations iterations,
+                    extrapolated to its default 100; against the forward and backward pass
+                    of the whole network down to its input at batch O, which it needs at
+                    every iteration
 Every L2-CAF and one-pass method's time includes the forward pass that computes the
 predictions and the cached activation: it is the whole cost per image of a run. Convergence
 is off, so every filter runs the given iterations; the time per iteration is measured between
 convergence checks, and each L2-CAF time is also extrapolated to 1000 iterations (the
-visualisers' max_iters): batch time + (1000 - iterations) x time per iteration. Each
+visualisers' max_iters; Opti-CAM's to 100, its paper's): batch time + (1000 - iterations)
+x time per iteration. Each
 measurement runs once to warm up (Score-CAM: one forward pass of a masked batch), then
 --repeats times: median and min-max. Memory: the peak resident memory of the measuring
 process. It only grows (TensorFlow keeps what it has allocated): each batched
@@ -47,6 +54,15 @@ from benchmarks.common import (DEFAULT_OUTPUT, REPO_ROOT, Stopwatch, at_least,  
                                format_spread, spread, write_report)
 
 EXTRAPOLATED_ITERATIONS = 1000
+# Every measurement, in the order `plan` makes them (--only picks some).
+MEASUREMENTS = ("forward_single", "slow_naive_last", "slow_cached_last",
+                "slow_naive_intermediate", "slow_cached_intermediate", "forward_batched",
+                "gradcam_batched", "gradcampp_batched", "layercam_batched", "scorecam_single",
+                "fast_batched", "forward_backward_batched", "opticam_batched")
+OPTICAM_ITERATIONS = 100  # Opti-CAM's default max_iters (l2caf.settings.OPTICAM_DEFAULTS)
+# Opti-CAM's batch at most: each of its iterations back-propagates through the whole network
+# for every row, which keeps every layer's activations (DenseNet-161 needs several GB at 16).
+OPTICAM_BATCH = 16
 
 # The filter layer of the intermediate-layer measurements: the last end point before the
 # network's last stage, so that a whole stage lies between the filter and the logits.
@@ -65,9 +81,10 @@ INTERMEDIATE_LAYERS = {
 
 FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161,keras_resnet50",
                  "iterations": 100,
-                 "naive_iterations": 20, "repeats": 3, "batch_size": 64}
+                 "naive_iterations": 20, "opticam_iterations": 10, "repeats": 3,
+                 "batch_size": 64}
 QUICK_DEFAULTS = {"networks": "demo_densenet", "iterations": 2, "naive_iterations": 2,
-                  "repeats": 1, "batch_size": 2}
+                  "opticam_iterations": 2, "repeats": 1, "batch_size": 2}
 
 
 class BenchmarkError(Exception):
@@ -85,6 +102,16 @@ def _network_list(text):
     if len(set(names)) < len(names):
         raise argparse.ArgumentTypeError("a network is listed twice in %r" % text)
     return names
+
+
+def _measurement_list(text):
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in MEASUREMENTS]
+    if not keys or unknown:
+        raise argparse.ArgumentTypeError("unknown measurement(s) %s; the measurements: %s"
+                                         % (", ".join(unknown) or "(none given)",
+                                            ", ".join(MEASUREMENTS)))
+    return keys
 
 
 def parse_options(argv=None):
@@ -106,13 +133,24 @@ def parse_options(argv=None):
                         help="iterations of the naive slow mode, which runs the whole network "
                              "each iteration (its time is extrapolated to 1000 like the "
                              "others)" + default("naive_iterations"))
+    parser.add_argument("--opticam_iterations", metavar="N", type=iteration_count,
+                        help="Opti-CAM's iterations per row (each a forward and backward pass "
+                             "of the whole network; its time is extrapolated to its default "
+                             "%d)%s" % (OPTICAM_ITERATIONS, default("opticam_iterations")))
     parser.add_argument("--repeats", metavar="N", type=at_least(1),
                         help="timed runs per measurement, after one warm-up run; the report "
                              "gives their median and min-max" + default("repeats"))
     parser.add_argument("--batch_size", metavar="N", type=at_least(1),
                         help="images per batch of the batched forward pass, fast mode, "
                              "Grad-CAM, Grad-CAM++ and LayerCAM, and Score-CAM's masked "
-                             "inputs per batch" + default("batch_size"))
+                             "inputs per batch; Opti-CAM's batch is the smaller of it and %d"
+                             % OPTICAM_BATCH + default("batch_size"))
+    parser.add_argument("--only", metavar="KEYS", type=_measurement_list,
+                        help="comma-separated measurements to run, the others left out (and "
+                             "the ratios that need them), written to benchmark_partial.* (with "
+                             "--quick: benchmark_quick.*), e.g. forward_batched,"
+                             "forward_backward_batched,opticam_batched; the measurements: %s "
+                             "(default: all)" % ", ".join(MEASUREMENTS))
     parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
                         help="GPU index to run on; -1: the CPU. Without a GPU the CPU is used "
                              "(default: 0)")
@@ -121,7 +159,7 @@ def parse_options(argv=None):
                              "with --quick) (default: benchmarks/results in the repository)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run of two to three minutes (mostly TensorFlow's start-up "
-                             "in each of its 7 processes): checks that every measurement runs; its numbers "
+                             "in each of its 9 processes): checks that every measurement runs; its numbers "
                              "mean nothing (demo_densenet, batch 2, 2 iterations, 1 repeat)")
     options = parser.parse_args(argv)
     fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS,
@@ -157,12 +195,22 @@ def plan(options, network):
              mode="scorecam", layer="", batch=1, masked_batch=batch),
         dict(key="fast_batched", label="fast (sweep)", mode="fast", layer="", batch=batch,
              cache_activation=True, iterations=options.iterations),
+        dict(key="forward_backward_batched", label="forward and backward pass (to the input)",
+             mode="forward_backward", layer="", batch=min(batch, OPTICAM_BATCH)),
+        dict(key="opticam_batched", label="Opti-CAM", mode="opticam", layer="",
+             batch=min(batch, OPTICAM_BATCH), iterations=options.opticam_iterations,
+             extrapolate_to=OPTICAM_ITERATIONS),
     ]
     for measurement in single + batched:
         measurement.setdefault("cache_activation", None)
         measurement.setdefault("iterations", None)
         measurement.setdefault("masked_batch", None)
-    return [single] + [[measurement] for measurement in batched]
+        if measurement["iterations"]:
+            measurement.setdefault("extrapolate_to", EXTRAPOLATED_ITERATIONS)
+    groups = [single] + [[measurement] for measurement in batched]
+    if options.only:
+        groups = [[m for m in group if m["key"] in options.only] for group in groups]
+    return [group for group in groups if group]
 
 
 def measure_in_process(task):
@@ -182,19 +230,20 @@ def measure_in_process(task):
 
 def summarize(raw):
     """A measurement's raw result with per-image figures (median, min, max over repeats),
-    and extrapolated ones for L2-CAF."""
+    and extrapolated ones for L2-CAF (to 1000 iterations) and Opti-CAM (to 100)."""
     summary = dict(raw)
     batch, iterations = raw["batch"], raw["iterations"]
     summary["seconds_per_image"] = spread([seconds / batch for seconds in raw["batch_seconds"]])
     summary["images_per_second"] = spread([batch / seconds for seconds in raw["batch_seconds"]])
     if iterations:
+        target = raw["extrapolate_to"]
         summary["seconds_per_iteration"] = spread(raw["iteration_seconds"])
-        extrapolated = [seconds + (EXTRAPOLATED_ITERATIONS - iterations) * per_iteration
+        extrapolated = [seconds + (target - iterations) * per_iteration
                         for seconds, per_iteration in zip(raw["batch_seconds"],
                                                           raw["iteration_seconds"])]
-        summary["seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS] = spread(
+        summary["seconds_per_image_at_%d" % target] = spread(
             [seconds / batch for seconds in extrapolated])
-        summary["images_per_second_at_%d" % EXTRAPOLATED_ITERATIONS] = spread(
+        summary["images_per_second_at_%d" % target] = spread(
             [batch / seconds for seconds in extrapolated])
     return summary
 
@@ -203,9 +252,18 @@ def _median(measurement, field):
     return measurement[field]["median"]
 
 
+RATIO_MEASUREMENTS = ("fast_batched", "forward_batched", "slow_cached_last", "slow_naive_last",
+                      "slow_cached_intermediate", "slow_naive_intermediate")
+METHOD_RATIOS = ("gradcampp_vs_gradcam", "layercam_vs_gradcam", "scorecam_vs_forward_passes",
+                 "opticam_iteration_vs_forward_backward")
+
+
 def ratios(measurements):
     """The headline ratios of a network's summarised measurements (by key), from medians:
-    `measured` at the measured iterations, `at_1000` with L2-CAF extrapolated."""
+    `measured` at the measured iterations, `at_1000` with L2-CAF extrapolated; none where
+    their measurements were left out (--only)."""
+    if not set(RATIO_MEASUREMENTS) <= set(measurements):
+        return {}
     fast, forward = measurements["fast_batched"], measurements["forward_batched"]
     single = measurements["slow_cached_last"]
     at_1000 = "images_per_second_at_%d" % EXTRAPOLATED_ITERATIONS
@@ -234,45 +292,60 @@ def ratios(measurements):
 
 
 def method_ratios(measurements):
-    """The one-pass methods against their goals, from medians (s/image): Grad-CAM++ and
+    """The other methods against their goals, from medians (s/image): Grad-CAM++ and
     LayerCAM against Grad-CAM, Score-CAM against (channels + 1) forward passes at the
-    batch size of its masked inputs."""
-    gradcam = _median(measurements["gradcam_batched"], "seconds_per_image")
-    scorecam = measurements["scorecam_single"]
-    passes = (scorecam["channels"] + 1) * _median(measurements["forward_batched"],
-                                                   "seconds_per_image")
-    return {
-        "gradcampp_vs_gradcam": {
-            "definition": "s/image of gradcampp_batched / s/image of gradcam_batched",
-            "measured": _median(measurements["gradcampp_batched"], "seconds_per_image")
-            / gradcam},
-        "layercam_vs_gradcam": {
-            "definition": "s/image of layercam_batched / s/image of gradcam_batched",
-            "measured": _median(measurements["layercam_batched"], "seconds_per_image")
-            / gradcam},
-        "scorecam_vs_forward_passes": {
-            "definition": "s/image of scorecam_single / ((channels + 1) x s/image of "
-                          "forward_batched)",
-            "measured": _median(scorecam, "seconds_per_image") / passes},
-    }
+    batch size of its masked inputs, an Opti-CAM iteration against a forward and backward
+    pass at its batch size. A ratio whose measurements were left out (--only) is left out."""
+    def seconds(key):
+        return _median(measurements[key], "seconds_per_image")
+
+    def scorecam_vs_passes():
+        scorecam = measurements["scorecam_single"]
+        return seconds("scorecam_single") / ((scorecam["channels"] + 1)
+                                             * seconds("forward_batched"))
+
+    def opticam_vs_passes():
+        opticam = measurements["opticam_batched"]
+        return _median(opticam, "seconds_per_iteration") / (
+            seconds("forward_backward_batched") * opticam["batch"])
+    definitions = [
+        ("gradcampp_vs_gradcam", "s/image of gradcampp_batched / s/image of gradcam_batched",
+         ("gradcampp_batched", "gradcam_batched"),
+         lambda: seconds("gradcampp_batched") / seconds("gradcam_batched")),
+        ("layercam_vs_gradcam", "s/image of layercam_batched / s/image of gradcam_batched",
+         ("layercam_batched", "gradcam_batched"),
+         lambda: seconds("layercam_batched") / seconds("gradcam_batched")),
+        ("scorecam_vs_forward_passes", "s/image of scorecam_single / ((channels + 1) x "
+                                       "s/image of forward_batched)",
+         ("scorecam_single", "forward_batched"), scorecam_vs_passes),
+        ("opticam_iteration_vs_forward_backward", "s/iteration of opticam_batched / s/batch "
+                                                  "of forward_backward_batched",
+         ("opticam_batched", "forward_backward_batched"), opticam_vs_passes)]
+    return {name: {"definition": definition, "measured": measured()}
+            for name, definition, needed, measured in definitions
+            if all(key in measurements for key in needed)}
 
 
 def markdown(report):
     """The report's measurement table and ratio table, with what they were measured on."""
     settings = report["settings"]
-    extrapolated = "s/image at %d iterations (extrapolated)" % EXTRAPOLATED_ITERATIONS
+    extrapolated = ("s/image at %d iterations (extrapolated; Opti-CAM: at %d)"
+                    % (EXTRAPOLATED_ITERATIONS, OPTICAM_ITERATIONS))
     lines = [
         "Machine: %s." % report["machine"]["description"],
         "",
         "Settings: random weights, full input size, cls_specific, l2norm filter, convergence "
         "off; L2-CAF run for %d iterations (naive slow mode: %d) and extrapolated to %d; "
-        "batch %d; median (min–max) of %d repeat(s) after a warm-up. Every L2-CAF and "
-        "Grad-CAM time includes the forward pass. Peak memory: the peak resident memory of "
+        "Opti-CAM (every row to the end) for %d, extrapolated to its %d; "
+        "batch %d (Opti-CAM: %d); median (min–max) of %d repeat(s) after a warm-up. Every "
+        "L2-CAF, Opti-CAM and Grad-CAM time includes the forward pass. Peak memory: the peak "
+        "resident memory of "
         "the measuring process. Each batched measurement has a fresh process; the one-image "
         "ones share one, where the peak only grows: one that did not raise it shows ≤ (it "
         "needed at most that)."
         % (settings["iterations"], settings["naive_iterations"], EXTRAPOLATED_ITERATIONS,
-           settings["batch_size"], settings["repeats"]),
+           settings["opticam_iterations"], OPTICAM_ITERATIONS, settings["batch_size"],
+           min(settings["batch_size"], OPTICAM_BATCH), settings["repeats"]),
         "",
         "| network | measurement | layer | batch | iterations | s/image (measured) "
         "| images/s (measured) | %s | peak memory (MB) |" % extrapolated,
@@ -280,42 +353,50 @@ def markdown(report):
     ]
     for network in report["networks"].values():
         for measurement in network["measurements"].values():
-            at_1000 = measurement.get("seconds_per_image_at_%d" % EXTRAPOLATED_ITERATIONS)
+            target = measurement.get("extrapolate_to")
+            at_target = "—" if not target else format_spread(
+                measurement["seconds_per_image_at_%d" % target]) + (
+                "" if target == EXTRAPOLATED_ITERATIONS else " (at %d)" % target)
             lines.append("| %s | %s | %s | %d | %s | %s | %s | %s | %s |" % (
                 network["network"], measurement["label"], measurement["layer"] or "—",
                 measurement["batch"], measurement["iterations"] or "—",
                 format_spread(measurement["seconds_per_image"]),
                 format_number(measurement["images_per_second"]["median"]),
-                format_spread(at_1000) if at_1000 else "—",
+                at_target,
                 ("%.0f" if measurement["new_peak"] else "≤ %.0f") % measurement["peak_rss_mb"]))
-    lines += [
-        "",
-        "Ratios (medians), measured / at %d iterations:" % EXTRAPOLATED_ITERATIONS,
-        "",
-        "| network | fast (batch %d) / forward (batch %d), images/s | fast batch %d / batch 1 "
-        "speed-up | cached / naive speed-up, last layer | cached / naive speed-up, "
-        "intermediate layer |" % ((settings["batch_size"],) * 3),
-        "|---|---|---|---|---|",
-    ]
-    for network in report["networks"].values():
+    with_ratios = [network for network in report["networks"].values() if network["ratios"]]
+    if with_ratios:  # (none when --only left their measurements out)
+        lines += [
+            "",
+            "Ratios (medians), measured / at %d iterations:" % EXTRAPOLATED_ITERATIONS,
+            "",
+            "| network | fast (batch %d) / forward (batch %d), images/s | fast batch %d / "
+            "batch 1 speed-up | cached / naive speed-up, last layer | cached / naive "
+            "speed-up, intermediate layer |" % ((settings["batch_size"],) * 3),
+            "|---|---|---|---|---|",
+        ]
+    for network in with_ratios:
         cells = ["%s / %s" % (format_number(ratio["measured"]), format_number(ratio["at_1000"]))
                  for ratio in network["ratios"].values()]
         lines.append("| %s | %s |" % (network["network"], " | ".join(cells)))
     lines += [
         "",
-        "The one-pass methods (medians, s/image): Grad-CAM++ and LayerCAM against Grad-CAM "
-        "(batch %d), Score-CAM against (channels + 1) forward passes at batch %d:"
-        % ((settings["batch_size"],) * 2),
+        "The other methods (medians, s/image): Grad-CAM++ and LayerCAM against Grad-CAM "
+        "(batch %d), Score-CAM against (channels + 1) forward passes at batch %d, an "
+        "Opti-CAM iteration against a forward and backward pass of the whole network at "
+        "batch %d:" % ((settings["batch_size"],) * 2 + (min(settings["batch_size"],
+                                                              OPTICAM_BATCH),)),
         "",
         "| network | channels | Grad-CAM++ / Grad-CAM | LayerCAM / Grad-CAM | Score-CAM / "
-        "(channels + 1) forward passes |",
-        "|---|---|---|---|---|",
+        "(channels + 1) forward passes | Opti-CAM iteration / forward and backward pass |",
+        "|---|---|---|---|---|---|",
     ]
     for network in report["networks"].values():
+        found = network["method_ratios"]
         lines.append("| %s | %d | %s |" % (
-            network["network"], network["measurements"]["scorecam_single"]["channels"],
-            " | ".join(format_number(ratio["measured"])
-                       for ratio in network["method_ratios"].values())))
+            network["network"], next(iter(network["measurements"].values()))["channels"],
+            " | ".join(format_number(found[name]["measured"]) if name in found else "—"
+                       for name in METHOD_RATIOS)))
     baselines = [measurement["baseline_rss_mb"] for network in report["networks"].values()
                  for measurement in network["measurements"].values()]
     lines += ["", "The cached / naive speed-ups compare the time per iteration (measured) and "
@@ -332,11 +413,11 @@ def markdown(report):
 def run(options, argv):
     # Other processes on the machine slow the measurements down: the report shows the load.
     stopwatch = Stopwatch()
-    settings = {key: getattr(options, key) for key in FULL_DEFAULTS}
-    print("benchmark of %s: %d iterations (naive: %d), batch %d, %d repeat(s) after a warm-up; "
-          "each network in fresh processes" % (", ".join(options.networks),
-                                              options.iterations, options.naive_iterations,
-                                              options.batch_size, options.repeats), flush=True)
+    settings = dict({key: getattr(options, key) for key in FULL_DEFAULTS}, only=options.only)
+    print("benchmark of %s: %d iterations (naive: %d, Opti-CAM: %d), batch %d, %d repeat(s) "
+          "after a warm-up; each network in fresh processes"
+          % (", ".join(options.networks), options.iterations, options.naive_iterations,
+             options.opticam_iterations, options.batch_size, options.repeats), flush=True)
     networks = {}
     for network in options.networks:
         network_stopwatch = Stopwatch()
@@ -389,8 +470,9 @@ def main(argv=None):
         print("interrupted: nothing written", file=sys.stderr)
         return 130
     text = markdown(report)
-    paths = write_report(options.output, "benchmark_quick" if options.quick else "benchmark",
-                         report, text)
+    stem = "benchmark_quick" if options.quick else \
+        "benchmark_partial" if options.only else "benchmark"
+    paths = write_report(options.output, stem, report, text)
     print()
     print(text)
     print("wrote %s and %s" % paths)

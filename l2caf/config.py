@@ -8,13 +8,14 @@ import collections
 import io
 import os
 import sys
+import textwrap
 
 import yaml
 
 from l2caf import networks
 from l2caf.errors import ConfigError
 from l2caf.images import size_pair
-from l2caf.settings import Settings, check_number
+from l2caf.settings import OPTIMIZED_METHODS, Settings, check_number, preset_values
 
 
 def _parse_bool(text):
@@ -91,7 +92,9 @@ OPTIONS = collections.OrderedDict([
     ("labels", _option("str", "", "class-name list, one per line (empty: ImageNet's names for "
                                   "1000 classes, else class_0, class_1, ...)")),
     ("images", _option("str", "input_imgs", "an image, a folder of images, or a text file "
-                                            "listing image paths (one per line)")),
+                                            "(.txt, .lst, .list) listing image paths, one per "
+                                            "line; a relative path in a list resolves against "
+                                            "the list file's folder, not the current one")),
     ("annotations", _option("str", "", "folder of bounding-box XMLs named after the images "
                                        "(ILSVRC layout): the ground truth (empty: none, except "
                                        "ImageNet's validation labels for ILSVRC2012_val_* "
@@ -107,7 +110,12 @@ OPTIONS = collections.OrderedDict([
     ("explain", _option("str", "logits", "outputs cls_oblivious keeps: the logits, or the "
                                          "pooled features (retrieval networks)",
                         ("logits", "embedding"))),
-    ("method", _option("str", "l2caf", "explanation method: l2caf, or a one-pass baseline: "
+    ("method", _option("str", "l2caf", "explanation method: l2caf; opticam (Opti-CAM: "
+                                       "channel weights optimised with Adam so that the map "
+                                       "they make, as a mask on the image, raises the class's "
+                                       "logit; one forward and backward pass of the network "
+                                       "per iteration; its own learning_rate 0.1 and "
+                                       "max_iters 100 unless given); or a one-pass baseline: "
                                        "cam (class activation mapping; networks with a linear "
                                        "head, last conv layer), gradcam (Grad-CAM), gradcampp "
                                        "(Grad-CAM++, the paper's equation), layercam "
@@ -115,15 +123,38 @@ OPTIONS = collections.OrderedDict([
                                        "channel of the layer), all at any layer, or random (a "
                                        "seeded uniform map per image and class: the floor of "
                                        "every metric)",
-                       ("l2caf", "cam", "gradcam", "gradcampp", "layercam", "scorecam",
-                        "random"))),
-    ("learning_rate", _option("float", 0.5, "Adam's initial learning rate")),
-    ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear)")),
-    ("max_iters", _option("int", 1000, "Adam iterations at most per filter")),
+                       ("l2caf", "opticam", "cam", "gradcam", "gradcampp", "layercam",
+                        "scorecam", "random"))),
+    ("preset", _option("str", "original", "L2-CAF's optimisation as one of the authors' two "
+                                          "implementations: original (their TensorFlow 1 code, "
+                                          "the paper's: optimizer adam, initial_filter normal, "
+                                          "learning_rate 0.5 decaying to end_learning_rate 0, "
+                                          "the visualiser's tolerance) or pytorch (their "
+                                          "PyTorch port: optimizer sgd, initial_filter ones, "
+                                          "learning_rate 0.5 decaying to 1e-5, tolerance "
+                                          "1e-6); both max_iters 1000, check_every 50. A key "
+                                          "given in the config file or on the command line "
+                                          "wins over the preset",
+                       ("original", "pytorch"))),
+    ("optimizer", _option("str", "adam", "how the filter moves: adam (Adam, as TensorFlow 1's "
+                                         "AdamOptimizer) or sgd (plain gradient descent, as "
+                                         "torch.optim.SGD); default: the preset's",
+                          ("adam", "sgd"))),
+    ("initial_filter", _option("str", "normal", "the filter's start before each class: normal "
+                                                "(drawn from N(0, 1), seeded by seed, the "
+                                                "image name and the class) or ones; default: "
+                                                "the preset's", ("normal", "ones"))),
+    ("learning_rate", _option("float", 0.5, "initial learning rate (opticam: 0.1, constant, "
+                                            "unless given)")),
+    ("end_learning_rate", _option("float", 0.0, "learning rate reached at max_iters (linear; "
+                                                "l2caf)")),
+    ("max_iters", _option("int", 1000, "iterations at most per filter (opticam: 100 unless "
+                                       "given)")),
     ("tolerance", _option("float", 1e-6, "a filter stops when its loss moved less than this "
                                          "since the previous check")),
     ("check_every", _option("int", 50, "iterations between convergence checks (and GIF "
-                                       "frames)")),
+                                       "frames); opticam checks every max_iters / 10, as its "
+                                       "authors' code")),
     ("seed", _option("int", 0, "seed of the filter initialisation, or of method random's "
                                "maps (with the image name and "
                                "class)")),
@@ -292,8 +323,21 @@ def read_sections(path, option_table=OPTIONS):
             made_with if isinstance(made_with, dict) else {})
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written; an option's help wrapped at spaces only, so that a name
+    such as Grad-CAM++ is never split across two lines."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """A usage error is one line on stderr (and exit status 2), not the usage text."""
+    """A usage error is one line on stderr (and exit status 2), not the usage text. --help
+    wraps with `HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, "error: %s (see --help)\n" % message)
@@ -302,8 +346,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def parser(description, option_table):
     """The command line of a visualiser: --config, --list_layers, --overwrite, --merge and
     one --key option per config key."""
-    result = ArgumentParser(description=description,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    result = ArgumentParser(description=description)
     result.add_argument("--config", help="YAML configuration file (keys as below; a run's "
                                          "own config.yaml repeats that run)")
     result.add_argument("--list_layers", action="store_true",
@@ -341,6 +384,7 @@ def from_arguments(args, option_table):
     """Effective config: defaults, then the --config file, then the command line
     (COMMAND_LINE_KEYS from the command line only)."""
     values = defaults(option_table)
+    given_keys = set()
     if args.config:
         from_file = read_yaml(args.config, option_table)
         for key in COMMAND_LINE_KEYS:
@@ -350,10 +394,16 @@ def from_arguments(args, option_table):
                                   "configuration runs code (a file, such as a run folder's "
                                   "config.yaml, cannot give that trust)" % (args.config, key, key))
         values.update(from_file)
+        given_keys.update(from_file)
     for key in option_table:
         given = getattr(args, key)
         if given is not None:
             values[key] = _convert(option_table, key, given, "command line", "--" + key)
+            given_keys.add(key)
+    # The method's and L2-CAF's preset's values, where neither the file nor the command line
+    # gave the key: what they set is then in the run's config.yaml.
+    values.update({key: value for key, value in preset_values(values.method, values.preset)
+                   .items() if key not in given_keys})
     check(values)
     return values
 
@@ -378,7 +428,10 @@ def check(config):
         if config.caf_variant != "cls_specific":
             raise ConfigError("method %s explains classes: it needs caf_variant cls_specific"
                               % config.method)
-        if config.save_gif:
+        if config.preset != "original":
+            raise ConfigError("preset %s is one of L2-CAF's implementations, and method %s is "
+                              "not L2-CAF; leave preset original" % (config.preset, config.method))
+        if config.save_gif and config.method not in OPTIMIZED_METHODS:
             raise ConfigError("save_gif shows an optimisation, and method %s has none; set "
                               "save_gif false" % config.method)
 

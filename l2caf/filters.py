@@ -41,11 +41,15 @@ def random_generator(seed, image_key, class_id):
     return np.random.default_rng([seed, zlib.crc32(image_key.encode("utf-8")), class_code])
 
 
-def initial_filter(filter_type, height, width, seed, image_key, class_id):
-    """A filter row from N(0, 1), fixed by (seed, image key, class) whatever the batch around
-    it (gauss: the mean, as in the original)."""
+def initial_filter(filter_type, height, width, seed, image_key, class_id, kind="normal"):
+    """A filter row: kind normal (the original's): from N(0, 1), fixed by (seed, image key,
+    class) whatever the batch around it (gauss: the mean, as in the original); kind ones
+    (the PyTorch port's): every entry 1 (gauss: the mean at (1, 1))."""
+    shape = filter_shape(filter_type, 1, height, width)[1:]
+    if kind == "ones":
+        return np.ones(shape, np.float32)
     rng = random_generator(seed, image_key, class_id)
-    return rng.standard_normal(filter_shape(filter_type, 1, height, width)[1:]).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def gaussian_kernel(mu, size):

@@ -1,12 +1,17 @@
-"""The L2-CAF loss of every filter row, behind one interface: a head.
+"""The loss of every optimised row, behind one interface: a head. A head is what a method
+adds to the shared optimisation loop (l2caf.optimize): each row's variable, the loss the
+loop lowers and the heatmap it ends with.
 
-A row explaining class c (cls_specific) has the loss sum_k w_k FT_k with w_k = +1 for k != c
-and w_c = -1 (raise c, lower the rest); cls_oblivious has mean_k (NT_k - FT_k)^2, NT the
-unfiltered outputs. FT are the outputs with the filter on. A head is two functions of
-tensors: `terms(inputs, targets)`, made once per batch from each row's inputs (its image
-and/or the activation at the filter's layer, as named by `sources`) and targets (w, or NT);
-and `row_losses(terms, raw filter)`, every iteration. l2caf.optimize runs them in a session
-graph (slim networks) or in tf.functions (Keras models).
+L2-CAF: a row explaining class c (cls_specific) has the loss sum_k w_k FT_k with w_k = +1
+for k != c and w_c = -1 (raise c, lower the rest); cls_oblivious has mean_k (NT_k - FT_k)^2,
+NT the unfiltered outputs. FT are the outputs with the filter on; the variable is the
+filter, its heatmap n(|f|) (l2caf.filters). Opti-CAM: see OptiCAMHead.
+
+A head is four functions of tensors: `variable_shape(rows)`; `terms(inputs, targets)`, made
+once per batch from each row's inputs (its image and/or the activation at the layer, as
+named by `sources`) and targets (w, or NT); `row_losses(terms, value)`, every iteration; and
+`heatmaps(terms, value)`. l2caf.optimize runs them in a session graph (slim networks) or in
+tf.functions (Keras models).
 
 NetworkHead runs the network's own layers after the filter; LinearHead and ReluHead compute
 the same loss from terms made once per batch, where the model's head after the filter's
@@ -40,30 +45,57 @@ def caf_loss(caf_variant, outputs, targets):
 
 class Head(object):
     """The interface: `sources` (the row inputs `terms` takes, from 'images' and
-    'activation'), `terms` and `row_losses`."""
+    'activation'), `variable_shape`, `terms`, `row_losses` and `heatmaps`. optimizes_filter:
+    the variable is the model's filter (a slim model keeps it in its filter variable)."""
     sources = ("activation",)
+    optimizes_filter = False
+
+    def __init__(self, model):
+        self.model = model
+
+    def variable_shape(self, rows):
+        """The shape of the variable of `rows` rows."""
+        raise NotImplementedError
+
+    def terms(self, inputs, targets):
+        """The batch's terms (a list of tensors) from {source: [rows, ...]} and targets."""
+        raise NotImplementedError
+
+    def row_losses(self, terms, value):
+        """[rows] float32 losses of the variable's rows `value`."""
+        raise NotImplementedError
+
+    def heatmaps(self, terms, value):
+        """[rows, H, W] heatmaps of the variable's rows `value`."""
+        raise NotImplementedError
+
+
+class CAFHead(Head):
+    """L2-CAF's heads: the variable is the filter's raw rows f, the heatmap n(|f|) (l2norm)
+    or n(f)."""
+    optimizes_filter = True
 
     def __init__(self, model, caf_variant):
         if caf_variant not in CAF_VARIANTS:
             raise ConfigError("caf_variant must be one of %s, got %r"
                               % (", ".join(CAF_VARIANTS), caf_variant))
-        self.model, self.caf_variant = model, caf_variant
+        super(CAFHead, self).__init__(model)
+        self.caf_variant = caf_variant
+
+    def variable_shape(self, rows):
+        model = self.model
+        return filters.filter_shape(model.filter_type, rows, *model.filter_size)
 
     def normalized(self, raw, dtype=tf.float32):
         """n(f) of the raw filter rows, as multiplied into the map."""
         model = self.model
         return tf.cast(filters.normalize(raw, model.filter_type, model.filter_size[0]), dtype)
 
-    def terms(self, inputs, targets):
-        """The batch's terms (a list of tensors) from {source: [rows, ...]} and targets."""
-        raise NotImplementedError
-
-    def row_losses(self, terms, raw):
-        """[rows] float32 losses of the raw filter rows `raw`."""
-        raise NotImplementedError
+    def heatmaps(self, terms, value):
+        return filters.heatmap(value, self.model.filter_type, self.model.filter_size[0])
 
 
-class NetworkHead(Head):
+class NetworkHead(CAFHead):
     """The network's own layers after the filter, every iteration: from the activation at
     the layer (cache_activation) or from the image, the whole network (the original's way).
     The model says which inputs it needs (`network_head_sources`)."""
@@ -81,7 +113,7 @@ class NetworkHead(Head):
         return caf_loss(self.caf_variant, outputs, terms[-1])
 
 
-class LinearHead(Head):
+class LinearHead(CAFHead):
     """The loss as a quadratic form in the filter, for heads that are linear in it.
 
     Where the layer's map goes straight into a spatial mean and a linear layer (InceptionV1
@@ -135,7 +167,7 @@ class LinearHead(Head):
         return tf.cast(losses, tf.float32)
 
 
-class ReluHead(Head):
+class ReluHead(CAFHead):
     """The class-specific loss for heads of batch norm, ReLU, mean and a linear layer.
 
     DenseNet's head after its last conv block: with s, t the inference batch norm as
@@ -196,6 +228,58 @@ class ReluHead(Head):
         values = (tf.gather(slopes, segment, batch_dims=2) * normalized
                   + tf.gather(intercepts, segment, batch_dims=2))
         return tf.cast(bias + tf.reduce_sum(values, axis=[1, 2]) / locations, tf.float32)
+
+
+class OptiCAMHead(Head):
+    """Opti-CAM's objective (Zhang et al., CVIU 2024; the authors' code, github
+    hanwei0912/OptiCAM, util.py's Basic_OptCAM with its scripts' plain loss and max-min
+    normalisation). A row's variable u holds one weight per channel of the activation A at
+    the model's layer; its saliency map is
+
+        S = sum_k softmax(u)_k ReLU(A_k)                      (at the layer's resolution)
+        M = (up(S) - min up(S)) / (max up(S) - min up(S))     (at the network's input)
+
+    with up the bilinear upsampling of half-pixel centres (torch's interpolate with
+    align_corners=False, tf.image.resize). The loss is the plain one: the class's logit on
+    the image minus its logit on the image multiplied by M (RGB 0..255, before the model's
+    preprocessing: the authors' code multiplies its 0..1 images before its normalisation
+    layer), so that lowering it raises the class's logit on the masked image. Each iteration
+    runs the whole network on the masked images, forwards and backwards down to the input.
+    The heatmap is S min-max normalised at the layer's resolution (upsampled, an increasing
+    affine function of M). A flat map (max = min, where the reference divides by 0) masks
+    the whole image out.
+    """
+    sources = ("images", "activation")
+
+    def variable_shape(self, rows):
+        return [rows, self.model.source_shape("activation")[-1]]
+
+    def terms(self, inputs, targets):
+        images = inputs["images"]
+        logits = self.model.logits_of(images)
+        return [images, tf.nn.relu(inputs["activation"]), targets,
+                tf.reduce_sum(targets * logits, axis=1)]
+
+    @staticmethod
+    def _min_max(maps):
+        low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+        spread = tf.reduce_max(maps, axis=[1, 2], keepdims=True) - low
+        return (maps - low) / tf.where(spread > 0, spread, tf.ones_like(spread))
+
+    @staticmethod
+    def _saliency(features, value):
+        return tf.einsum("nhwc,nc->nhw", features, tf.nn.softmax(value, axis=1))
+
+    def row_losses(self, terms, value):
+        images, features, weights, original = terms
+        size = self.model.input_shape[:2]
+        mask = self._min_max(tf.image.resize(self._saliency(features, value)[..., None], size,
+                                             method="bilinear")[..., 0])
+        logits = self.model.logits_of(images * mask[..., None])
+        return original - tf.reduce_sum(weights * logits, axis=1)
+
+    def heatmaps(self, terms, value):
+        return self._min_max(self._saliency(terms[1], value))
 
 
 def head_for(model, caf_variant, cache_activation=True, precompute_head=True):

@@ -1,12 +1,24 @@
 """Explanation methods over a model (any l2caf.models.base.ExplainableModel: a slim Model or a
-KerasModel): L2-CAF, and the one-pass maps papers compare it with: CAM, Grad-CAM, Grad-CAM++,
-LayerCAM, Score-CAM, and the random floor.
+KerasModel): L2-CAF, Opti-CAM, and the one-pass maps papers compare them with: CAM,
+Grad-CAM, Grad-CAM++, LayerCAM, Score-CAM, and the random floor.
 
-    explainer = GradCAMPlusPlus(model)  # or L2CAF, CAM, GradCAM, LayerCAM, ScoreCAM, RandomMap
+    explainer = GradCAMPlusPlus(model)  # or L2CAF, OptiCAM, CAM, GradCAM, LayerCAM, ...
     explanations = explainer(images, classes=None, keys=None, preprocessed=False)
 
 What images, classes and keys may be is l2caf.inputs' (the same for every method). The
 result is one Explanation per image and class, image by image, class by class.
+
+The optimised methods share `OptimizedMap`: each is a head (l2caf.heads: its variable, loss
+and heatmap), a loop (l2caf.optimize.Loop: its update, schedule and stopping rule), and each
+row's start and targets; one loop (l2caf.optimize.FilterOptimizer) optimises model.rows
+(image, class) rows at once, each stopping on its own:
+
+    L2-CAF      a spatial filter f after the layer, constrained (l2norm, softmax, gauss);
+                the class raised and the others lowered (or the output kept); preset
+                original (Adam from N(0, 1)) or pytorch (SGD from ones) (Taha et al. 2020)
+    Opti-CAM    a weight per channel, through a softmax; the map their sum of the layer's
+                activation, upsampled and min-max normalised, multiplies the image; the
+                class's logit on it maximised with Adam (Zhang et al. 2024)
 
 The one-pass methods share `ActivationMap`: the activation A [H, W, C] at the model's layer
 (the map L2-CAF's filter multiplies) comes from the forward pass that also gives the
@@ -38,21 +50,23 @@ from tqdm import tqdm
 from l2caf import filters, heads, inputs, preprocessing
 from l2caf.errors import ConfigError
 from l2caf.heatmaps import upsample
-from l2caf.optimize import FilterOptimizer
-from l2caf.settings import Settings
+from l2caf.optimize import FilterOptimizer, Loop
+from l2caf.settings import OPTICAM_DEFAULTS, Settings, check_number, check_whole_number
 
 if TYPE_CHECKING:
     from l2caf.models.base import ExplainableModel, Prediction
 
 Explanation = collections.namedtuple(
     "Explanation", ["image_index", "class_id", "heatmap", "loss", "iterations", "seconds",
-                    "loss_history"], defaults=(None,))
+                    "loss_history", "class_name", "probability"], defaults=(None, None, None))
 Explanation.__doc__ = """One heatmap: for images[image_index] and class_id (None for
-cls_oblivious), at the layer's resolution, with the final loss and the number of Adam
-updates (None and 0 for the one-pass methods), the wall time (shared evenly by the pairs
-explained together), and for L2-CAF loss_history: [updates, loss] at every convergence check
-(the loss after that many updates), ending with the final loss (None for the one-pass
-methods)."""
+cls_oblivious), at the layer's resolution, with the final loss and the number of updates
+(None and 0 for the one-pass methods), the wall time (shared evenly by the pairs explained
+together), and for the optimised methods (L2-CAF, Opti-CAM) loss_history: [updates, loss]
+at every convergence check (the loss after that many updates), ending with the final loss
+(None for the one-pass methods); what a plot's title needs: class_name, the class's name
+from the model's labels (None when the model has none), and probability, the class's
+softmax probability on the image (both None for cls_oblivious)."""
 
 # on_check(updates, heatmaps, running): see FilterOptimizer.run.
 _OnCheck = Optional[Callable[[int, np.ndarray, np.ndarray], object]]
@@ -84,7 +98,8 @@ class Explainer(object):
         None (each image's top-1 class), an int for all images, or per image an int or a
         list of ints. keys: a name per image, which seeds L2-CAF's filters and the random
         maps (default: the image's index). prediction: `predict(images)`, if made already.
-        on_check(updates, heatmaps, running): see FilterOptimizer.run (L2CAF only).
+        on_check(updates, heatmaps, running): see FilterOptimizer.run (the optimised
+        methods only).
         """
         batches = inputs.ImageBatches(images, self.model, preprocessed)
         targets = inputs.Targets(classes, keys, self.model, type(self).__name__,
@@ -104,12 +119,23 @@ class Explainer(object):
                      for class_id in targets.classes_of(start + row,
                                                         predicted.probabilities[row])]
             keys_of_batch = [targets.key_of(start + row) for row in range(len(batch))]
-            explanations += [explanation._replace(image_index=explanation.image_index + start)
+            explanations += [self._described(explanation, predicted, start)
                              for explanation in self.explain(batch, predicted, pairs,
                                                              keys_of_batch, on_check)]
             start += len(batch)
         targets.check_count(start)
         return explanations
+
+    def _described(self, explanation: Explanation, prediction: "Prediction",
+                   start: int) -> Explanation:
+        """An explanation of a batch starting at image `start`, with its image's index over
+        all the images, its class's name and probability."""
+        class_id, labels = explanation.class_id, self.model.labels
+        probability = None if class_id is None else float(
+            prediction.probabilities[explanation.image_index][self.model.class_output(class_id)])
+        return explanation._replace(
+            image_index=explanation.image_index + start, probability=probability,
+            class_name=labels[class_id] if labels is not None and class_id is not None else None)
 
     def explain(self, images: np.ndarray, prediction: "Prediction",
                 pairs: Sequence[Tuple[int, Optional[int]]], keys: Sequence[str],
@@ -119,29 +145,26 @@ class Explainer(object):
         raise NotImplementedError
 
 
-class L2CAF(Explainer):
-    """Class-specific or class-oblivious L2-CAF at `model`'s layer.
+class OptimizedMap(Explainer):
+    """The base of the optimised methods (see the module docstring): a method sets `head`
+    (an l2caf.heads.Head) and `optimizer` (a FilterOptimizer of it), and gives `loop()`,
+    `initial_row(key, class_id)` and `targets(outputs, output_indices)`; pairs are explained
+    model.rows at a time."""
+    head: heads.Head
+    optimizer: FilterOptimizer
 
-    settings: l2caf.settings.Settings or a dict of some of its keys (the paper's defaults
-    otherwise). cache_activation: iterations start from the activation at the layer, made
-    once per image; False runs the whole network every iteration, as the original did (same
-    results, slower). precompute_head: where the network's head allows it, the loss comes
-    from terms made once per batch (l2caf.heads; same results, much faster). Pairs are
-    explained model.rows at a time, each row stopping when its own loss has settled.
-    """
+    def loop(self) -> Loop:
+        """How the rows are optimised (l2caf.optimize.Loop)."""
+        raise NotImplementedError
 
-    def __init__(self, model: "ExplainableModel", caf_variant: str = "cls_specific",
-                 settings: Optional[Union[Settings, Mapping[str, Any]]] = None,
-                 cache_activation: bool = True, precompute_head: bool = True):
-        super(L2CAF, self).__init__(model)
-        self.caf_variant = caf_variant
-        self.settings = Settings.of(settings)
-        self.explains_classes = caf_variant == "cls_specific"
-        if model.explain == "embedding" and self.explains_classes:
-            raise ConfigError("explain: embedding works with caf_variant cls_oblivious only "
-                              "(an embedding has no classes)")
-        self.head = heads.head_for(model, caf_variant, cache_activation, precompute_head)
-        self.optimizer = FilterOptimizer(model, self.head)
+    def initial_row(self, key: str, class_id: Optional[int]) -> np.ndarray:
+        """The variable's start for the row explaining (image key, class)."""
+        raise NotImplementedError
+
+    def targets(self, outputs: np.ndarray, output_indices: Optional[List[int]]) -> np.ndarray:
+        """The rows' targets from their images' unfiltered outputs and their classes' output
+        indices (None: no classes)."""
+        raise NotImplementedError
 
     def explain(self, images: np.ndarray, prediction: "Prediction",
                 pairs: Sequence[Tuple[int, Optional[int]]], keys: Sequence[str],
@@ -158,20 +181,105 @@ class L2CAF(Explainer):
         rows = [index for index, _ in pairs]
         output_indices = [model.class_output(c) for _, c in pairs] \
             if self.explains_classes else None
-        targets = heads.loss_targets(self.caf_variant, prediction.outputs[rows], output_indices)
-        height, width = model.filter_size
-        initial = np.ones(filters.filter_shape(model.filter_type, model.rows, height, width),
-                          np.float32)
-        # Unused rows keep ones: any finite non-zero value keeps n(f) finite.
+        targets = self.targets(prediction.outputs[rows], output_indices)
+        # Unused rows keep ones: any finite non-zero value keeps the maps finite.
+        initial = np.ones(self.head.variable_shape(model.rows), np.float32)
         for row, (index, class_id) in enumerate(pairs):
-            initial[row] = filters.initial_filter(model.filter_type, height, width,
-                                                  self.settings.seed, keys[index], class_id)
+            initial[row] = self.initial_row(keys[index], class_id)
         result = self.optimizer.run(images, prediction.activation, rows, targets, initial,
-                                    self.settings, on_check)
+                                    self.loop(), on_check)
         seconds = (time.time() - started) / len(pairs)
         return [Explanation(index, class_id, result.heatmaps[row], float(result.losses[row]),
                             int(result.iterations[row]), seconds, result.histories[row])
                 for row, (index, class_id) in enumerate(pairs)]
+
+
+class L2CAF(OptimizedMap):
+    """Class-specific or class-oblivious L2-CAF at `model`'s layer.
+
+    settings: l2caf.settings.Settings or a dict of some of its keys; preset: original (the
+    paper's TensorFlow 1 code, the default) or pytorch (the authors' PyTorch port), whose
+    values the settings not given take (see l2caf.settings). cache_activation: iterations
+    start from the activation at the layer, made once per image; False runs the whole
+    network every iteration, as the original did (same results, slower). precompute_head:
+    where the network's head allows it, the loss comes from terms made once per batch
+    (l2caf.heads; same results, much faster). Pairs are explained model.rows at a time, each
+    row stopping when its own loss has settled.
+    """
+
+    def __init__(self, model: "ExplainableModel", caf_variant: str = "cls_specific",
+                 settings: Optional[Union[Settings, Mapping[str, Any]]] = None,
+                 cache_activation: bool = True, precompute_head: bool = True,
+                 preset: Optional[str] = None):
+        super(L2CAF, self).__init__(model)
+        self.caf_variant = caf_variant
+        self.settings = Settings.of(settings, preset)
+        self.explains_classes = caf_variant == "cls_specific"
+        if model.explain == "embedding" and self.explains_classes:
+            raise ConfigError("explain: embedding works with caf_variant cls_oblivious only "
+                              "(an embedding has no classes)")
+        self.head = heads.head_for(model, caf_variant, cache_activation, precompute_head)
+        self.optimizer = FilterOptimizer(model, self.head, self.loop())
+
+    def loop(self) -> Loop:
+        """The settings' loop: Adam (original) or SGD (pytorch), stopping once settled."""
+        return Loop.of(self.settings)
+
+    def initial_row(self, key: str, class_id: Optional[int]) -> np.ndarray:
+        """N(0, 1) seeded by (seed, key, class), or ones."""
+        height, width = self.model.filter_size
+        return filters.initial_filter(self.model.filter_type, height, width,
+                                      self.settings.seed, key, class_id,
+                                      self.settings.initial_filter)
+
+    def targets(self, outputs: np.ndarray, output_indices: Optional[List[int]]) -> np.ndarray:
+        """Class weights (cls_specific) or the unfiltered outputs (cls_oblivious)."""
+        return heads.loss_targets(self.caf_variant, outputs, output_indices)
+
+
+class OptiCAM(OptimizedMap):
+    """Opti-CAM (Zhang, Torres, Sicre, Avrithis, Ayache, "Opti-CAM: Optimizing saliency maps
+    for interpretability", CVIU 2024) at `model`'s layer, any layer, as the paper and the
+    authors' code (github hanwei0912/OptiCAM) define it: per (image, class) row, weights u
+    of the layer's channels, 0.5 each at the start; the saliency map S = sum_k softmax(u)_k
+    ReLU(A_k), upsampled bilinearly to the input and min-max normalised, multiplies the
+    image; Adam (torch.optim.Adam's formula, constant learning_rate) raises the class's logit
+    on the masked image for max_iters iterations, checking every max_iters // 10 whether the
+    loss (logit on the image minus logit on the masked one) rose since the previous check:
+    the row then stops with the map of that check (l2caf.heads.OptiCAMHead). The defaults
+    are the paper's (l2caf.settings.OPTICAM_DEFAULTS). The heatmap is S, min-max normalised
+    at the layer's resolution. Each iteration runs the network forwards and backwards on the
+    masked images: max_iters such passes per heatmap, model.rows rows batched.
+    """
+
+    def __init__(self, model: "ExplainableModel",
+                 learning_rate: float = OPTICAM_DEFAULTS["learning_rate"],
+                 max_iters: int = OPTICAM_DEFAULTS["max_iters"]):
+        super(OptiCAM, self).__init__(model)
+        if model.explain != "logits":
+            raise ConfigError("OptiCAM raises a class's logit: it needs a model that "
+                              "explains logits, not %s" % model.explain)
+        self.learning_rate = check_number("OptiCAM's learning_rate", learning_rate,
+                                          "positive", lambda x: x > 0)
+        self.max_iters = check_whole_number("OptiCAM's max_iters", max_iters, "at least 1", 1)
+        self.head = heads.OptiCAMHead(model)
+        self.optimizer = FilterOptimizer(model, self.head, self.loop())
+
+    def loop(self) -> Loop:
+        """Adam at a constant learning rate; a check every max_iters // 10 (at least 1) that
+        stops a row whose loss rose."""
+        return Loop("adam_pytorch", self.learning_rate, self.learning_rate, self.max_iters,
+                    max(self.max_iters // 10, 1), "rose")
+
+    def initial_row(self, key: str, class_id: Optional[int]) -> np.ndarray:
+        """0.5 per channel (the authors' code)."""
+        return np.full(self.head.variable_shape(1)[1:], 0.5, np.float32)
+
+    def targets(self, outputs: np.ndarray, output_indices: Optional[List[int]]) -> np.ndarray:
+        """One-hot rows at the classes' outputs."""
+        one_hot = np.zeros(np.shape(outputs), np.float32)
+        one_hot[np.arange(len(one_hot)), output_indices] = 1.0
+        return one_hot
 
 
 PairRows = collections.namedtuple(
@@ -363,5 +471,6 @@ class RandomMap(ActivationMap):
             size=self.model.filter_size) for key, class_id in zip(rows.keys, rows.class_ids)])
 
 
-METHODS = {"l2caf": L2CAF, "cam": CAM, "gradcam": GradCAM, "gradcampp": GradCAMPlusPlus,
-           "layercam": LayerCAM, "scorecam": ScoreCAM, "random": RandomMap}
+METHODS = {"l2caf": L2CAF, "opticam": OptiCAM, "cam": CAM, "gradcam": GradCAM,
+           "gradcampp": GradCAMPlusPlus, "layercam": LayerCAM, "scorecam": ScoreCAM,
+           "random": RandomMap}

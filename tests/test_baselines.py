@@ -161,7 +161,7 @@ def test_fast_visualiser_method_gradcam_writes_the_same_results(dataset, tmp_pat
     (["--method", "gradcam", "--caf_variant", "cls_oblivious"],
      "method gradcam explains classes: it needs caf_variant cls_specific"),
     (["--method", "gradcam", "--save_gif", "true"], "set save_gif false"),
-    (["--method", "gradient"], "--method must be one of l2caf, cam, gradcam"),
+    (["--method", "gradient"], "--method must be one of l2caf, opticam, cam, gradcam"),
 ])
 def test_bad_method_settings_are_clear_errors(dataset, tmp_path, capsys, extra, message):
     assert main(dataset + ["--output_dir", str(tmp_path)] + extra) == 2

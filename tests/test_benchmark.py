@@ -13,7 +13,7 @@ from l2caf import networks
 MEASUREMENTS = ["forward_single", "slow_naive_last", "slow_cached_last",
                 "slow_naive_intermediate", "slow_cached_intermediate", "forward_batched",
                 "gradcam_batched", "gradcampp_batched", "layercam_batched", "scorecam_single",
-                "fast_batched"]
+                "fast_batched", "forward_backward_batched", "opticam_batched"]
 OPTIMIZING = {"slow_naive_last", "slow_cached_last", "slow_naive_intermediate",
               "slow_cached_intermediate", "fast_batched"}
 SPREADS = ["seconds_per_image", "images_per_second"]
@@ -55,12 +55,17 @@ def test_quick_run_measures_every_mode_with_positive_numbers(quick_report):
             assert measurement["iterations"] == expected, key
             for field in ITERATION_SPREADS:
                 _check_spread(measurement[field])
+        elif key == "opticam_batched":  # its own iterations, extrapolated to its 100
+            assert measurement["iterations"] == settings["opticam_iterations"]
+            for field in ("seconds_per_iteration", "seconds_per_image_at_100",
+                          "images_per_second_at_100"):
+                _check_spread(measurement[field])
         else:
             assert measurement["iterations"] is None, key
             assert not set(ITERATION_SPREADS) & set(measurement), key
     batched = settings["batch_size"]
     assert [m["batch"] for m in network["measurements"].values()] == \
-        [1] * 5 + [batched] * 4 + [1, batched]
+        [1] * 5 + [batched] * 4 + [1, batched] + [min(batched, run.OPTICAM_BATCH)] * 2
     assert network["measurements"]["scorecam_single"]["masked_batch"] == batched
     assert network["measurements"]["slow_naive_intermediate"]["layer"] == \
         run.INTERMEDIATE_LAYERS["demo_densenet"]
@@ -95,9 +100,10 @@ def test_derived_numbers_follow_from_the_raw_timings(quick_report):
         assert measurement["images_per_second"]["median"] == pytest.approx(batch / seconds)
         if measurement["iterations"]:
             [per_iteration] = measurement["iteration_seconds"]
-            at_1000 = seconds + (1000 - measurement["iterations"]) * per_iteration
-            assert measurement["seconds_per_image_at_1000"]["median"] == \
-                pytest.approx(at_1000 / batch)
+            target = 100 if key == "opticam_batched" else 1000
+            at_target = seconds + (target - measurement["iterations"]) * per_iteration
+            assert measurement["seconds_per_image_at_%d" % target]["median"] == \
+                pytest.approx(at_target / batch)
             assert measurement["seconds_per_iteration"]["median"] == \
                 pytest.approx(per_iteration)
 
@@ -143,7 +149,10 @@ def test_method_ratios_compare_with_gradcam_and_with_the_forward_passes(quick_re
         "gradcampp_vs_gradcam": m["gradcampp_batched"] / m["gradcam_batched"],
         "layercam_vs_gradcam": m["layercam_batched"] / m["gradcam_batched"],
         "scorecam_vs_forward_passes": m["scorecam_single"]
-        / ((channels + 1) * m["forward_batched"])})
+        / ((channels + 1) * m["forward_batched"]),
+        "opticam_iteration_vs_forward_backward":
+        network["measurements"]["opticam_batched"]["seconds_per_iteration"]["median"]
+        / (m["forward_backward_batched"] * network["measurements"]["opticam_batched"]["batch"])})
 
 
 @pytest.mark.slow
@@ -188,6 +197,8 @@ def test_quick_changes_the_defaults_and_given_options_win():
     (["--networks", "vgg16,inception_v1"], "unknown network(s) vgg16; known networks:"),
     (["--networks", " , "], "give at least one network name"),
     (["--networks", "inception_v1,inception_v1"], "listed twice"),
+    (["--only", "opticam_batched,opticam"], "unknown measurement(s) opticam; the measurements: "
+                                            "forward_single, "),
 ])
 def test_bad_options_are_clear_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -209,8 +220,8 @@ def test_help_explains_every_option(capsys):
         run.parse_options(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--networks", "--iterations", "--naive_iterations", "--repeats",
-                   "--batch_size", "--gpu", "--output", "--quick"):
+    for option in ("--networks", "--iterations", "--naive_iterations", "--opticam_iterations",
+                   "--repeats", "--batch_size", "--only", "--gpu", "--output", "--quick"):
         assert option in text
 
 
@@ -219,3 +230,18 @@ def test_a_failing_network_process_is_reported():
     task = {"network": "no_such_network", "gpu": -1, "repeats": 1, "measurements": []}
     with pytest.raises(run.BenchmarkError, match="measuring no_such_network failed"):
         run.measure_in_process(task)
+
+
+def test_only_runs_the_named_measurements_and_the_ratios_they_allow():
+    options = run.parse_options(["--only", "opticam_batched, forward_backward_batched"])
+    assert [[m["key"] for m in group] for group in run.plan(options, "densenet161")] == [
+        ["forward_backward_batched"], ["opticam_batched"]]
+    everything = run.plan(run.parse_options([]), "densenet161")
+    assert [m["key"] for group in everything for m in group] == MEASUREMENTS
+    # Per-image and per-iteration medians of a batch of 4: an iteration is 3 passes' time.
+    measured = {"forward_backward_batched": {"seconds_per_image": {"median": 0.5}},
+                "opticam_batched": {"batch": 4, "seconds_per_iteration": {"median": 6.0}}}
+    assert run.ratios(measured) == {}
+    ratios = run.method_ratios(measured)
+    assert list(ratios) == ["opticam_iteration_vs_forward_backward"]
+    assert ratios["opticam_iteration_vs_forward_backward"]["measured"] == pytest.approx(3.0)

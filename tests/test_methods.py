@@ -10,6 +10,9 @@ from l2caf import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 from l2caf.errors import ConfigError
 from l2caf.models.keras import KerasModel
 from l2caf.methods import CAM, L2CAF, METHODS, ActivationMap, RandomMap
+from l2caf.models.slim import Model
+from l2caf.synthetic import generate_examples
+from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, HELD_OUT_SEED
 
 INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6: Score-CAM upsamples 6 -> 13
 
@@ -289,3 +292,89 @@ def test_l2caf_records_its_loss_at_every_check_and_ends_with_the_final_loss(tiny
     for explanation, longer in zip(settled, explanations):
         assert explanation.iterations == 1
         assert explanation.loss_history == [[0, explanation.loss]] == [longer.loss_history[0]]
+
+
+def test_explanations_carry_the_class_name_and_probability_a_title_needs(tiny):
+    network, _, images = tiny
+    names = ["circle", "square", "triangle"]
+    with KerasModel(network.keras_model, layer="features", preprocess="tf", rows=2,
+                    labels=names) as model:
+        probabilities = model.predict(images).probabilities
+        for method in (L2CAF(model, settings={"max_iters": 3}), GradCAM(model)):
+            explanations = method(images, [[2, 0], [1], [1]])
+            assert [(e.class_id, e.class_name) for e in explanations] == [
+                (2, "triangle"), (0, "circle"), (1, "square"), (1, "square")]
+            for explanation in explanations:
+                assert explanation.probability == pytest.approx(
+                    float(probabilities[explanation.image_index, explanation.class_id]))
+                assert 0 < explanation.probability < 1
+    # Without labels: no name, the probability all the same; the old positional fields stay.
+    unnamed = GradCAM(tiny[1])(images[:1], 1)[0]
+    assert unnamed.class_name is None and unnamed.probability > 0
+    image_index, class_id, heatmap, loss, iterations, seconds, history = unnamed[:7]
+    assert (image_index, class_id, loss, iterations, history) == (0, 1, None, 0, None)
+    with pytest.raises(ConfigError, match="labels: model .* has 3 classes, and 2 label names "
+                                          "were given"):
+        KerasModel(network.keras_model, labels=["circle", "square"])
+
+
+def test_a_models_rows_may_be_given_as_batch_size_but_not_as_two_numbers(tiny):
+    network = tiny[0]
+    for arguments, rows in (({}, 1), ({"rows": 3}, 3), ({"batch_size": 3}, 3),
+                            ({"rows": 4, "batch_size": 4}, 4)):
+        with KerasModel(network.keras_model, **arguments) as model:
+            assert model.rows == rows, arguments
+    for arguments, message in (
+            ({"rows": 2, "batch_size": 3}, r"rows \(2\) and batch_size \(3\) are two names of "
+                                           r"one number, .*: give one of them"),
+            ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+            ({"rows": 0}, "rows must be at least 1, got 0")):
+        with pytest.raises(ConfigError, match=message):
+            KerasModel(network.keras_model, **arguments)
+
+
+@pytest.fixture(scope="module")
+def demo_with_labels():
+    """The shipped demo model (rows 2), its label file's names, and three held-out synthetic
+    images, one of them not square."""
+    with open(DEMO_LABELS) as stream:
+        names = [line.strip() for line in stream if line.strip()]
+    images = [image for image, _ in generate_examples(3, 96, HELD_OUT_SEED, 0.0)]
+    images[2] = images[2][:, :60]
+    with Model.load("demo_densenet", DEMO_CHECKPOINT, rows=2, labels=DEMO_LABELS) as model:
+        yield model, names, images
+
+
+def test_demo_explanations_name_the_class_from_the_labels_file_with_its_softmax(
+        demo_with_labels):
+    """On the slim demo model with a labels file, L2-CAF's and Grad-CAM's explanations carry
+    the file's name of their class id and that class's softmax probability, computed here
+    from the network's logits on the prepared images."""
+    model, names, images = demo_with_labels
+    assert model.network.label_offset == 0  # class id i is output i
+    logits = model.predict(model.prepare(images)).outputs.astype(np.float64)
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax = exponentials / exponentials.sum(axis=1, keepdims=True)
+    classes = [[1, 4], [0], [5]]
+    for method in (L2CAF(model, settings={"max_iters": 3}), GradCAM(model)):
+        explanations = method(images, classes)
+        assert [(e.image_index, e.class_id) for e in explanations] == [
+            (0, 1), (0, 4), (1, 0), (2, 5)]
+        for explanation in explanations:
+            assert explanation.class_name == names[explanation.class_id]
+            assert explanation.probability == pytest.approx(
+                softmax[explanation.image_index, explanation.class_id], rel=1e-4, abs=1e-6)
+    # The probabilities differ from class to class: not one number copied to every field.
+    assert len({round(e.probability, 6) for e in explanations}) == 4
+
+
+def test_class_oblivious_explanations_have_no_class_name_or_probability(demo_with_labels):
+    """cls_oblivious explains no class: class_id, class_name and probability are all None,
+    even though the model has labels."""
+    model, _, images = demo_with_labels
+    explanations = L2CAF(model, "cls_oblivious", settings={"max_iters": 3})(images)
+    assert len(explanations) == len(images)
+    for explanation in explanations:
+        assert (explanation.class_id, explanation.class_name, explanation.probability) == \
+            (None, None, None)
+        assert np.all(np.isfinite(explanation.heatmap))

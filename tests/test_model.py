@@ -9,8 +9,9 @@ import pytest
 
 from l2caf import networks
 from l2caf.errors import ConfigError, L2CAFError
+from l2caf.models.base import rows_of
 from l2caf.models.slim import Model, list_layers
-from tests.helpers import DEMO_CHECKPOINT, REPO_ROOT
+from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, REPO_ROOT
 
 DEMO_LAYERS = [("conv1", (84, 84)), ("pool1", (42, 42)), ("dense_block1/conv_block1", (42, 42)),
                ("dense_block1/conv_block2", (42, 42)), ("dense_block1", (42, 42)),
@@ -78,3 +79,40 @@ def test_importing_and_building_change_no_global_tensorflow_setting():
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["(True, None)", "(True, None)"]
+
+
+def test_load_takes_batch_size_for_rows_and_the_class_names():
+    with open(DEMO_LABELS) as stream:
+        names = stream.read().split()
+    with Model.load("demo_densenet", DEMO_CHECKPOINT, batch_size=3, labels=DEMO_LABELS) as model:
+        assert model.rows == 3 and model.labels == names and len(names) == 6
+    with pytest.raises(ConfigError, match=r"rows \(1\) and batch_size \(2\) are two names"):
+        Model("demo_densenet", 6, rows=1, batch_size=2)
+
+
+@pytest.mark.parametrize("rows, batch_size, expected", [
+    (None, None, 1), (None, 3, 3), (3, None, 3), (5, 5, 5)])
+def test_rows_of_takes_rows_or_batch_size_and_defaults_to_one(rows, batch_size, expected):
+    """rows_of: batch_size is another name of rows; both given and equal is that number;
+    neither gives one row."""
+    assert rows_of(rows, batch_size) == expected
+
+
+@pytest.mark.parametrize("rows, batch_size", [(2, 3), (4, 1)])
+def test_rows_and_batch_size_that_differ_are_an_error_naming_both(rows, batch_size):
+    """Two different numbers for one setting: a ConfigError naming both arguments and
+    their values, not one of them chosen silently."""
+    with pytest.raises(ConfigError) as caught:
+        rows_of(rows, batch_size)
+    message = str(caught.value)
+    assert "rows (%d)" % rows in message and "batch_size (%d)" % batch_size in message
+    assert "give one of them" in message
+
+
+def test_a_slim_model_takes_batch_size_as_its_rows():
+    """A slim Model built with batch_size=3 has 3 filter rows (its filter variable too);
+    rows and batch_size both 2 gives 2; neither gives 1."""
+    for arguments, rows in (({"batch_size": 3}, 3), ({"rows": 2, "batch_size": 2}, 2), ({}, 1)):
+        with Model("demo_densenet", 6, **arguments) as model:
+            assert model.rows == rows, arguments
+            assert model.filter.atten_var.shape[0] == rows, arguments

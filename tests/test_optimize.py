@@ -1,5 +1,7 @@
 """The optimisation: Adam as TF's, the original's loop and convergence rule, the heads agree,
 rows are independent."""
+import types
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,8 @@ from l2caf import filters, heads
 from l2caf.errors import ConfigError
 from l2caf.methods import L2CAF
 from l2caf.models.slim import Model
-from l2caf.optimize import FilterOptimizer, learning_rate_at
+from l2caf.optimize import FilterOptimizer, Loop, learning_rate_at
+from l2caf.runs.visualize import GIF_SIZE, LoadedImage, _GifRecorder
 from l2caf.settings import Settings
 from nets.tf_slim_compat import tf
 from tests.helpers import DEMO_CHECKPOINT, load_values, random_demo_checkpoint
@@ -193,7 +196,8 @@ def test_a_settled_row_stops_at_a_check_while_others_go_on(demo_model):
     initial = np.random.default_rng(0).standard_normal(model.filter.atten_var.shape)
     checks = []
     result = optimizer.run(images, prediction.activation, [0, 1], targets,
-                           initial.astype(np.float32), settings(max_iters=60, tolerance=1e-9),
+                           initial.astype(np.float32),
+                           Loop.of(settings(max_iters=60, tolerance=1e-9)),
                            lambda updates, _, running: checks.append((updates, list(running))))
     # Row 0 equals the previous check at iteration 10: it stops after 11 updates.
     assert result.iterations.tolist() == [11, 60]
@@ -287,3 +291,19 @@ def test_settings_have_the_papers_defaults_and_take_a_dict():
         Settings.of({"max_iter": 300})
     with pytest.raises(ConfigError, match="check_every must be at least 1"):
         Settings(check_every=0)
+
+
+def test_gif_frames_keep_the_images_aspect_ratio():
+    # The frames of an optimisation (every check, then the final heatmap): the image's
+    # shape at a longer side of 224, as its overlay keeps the image's shape.
+    pictures = [np.full((300, 451, 3), 200, np.uint8), np.full((600, 400, 3), 90, np.uint8),
+                np.zeros((50, 50, 3), np.uint8)]
+    recorder = _GifRecorder(types.SimpleNamespace(overlay_alpha=0.6), [
+        LoadedImage(None, None, picture.shape[:2], picture) for picture in pictures])
+    maps = np.random.default_rng(0).uniform(size=(3, 7, 7)).astype(np.float32)
+    recorder.on_check(1, maps, np.array([True, True, True]))
+    explanation = types.SimpleNamespace(iterations=51, heatmap=maps[0])
+    for row, shape in enumerate([(149, 224), (224, 149), (224, 224)]):
+        frames = recorder.frames(row, explanation)
+        assert len(frames) == 2 and max(shape) == GIF_SIZE
+        assert [frame.shape for frame in frames] == [shape + (3,)] * 2

@@ -1,19 +1,19 @@
-"""The slow visualiser end to end, on a random-weight demo network and tiny images (its
-error contract is in test_cli.py)."""
+"""The visualiser end to end (slow), on a random-weight demo network and tiny images (its
+error contract is in test_cli.py), and the size of its GIFs' frames."""
 import os
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from l2caf import networks
 from l2caf.models.slim import Model
 from l2caf.cli.visualize import main
 from l2caf.files import read_json_lines as read_results
 from l2caf.runs.folder import folder_path, load_heatmap
+from l2caf.runs.visualize import GIF_SIZE, gif_frame_size
 from tests.helpers import demo_run_inputs
-
-pytestmark = pytest.mark.slow  # runs the visualisers end to end
 
 SPEC = networks.get_network("demo_densenet")
 
@@ -28,6 +28,11 @@ def demo(random_demo, tmp_path_factory):
                            {"wide.png": (60, 90, 3), "gray.jpg": (50, 50)}, weights=random_demo)
 
 
+# (height, width) of the GIF frames of the demo fixture's images: wide.png is 60x90 (its longer
+# side 90 -> 224, 60 * 224 / 90 = 149.3), gray.jpg 50x50.
+GIF_FRAMES = {"wide.png": (149, 224), "gray.jpg": (224, 224)}
+
+
 def arguments(demo, output_dir, *extra):
     return ["--network", "demo_densenet", "--checkpoint", demo["checkpoint"],
             "--labels", demo["labels"], "--images", demo["images"],
@@ -35,6 +40,7 @@ def arguments(demo, output_dir, *extra):
         list(extra)
 
 
+@pytest.mark.slow  # runs the visualiser end to end
 def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
     assert main(arguments(demo, tmp_path, "--top_k", "2", "--save_gif", "true")) == 0
     records = read_results(str(tmp_path / "results.jsonl"))
@@ -51,6 +57,9 @@ def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
         assert cv2.imread(folder_path(str(tmp_path), record["overlay"])).shape[:2] == \
             source.shape[:2]
         assert os.path.getsize(folder_path(str(tmp_path), record["gif"])) > 0
+        # The GIF keeps the image's aspect ratio (it once squashed every image to 224x224).
+        with Image.open(folder_path(str(tmp_path), record["gif"])) as gif:
+            assert gif.size[::-1] == GIF_FRAMES[os.path.basename(record["image"])]
         assert len(record["predictions"]) == 3  # top-5 of a 3-class model
         assert record["class_name"] == "class_%d" % record["class_id"]
     first = [r for r in records if r["image"].endswith("gray.jpg")]
@@ -60,6 +69,7 @@ def test_writes_heatmaps_overlays_gif_and_results(demo, tmp_path):
     assert (tmp_path / "run.log").stat().st_size > 0
 
 
+@pytest.mark.slow  # runs the visualiser end to end
 def test_rerun_continues_without_duplicates(demo, tmp_path):
     assert main(arguments(demo, tmp_path, "--classes", "0,2")) == 0
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
@@ -71,6 +81,7 @@ def test_rerun_continues_without_duplicates(demo, tmp_path):
         for c in (0, 2))
 
 
+@pytest.mark.slow  # runs the visualiser end to end
 def test_class_oblivious_and_explicit_seed_reproduce(demo, tmp_path):
     for run in ("a", "b"):
         assert main(arguments(demo, tmp_path / run, "--caf_variant", "cls_oblivious",
@@ -80,3 +91,15 @@ def test_class_oblivious_and_explicit_seed_reproduce(demo, tmp_path):
     for left, right in zip(a, b):
         np.testing.assert_array_equal(load_heatmap(left["heatmap"], str(tmp_path / "a")),
                                       load_heatmap(right["heatmap"], str(tmp_path / "b")))
+
+
+@pytest.mark.parametrize("height, width, frame", [
+    (300, 150, (224, 112)), (150, 300, (112, 224)), (224, 224, (224, 224)),
+    (50, 50, (224, 224)),  # a small image is enlarged to the longer side too
+    (1000, 3, (224, 1)),  # 0.67 pixels wide: still one
+    (7, 2000, (1, 224)), (480, 640, (168, 224)), (101, 203, (111, 224))])
+def test_gif_frames_have_the_images_aspect_ratio_and_longer_side_gif_size(height, width, frame):
+    """gif_frame_size: the longer side is GIF_SIZE, the shorter one in proportion (to the
+    nearest pixel, at least 1), whichever side is the longer."""
+    assert GIF_SIZE == 224
+    assert gif_frame_size(height, width) == frame

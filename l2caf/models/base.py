@@ -3,15 +3,18 @@ l2caf.models.slim.Model and l2caf.models.keras.KerasModel declare, with the piec
 share: the forward pass's `Prediction` and the input batch (`prepare_images`). No
 TensorFlow here."""
 import collections
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
+from l2caf import data
 from l2caf import images as image_io
+from l2caf.errors import ConfigError
+from l2caf.settings import check_whole_number
 
 if TYPE_CHECKING:  # (TensorFlow)
     from l2caf.heads import Head
-    from l2caf.optimize import FunctionProgram, SessionProgram
+    from l2caf.optimize import FunctionProgram, Loop, SessionProgram
 
 Prediction = collections.namedtuple("Prediction", ["probabilities", "outputs", "activation"])
 Prediction.__doc__ = """The unfiltered network on a batch: class probabilities, the explained
@@ -32,7 +35,7 @@ class ExplainableModel(Protocol):
     does to RGB images 0..255 (l2caf.preprocessing). linear_head_layer: the layer whose map
     goes straight into a spatial mean and a linear layer (CAM, the closed form), or None;
     relu_head_layer: the layer followed by batch norm, ReLU, a spatial mean and a linear
-    layer, or None.
+    layer, or None. labels: the class names by class id (0..num_labels-1), or None.
     """
 
     name: str
@@ -49,6 +52,7 @@ class ExplainableModel(Protocol):
     preprocessing: str
     linear_head_layer: Optional[str]
     relu_head_layer: Optional[str]
+    labels: Optional[List[str]]
 
     def prepare(self, pictures: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
         """RGB images (arrays [H, W, 3], 0..255, any size) -> the input batch, float32."""
@@ -76,9 +80,15 @@ class ExplainableModel(Protocol):
         from `activation` at the layer or from `images` (in a graph or function being
         built): TensorFlow tensors, all four."""
 
-    def optimization_program(self, head: "Head") -> Union["SessionProgram", "FunctionProgram"]:
-        """The head's optimisation on this model (l2caf.optimize's SessionProgram or
-        FunctionProgram)."""
+    def logits_of(self, images: Any) -> Any:
+        """The unfiltered network's logits [N, num_classes] on `images` (RGB 0..255 at the
+        input size, the network's preprocessing inside), in a graph or function being built:
+        TensorFlow tensors (Opti-CAM's masked images)."""
+
+    def optimization_program(self, head: "Head", loop: "Loop"
+                             ) -> Union["SessionProgram", "FunctionProgram"]:
+        """The head's optimisation by `loop`'s update and stopping rule on this model
+        (l2caf.optimize's SessionProgram or FunctionProgram)."""
 
     def linear_head(self) -> Tuple[Any, Any]:
         """(weights [C, K], biases [K]) of the linear head after linear_head_layer, as
@@ -93,6 +103,32 @@ class ExplainableModel(Protocol):
 
     def close(self) -> None:
         """Gives back what the model holds (a session)."""
+
+
+def rows_of(rows: Optional[int], batch_size: Optional[int]) -> int:
+    """A model's filter rows from its `rows` or `batch_size` argument (two names of one
+    thing: the (image, class) pairs explained at once; default 1)."""
+    if rows is not None and batch_size is not None and rows != batch_size:
+        raise ConfigError("rows (%r) and batch_size (%r) are two names of one number, the "
+                          "(image, class) pairs explained at once: give one of them"
+                          % (rows, batch_size))
+    name, value = ("batch_size", batch_size) if batch_size is not None else ("rows", rows)
+    return check_whole_number(name, 1 if value is None else value, "at least 1", 1)
+
+
+def labels_of(labels: Optional[Union[str, Sequence[str]]], num_labels: int,
+              name: str) -> Optional[List[str]]:
+    """A model's class names from its `labels` argument: None (no names), the path of a
+    label list (one class name a line), or the names, num_labels of them (model `name`)."""
+    if labels is None:
+        return None
+    names = data.read_label_file(labels) if isinstance(labels, str) else list(labels)
+    if len(names) != num_labels or not all(isinstance(n, str) for n in names):
+        raise ConfigError("labels: model %s has %d classes, and %d label names were given "
+                          "(%s); give one name (a str) per class, in class id order"
+                          % (name, num_labels, len(names), labels if isinstance(labels, str)
+                             else "a list"))
+    return names
 
 
 def prepare_images(pictures: Union[np.ndarray, Sequence[np.ndarray]],

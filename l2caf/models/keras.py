@@ -34,13 +34,14 @@ import numpy as np
 from l2caf import filters, preprocessing
 from l2caf.images import size_pair
 from l2caf.errors import ConfigError
-from l2caf.models.base import ExplainableModel, Prediction, prepare_images
+from l2caf.models.base import (ExplainableModel, Prediction, labels_of, prepare_images,
+                               rows_of)
 from l2caf.models.keras_graph import LayerGraph
 from nets.tf_slim_compat import quiet_stderr, tf
 
 if TYPE_CHECKING:
     from l2caf.heads import Head
-    from l2caf.optimize import FunctionProgram
+    from l2caf.optimize import FunctionProgram, Loop
 
 PREPROCESSING = preprocessing.KERAS_PREPROCESSING
 # Layers that pass their input on unchanged at inference, between a pooling and the logits.
@@ -226,13 +227,18 @@ class KerasModel(ExplainableModel):
     one-channel models take gray images 0..255, with 'none' or 'tf'). image_size: the input
     size, one number or (height, width) (or "HxW"); 0: the model's own, which must then be
     fixed. output: the explained output of a model with several, by name or index. gpu:
-    GPU index, -1 for the CPU. name: the model's name in messages (default: Keras's).
+    GPU index, -1 for the CPU. name: the model's name in messages (default: Keras's). rows,
+    or by its other name batch_size: the (image, class) pairs explained at once (default 1).
+    labels: the class names (a list, by class id, or the path of a label list, one name a
+    line) that the Explanations carry, or None.
     """
 
     def __init__(self, keras_model: Any, layer: str = "", filter_type: str = "l2norm",
-                 rows: int = 1, explain: str = "logits", preprocess: str = "none",
+                 rows: Optional[int] = None, explain: str = "logits", preprocess: str = "none",
                  image_size: Union[int, str, Sequence[int]] = 0, gpu: int = 0,
-                 name: Optional[str] = None, output: Optional[Union[str, int]] = None):
+                 name: Optional[str] = None, output: Optional[Union[str, int]] = None,
+                 batch_size: Optional[int] = None,
+                 labels: Optional[Union[str, Sequence[str]]] = None):
         self.keras_model = keras_model
         structure = self._structure = _Structure(keras_model, image_size, output, name)
         self.name, self.graph = structure.name, structure.graph
@@ -247,10 +253,8 @@ class KerasModel(ExplainableModel):
                               "is for RGB images: use none or tf" % (self.name, preprocess))
         if explain not in ("logits", "embedding"):
             raise ConfigError("explain must be logits or embedding, got %r" % (explain,))
-        if int(rows) < 1:
-            raise ConfigError("rows must be at least 1, got %r" % (rows,))
         self.preprocessing, self.filter_type = preprocess, filter_type
-        self.rows, self.explain = int(rows), explain
+        self.rows, self.explain = rows_of(rows, batch_size), explain
         self.output = structure.output_name
         if not structure.maps:
             raise ConfigError("Keras model %s has no layer with a spatial map or a square "
@@ -270,6 +274,7 @@ class KerasModel(ExplainableModel):
             raise ConfigError("explain: embedding is the input of the last Dense layer, and "
                               "Keras model %s does not end in one" % self.name)
         self.num_classes = int(structure.shapes[structure.output_value][1])
+        self.labels = labels_of(labels, self.num_classes, self.name)
         self.num_outputs = self.num_classes if explain == "logits" else int(
             structure.shapes[self._embedding_value][-1])
         # The filter's step need not run when the activation is given: unless a class token
@@ -445,10 +450,15 @@ class KerasModel(ExplainableModel):
         logits, embedding, _ = self._run(images, factor=factor, replacement=activation)
         return self._explained(logits, embedding)
 
-    def optimization_program(self, head: "Head") -> "FunctionProgram":
-        """The head's optimisation as tf.functions (l2caf.optimize.FunctionProgram)."""
+    def logits_of(self, images: "tf.Tensor") -> "tf.Tensor":
+        """The model's logits on `images` (RGB 0..255, in a function being traced)."""
+        return self._run(images)[0]
+
+    def optimization_program(self, head: "Head", loop: "Loop") -> "FunctionProgram":
+        """The head's optimisation by `loop`'s update and stopping rule as tf.functions
+        (l2caf.optimize.FunctionProgram)."""
         from l2caf.optimize import FunctionProgram
-        return FunctionProgram(self, head)
+        return FunctionProgram(self, head, loop)
 
     def linear_head(self) -> Tuple["tf.Tensor", "tf.Tensor"]:
         """(weights [C, K], biases [K]) of the Dense layer after the global average pooling

@@ -9,14 +9,15 @@ import numpy as np
 from l2caf import filters, networks, preprocessing
 from l2caf.errors import ConfigError
 from l2caf.models import checkpoints
-from l2caf.models.base import ExplainableModel, Prediction, prepare_images
+from l2caf.models.base import (ExplainableModel, Prediction, labels_of, prepare_images,
+                               rows_of)
 from nets.attention_filter import FILTER_COLLECTION, AttentionFilter
 from nets.tf_slim_compat import quiet_stderr, slim, tf
 from tensorflow.python.ops import control_flow_util_v2  # after tf_slim_compat: quiet import
 
 if TYPE_CHECKING:
     from l2caf.heads import Head
-    from l2caf.optimize import SessionProgram
+    from l2caf.optimize import Loop, SessionProgram
 
 EXPLAINED_OUTPUTS = ("logits", "embedding")
 
@@ -108,7 +109,9 @@ class Model(ExplainableModel):
     network: a name or an l2caf.networks.Network. num_classes: the network's outputs.
     layer: the end point whose map is filtered (empty: the last conv layer). explain: the
     outputs the losses see: 'logits', or 'embedding' (the pooled pre-logits features).
-    gpu: GPU index, -1 for the CPU.
+    gpu: GPU index, -1 for the CPU. rows, or by its other name batch_size: the (image, class)
+    pairs explained at once (default 1). labels: the class names (a list, by class id, or
+    the path of a label list, one name a line) that the Explanations carry, or None.
 
     images: placeholder of RGB images, float 0..255, [N, size, size, 3]. logits,
     probabilities, outputs (the explained ones): of the network, gate closed. filter: the
@@ -117,15 +120,17 @@ class Model(ExplainableModel):
     """
 
     def __init__(self, network: Union[str, networks.Network], num_classes: int, layer: str = "",
-                 filter_type: str = "l2norm", rows: int = 1, explain: str = "logits",
-                 gpu: int = 0):
+                 filter_type: str = "l2norm", rows: Optional[int] = None,
+                 explain: str = "logits", gpu: int = 0, batch_size: Optional[int] = None,
+                 labels: Optional[Union[str, Sequence[str]]] = None):
         self.network = networks.get_network(network) if isinstance(network, str) else network
         if explain not in EXPLAINED_OUTPUTS:
             raise ConfigError("explain must be one of %s, got %r"
                               % (", ".join(EXPLAINED_OUTPUTS), explain))
-        if int(rows) < 1:
-            raise ConfigError("rows must be at least 1, got %r" % (rows,))
-        self.num_classes, self.filter_type, self.rows = num_classes, filter_type, int(rows)
+        self.num_classes, self.filter_type = num_classes, filter_type
+        self.rows = rows_of(rows, batch_size)
+        self.labels = labels_of(labels, num_classes - self.network.label_offset,
+                                self.network.name)
         self.explain = explain
         self.layer = layer or self.network.last_conv
         self.graph = tf.Graph()
@@ -158,13 +163,15 @@ class Model(ExplainableModel):
 
     @classmethod
     def load(cls, network: Union[str, networks.Network], checkpoint: str, layer: str = "",
-             filter_type: str = "l2norm", rows: int = 1, explain: str = "logits",
-             gpu: int = 0) -> "Model":
+             filter_type: str = "l2norm", rows: Optional[int] = None, explain: str = "logits",
+             gpu: int = 0, batch_size: Optional[int] = None,
+             labels: Optional[Union[str, Sequence[str]]] = None) -> "Model":
         """The Model of `network` restored from `checkpoint`, with the checkpoint's number
         of classes."""
         network = networks.get_network(network) if isinstance(network, str) else network
         num_classes = network.num_classes or checkpoint_num_classes(network, checkpoint)
-        model = cls(network, num_classes, layer, filter_type, rows, explain, gpu)
+        model = cls(network, num_classes, layer, filter_type, rows, explain, gpu, batch_size,
+                    labels)
         model.restore(checkpoint)
         return model
 
@@ -262,6 +269,13 @@ class Model(ExplainableModel):
                 attention)
         return end_points["PreLogits"] if self.explain == "embedding" else logits
 
+    def logits_of(self, images: "tf.Tensor") -> "tf.Tensor":
+        """The unfiltered network's logits on `images` (RGB 0..255), built anew in the
+        current graph (a loop body) on the network's variables."""
+        with tf.compat.v1.variable_scope(self._root_scope, reuse=True):
+            logits, _ = build_network(self.network, images, self.num_classes)
+        return logits
+
     def source_shape(self, source: str) -> List[int]:
         """The shape of one row of 'images' or of the 'activation' at the layer."""
         tensor = self.images if source == "images" else self.filter.activation
@@ -272,11 +286,11 @@ class Model(ExplainableModel):
         layer (the layers after it form a chain in every slim network), or the image."""
         return ("activation",) if cache_activation else ("images",)
 
-    def optimization_program(self, head: "Head") -> "SessionProgram":
-        """The head's optimisation in this model's graph and session
-        (l2caf.optimize.SessionProgram)."""
+    def optimization_program(self, head: "Head", loop: "Loop") -> "SessionProgram":
+        """The head's optimisation by `loop`'s update and stopping rule in this model's graph
+        and session (l2caf.optimize.SessionProgram)."""
         from l2caf.optimize import SessionProgram
-        return SessionProgram(self, head)
+        return SessionProgram(self, head, loop)
 
     def linear_head(self) -> Tuple["tf.Tensor", "tf.Tensor"]:
         """(weights [C, K], biases [K]) of the linear layer after the spatial mean that

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, List, Tuple, Union
 from l2caf import networks
 from l2caf.errors import ConfigError
 from l2caf.files import sha256
+from l2caf.settings import Settings
 
 if TYPE_CHECKING:  # (TensorFlow, for the models and methods)
     from l2caf.config import Config
@@ -123,10 +124,12 @@ def configured_method(model: "ExplainableModel", config: "Config") -> "Explainer
         return METHODS["random"](model, config.seed)
     if config.method == "scorecam":
         return METHODS["scorecam"](model, progress=config.progress)
+    if config.method == "opticam":
+        return METHODS["opticam"](model, config.learning_rate, config.max_iters)
     if config.method != "l2caf":
         return METHODS[config.method](model)
-    settings = {key: config[key] for key in ("learning_rate", "end_learning_rate", "max_iters",
-                                             "tolerance", "check_every", "seed")}
+    # The config holds the preset's values already (l2caf.config.from_arguments): every key.
+    settings = {key: config[key] for key in Settings.keys()}
     return METHODS["l2caf"](model, config.caf_variant, settings, config.cache_activation)
 
 

@@ -33,6 +33,7 @@ from l2caf.runs.folder import (LinesFile, NpyFiles, NpzChunks, RunFolder, heatma
                                heatmap_size_of, image_key, line_key, output_names, parse_shard,
                                unreadable_heatmaps)
 from l2caf.runs.lines import read_lines_file
+from l2caf.settings import OPTIMIZED_METHODS
 
 if TYPE_CHECKING:  # (TensorFlow: only once a run builds its model)
     import concurrent.futures
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # (TensorFlow: only once a run builds its model)
     from l2caf.methods import Explainer, Explanation
 
 LOG = logging.getLogger("l2caf")
-GIF_SIZE = 224
+GIF_SIZE = 224  # a GIF frame's longer side: the image's aspect ratio is kept
 
 Summary = collections.namedtuple(
     "Summary", ["images_done", "heatmaps", "skipped", "failures", "seconds", "results_path"])
@@ -179,7 +180,7 @@ class Run(object):
             return None
         config = self.config
         rows = min(config.batch_size, len(todo)) * self.classes_per_image(todo)
-        return self.source.explainer(config, rows if config.method == "l2caf" else 1)
+        return self.source.explainer(config, rows if config.method in OPTIMIZED_METHODS else 1)
 
     def _explain(self, finished, todo, explainer):
         config, folder = self.config, self.folder
@@ -371,13 +372,21 @@ class _Batches(object):
         self.failed.append((path, str(reason)))
 
 
+def gif_frame_size(height: int, width: int) -> Tuple[int, int]:
+    """(height, width) of the GIF frames of an image of that size: its longer side GIF_SIZE,
+    its aspect ratio kept (the overlay's shape, smaller)."""
+    scale = GIF_SIZE / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 class _GifRecorder(object):
     """The GIF frames of a batch's rows: the overlay at every check while the row runs, and
     its final heatmap."""
 
     def __init__(self, config: Config, rows: List[LoadedImage]):
         self.alpha = config.overlay_alpha
-        self.pictures = [images.resize(image.image, GIF_SIZE) for image in rows]
+        self.pictures = [images.resize(image.image, gif_frame_size(*image.image.shape[:2]))
+                         for image in rows]
         self.rows: List[List[np.ndarray]] = [[] for _ in rows]
         self.updates: List[Optional[int]] = [None] * len(rows)
 
