@@ -10,6 +10,14 @@ l2caf.evaluation.evaluate_records for each --protocol, as scripts/evaluate_local
 calls it: the errors at threshold 0.2 and MaxBoxAcc over --thresholds (wsol: MaxBoxAccV2
 too), with --workers processes. Making the records is not timed; starting the pool is.
 
+With --bootstrap N (default 1000; 0: none) it also times what the table's statistics add,
+as scripts/evaluate_localization.py computes them (l2caf.evaluation.statistics and
+.comparisons): the 95% bootstrap intervals of every column of the row (the localisation
+columns from each image's outcomes, and one synthetic value per image for each pointing and
+faithfulness column, so that every score of the row is resampled), and one paired
+comparison with a second run (the same outcomes given to other images), each with N
+resamples; the report gives their seconds and their share of the table's.
+
 The time depends on the heatmaps (how many thresholds a sweep can skip, how many
 components a threshold leaves) and on what else runs on the machine: the report gives the
 load average before and after each measurement.
@@ -31,6 +39,10 @@ from benchmarks import common  # noqa: E402
 from l2caf.parallel import default_workers  # noqa: E402
 from l2caf.evaluation import (PROTOCOLS, ImageRecord,  # noqa: E402
                               evaluate_records, parse_thresholds)
+from l2caf.evaluation.comparisons import compare_pair  # noqa: E402
+from l2caf.evaluation.statistics import RunSamples, Samples, run_intervals  # noqa: E402
+from l2caf.evaluation.table import metrics  # noqa: E402
+from l2caf.runs.localization import localization_samples  # noqa: E402
 
 HEATMAP_SIZE = 7
 THRESHOLD = 0.2
@@ -106,20 +118,60 @@ class _Progress(object):
             common.log("  %s: %d of %d images" % (self.label, self.done, self.total))
 
 
-def measure(records, protocol, thresholds, workers):
-    """The time and the scores of evaluate_records on records under protocol."""
+def run_samples(records, outcomes, seed, name="run"):
+    """A run's samples for the statistics: the localisation columns from each image's
+    outcomes, and a seeded uniform value (for right/wrong columns 0 or 1) per image and
+    ground-truth class for every pointing and faithfulness column."""
+    stems = [record.image for record in records]
+    samples = dict(localization_samples(stems, outcomes))
+    rng = np.random.default_rng(seed)
+    units = [(record.image, record.gt_labels[0]) for record in records]
+    for column in metrics("pointing") + metrics("faithfulness"):
+        values = rng.random(len(units))
+        samples[column.key] = Samples(units, np.round(values) if column.outcome ==
+                                      "right/wrong" else values)
+    return RunSamples(name, "synthetic", {}, samples)
+
+
+def shuffled(run, seed):
+    """A second run of the same images: every column's values given to other images."""
+    order = np.random.default_rng(seed).permutation(len(next(iter(run.samples.values())).units))
+    return run._replace(run="other", samples={
+        key: Samples(found.units, np.asarray(found.values)[order])
+        for key, found in run.samples.items()})
+
+
+def measure(records, protocol, thresholds, workers, bootstrap=0, seed=0):
+    """The time and the scores of evaluate_records on records under protocol, and with
+    bootstrap resamples, the time of the row's intervals and of a paired comparison."""
     stopwatch = common.Stopwatch()
     evaluation = evaluate_records(records, protocol, THRESHOLD, thresholds, workers=workers,
-                                  progress=_Progress(protocol, len(records)))
+                                  progress=_Progress(protocol, len(records)),
+                                  outcomes=bootstrap > 0)
     seconds = stopwatch.seconds()
     v2 = evaluation.max_box_acc_v2
-    return {"protocol": protocol, "images": len(records), "thresholds": len(thresholds),
-            "workers": workers, "seconds": seconds, "images_per_second": len(records) / seconds,
-            "load_average": stopwatch.load_averages(),
-            "max_box_acc": evaluation.max_box_acc.accuracy,
-            "max_box_acc_threshold": evaluation.max_box_acc.threshold,
-            "max_box_acc_v2": v2.accuracy if v2 else None,
-            "gt_known_loc_accuracy": evaluation.metrics.gt_known_loc_accuracy}
+    found = {"protocol": protocol, "images": len(records), "thresholds": len(thresholds),
+             "workers": workers, "seconds": seconds, "images_per_second": len(records) / seconds,
+             "load_average": stopwatch.load_averages(),
+             "max_box_acc": evaluation.max_box_acc.accuracy,
+             "max_box_acc_threshold": evaluation.max_box_acc.threshold,
+             "max_box_acc_v2": v2.accuracy if v2 else None,
+             "gt_known_loc_accuracy": evaluation.metrics.gt_known_loc_accuracy,
+             "bootstrap": bootstrap}
+    if bootstrap:
+        run = run_samples(records, evaluation.outcomes, seed)
+        stopwatch = common.Stopwatch()
+        intervals, _ = run_intervals(run.samples, bootstrap, seed)
+        found["intervals_seconds"] = stopwatch.seconds()
+        found["intervals_share"] = found["intervals_seconds"] / seconds
+        found["intervals_load_average"] = stopwatch.load_averages()
+        found["max_box_acc_interval"] = list(intervals["max_box_acc"])
+        other = shuffled(run, seed + 1)
+        stopwatch = common.Stopwatch()
+        comparisons, _ = compare_pair(run, other, bootstrap, seed)
+        found["comparison_seconds"] = stopwatch.seconds()
+        found["comparison_columns"] = len(comparisons)
+    return found
 
 
 def markdown(report):
@@ -139,6 +191,21 @@ def markdown(report):
             row["protocol"], row["images"], row["thresholds"], row["workers"], row["seconds"],
             row["images_per_second"], row["max_box_acc"], row["max_box_acc_threshold"], v2,
             row["load_average"][0], row["load_average"][1]))
+    with_bootstrap = [row for row in report["measurements"] if row.get("bootstrap")]
+    if with_bootstrap:
+        lines += ["", "The table's statistics, %d resamples: the 95%% intervals of every score "
+                  "of the row, and one paired comparison of two runs (every column):"
+                  % with_bootstrap[0]["bootstrap"], "",
+                  "| protocol | images | table seconds | intervals seconds | intervals' share "
+                  "of the table | MaxBoxAcc's interval | paired comparison seconds | load "
+                  "average before / after the intervals |", "|---|---|---|---|---|---|---|---|"]
+        for row in with_bootstrap:
+            lines.append("| %s | %d | %.1f | %.2f | %.1f%% | [%.1f, %.1f] | %.2f | %.2f / %.2f |"
+                         % (row["protocol"], row["images"], row["seconds"],
+                            row["intervals_seconds"], 100 * row["intervals_share"],
+                            row["max_box_acc_interval"][0], row["max_box_acc_interval"][1],
+                            row["comparison_seconds"], row["intervals_load_average"][0],
+                            row["intervals_load_average"][1]))
     lines += ["", "Command: `%s`" % report["command"]]
     return "\n".join(lines) + "\n"
 
@@ -170,8 +237,12 @@ def main(argv=None):
     parser.add_argument("--protocol", type=_protocols, default=list(PROTOCOLS),
                         metavar="LIST", help="comma-separated protocols to time (default: %s)"
                                              % ",".join(PROTOCOLS))
-    parser.add_argument("--seed", type=int, default=0, help="of the synthetic records "
-                                                            "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="of the synthetic records and of "
+                                                            "the bootstrap (default: "
+                                                            "%(default)s)")
+    parser.add_argument("--bootstrap", type=common.at_least(0), default=1000, metavar="N",
+                        help="resamples of the intervals and the paired comparison timed after "
+                             "each table (default: %(default)s; 0: the table alone)")
     parser.add_argument("--output", default=common.DEFAULT_OUTPUT, metavar="DIR",
                         help="folder of evaluation.json and evaluation.md (default: "
                              "benchmarks/results)")
@@ -184,14 +255,21 @@ def main(argv=None):
     records = make_records(args.images, args.seed)
     measurements = []
     for protocol in args.protocol:
-        measurements.append(measure(records, protocol, thresholds, args.workers))
+        measurements.append(measure(records, protocol, thresholds, args.workers,
+                                    args.bootstrap, args.seed))
         common.log("%s: %.1f s, %.1f images/s" % (protocol, measurements[-1]["seconds"],
                                                   measurements[-1]["images_per_second"]))
+        if args.bootstrap:
+            common.log("%s: intervals %.2f s (%.1f%% of the table), a paired comparison %.2f s"
+                       % (protocol, measurements[-1]["intervals_seconds"],
+                          100 * measurements[-1]["intervals_share"],
+                          measurements[-1]["comparison_seconds"]))
     report = {"command": common.command_line("evaluation.py", argv),
               "machine": machine(),
               "settings": {"images": args.images, "thresholds": len(thresholds),
                            "thresholds_spec": args.thresholds, "threshold": THRESHOLD,
-                           "workers": args.workers, "seed": args.seed},
+                           "workers": args.workers, "seed": args.seed,
+                           "bootstrap": args.bootstrap},
               "measurements": measurements}
     text = markdown(report)
     common.write_report(args.output, "evaluation", report, text, json_newline=True)

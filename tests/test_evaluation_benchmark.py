@@ -29,7 +29,8 @@ def test_every_protocol_is_timed_and_reported(tiny_report):
     report, text = tiny_report
     assert [row["protocol"] for row in report["measurements"]] == list(PROTOCOLS)
     assert report["settings"] == {"images": IMAGES, "thresholds": 10, "thresholds_spec": "0:1:0.1",
-                                  "threshold": 0.2, "workers": 2, "seed": 0}
+                                  "threshold": 0.2, "workers": 2, "seed": 0,
+                                  "bootstrap": 1000}
     assert report["machine"]["cores"] >= 1 and report["machine"]["opencv"]
     for row in report["measurements"]:
         assert (row["images"], row["thresholds"], row["workers"]) == (IMAGES, 10, 2)

@@ -38,6 +38,8 @@ COMMENT = "<!--<script>"
 SCRIPT = "<script>document.title='pwned'</script>"
 # A relative URL of percent-encoded path segments: what page.py and the script let through.
 RELATIVE_URL = re.compile(r"[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*\Z")
+# The contents bar's links to the page's own sections (the template's, never the data's).
+SECTION_LINK = re.compile(r"#[a-z][a-z0-9-]*\Z")
 WINDOW = (1280, 2400)
 
 
@@ -76,7 +78,8 @@ class Parsed(HTMLParser):
 
 def assert_no_markup_ran_or_was_made(parsed, title):
     """No element or attribute of the data: the template's two scripts only, no event handler
-    attribute, every link a relative path; the title the page was written with."""
+    attribute, every link a relative path or a link to one of the page's sections; the title
+    the page was written with."""
     assert parsed.title == title
     assert len(parsed.tags("script")) == 2
     handlers = [(tag, name) for tag, attributes in parsed.elements for name in attributes
@@ -84,7 +87,7 @@ def assert_no_markup_ran_or_was_made(parsed, title):
     assert handlers == []
     links = [attributes[name] for _, attributes in parsed.elements
              for name in ("href", "src") if name in attributes]
-    assert all(RELATIVE_URL.match(link) for link in links), links
+    assert all(RELATIVE_URL.match(link) or SECTION_LINK.match(link) for link in links), links
 
 
 # Unit tests of l2caf.report.page.
@@ -336,9 +339,10 @@ def test_a_hostile_run_folders_report_runs_no_script_and_shows_every_card(
         for shown in (PAYLOAD + " iterations", SCRIPT + " <b>unreadable</b>",
                       PAYLOAD + ".jpg"):
             assert shown in parsed.text, shown
-        # The run's folder (in the title, the heading, the table's and the failures' run
-        # cells), the failure's reason, the run's title (its layer) in the run select: text.
-        assert written.text.count(run) == 4 and SCRIPT + " <b>unreadable</b>" in written.text
+        # The run's folder (in the title, the heading, the table's run cell and its note of
+        # the scores without an interval, the failures' run cell), the failure's reason, the
+        # run's title (its layer) in the run select: text.
+        assert written.text.count(run) == 5 and SCRIPT + " <b>unreadable</b>" in written.text
         assert "L2-CAF, demo_densenet, %s (%s)" % (SCRIPT, run) in parsed.text
         assert any(os.path.basename(attributes.get("href", "")).startswith("javascript%3A")
                    for attributes in parsed.tags("a"))

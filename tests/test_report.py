@@ -99,14 +99,52 @@ def test_the_page_shows_the_table_its_curves_and_the_failures(runs, report):
     output, text = report
     assert text.count("<tr><td>%s</td><td>l2caf</td>" % runs[0]) == 1
     assert text.count("<tr><td>%s</td><td>gradcam</td>" % runs[1]) == 1
-    # 4 of 6 L2-CAF boxes hit at threshold 0.2: a GT-known loc acc of 66.7.
-    assert "<td>66.7</td>" in text
+    # 4 of 6 L2-CAF boxes hit at threshold 0.2: a GT-known loc acc of 66.7 (with its interval).
+    assert "<td>66.7 [" in text
     for name in ("curves_maxboxacc.png", "curves_maxboxacc.pdf", "curves_faithfulness.png",
-                 "curves_faithfulness.pdf"):
+                 "curves_faithfulness.pdf", "curves_comparisons.png", "curves_comparisons.pdf"):
         assert os.path.getsize(os.path.join(output, name)) > 1000
         assert 'href="%s"' % name in text or 'src="%s"' % name in text
     assert "Images that could not be used (1)" in text
     assert "broken.jpg: not a readable image" in text
+
+
+def test_the_page_has_contents_error_bars_and_the_comparisons_with_their_forest_plot(report):
+    output, text = report
+    contents = re.search(r'<nav id="contents">(.*?)</nav>', text).group(1)
+    targets = re.findall(r'href="#([\w-]+)"', contents)
+    assert targets == ["localisation", "statistics", "curves", "failures", "gallery"]
+    for target in targets:
+        assert text.count('id="%s"' % target) == 1
+    assert "gallery of the %d heatmaps" % (2 * NUM_IMAGES) in contents
+    # A bar per score with an interval, inside the table's cells; the table scrolls in its box.
+    table = text[text.index('id="localisation"'):text.index('id="statistics"')]
+    assert table.count('<div class="table-scroll">') == 1
+    bars = re.findall(r'<span class="bar" title="95% interval ([\d.]+) to ([\d.]+)">'
+                      r'<span class="range" style="left:([\d.]+)%;width:([\d.]+)%"></span>'
+                      r'<span class="value" style="left:([\d.]+)%"></span></span>', table)
+    assert len(bars) >= 2
+    for low, high, left, width, value in bars:
+        assert float(low) <= float(high)
+        assert 0 <= float(left) and float(left) + float(width) <= 100.05
+        assert 0 <= float(value) <= 100
+    # The forest plot beside the comparisons, at its size (its text as large as the page's).
+    statistics = text[text.index('id="statistics"'):text.index('id="curves"')]
+    assert "Paired comparisons" in statistics and "Metric agreement" in statistics
+    width, height = page.png_size(os.path.join(output, "curves_comparisons.png"))
+    assert '<img src="curves_comparisons.png" width="%d" height="%d"' % (
+        round(width * 96 / 300.0), round(height * 96 / 300.0)) in statistics
+
+
+def test_bootstrap_0_makes_the_page_without_intervals_or_comparisons(runs, tmp_path):
+    output = str(tmp_path / "plain")
+    assert main(["--results"] + list(runs) + ["--output", output, "--workers", "1",
+                                               "--progress", "false", "--bootstrap", "0"]) == 0
+    with open(os.path.join(output, "report.html"), encoding="utf-8") as stream:
+        text = stream.read()
+    assert "<td>66.7</td>" in text and 'class="bar"' not in text
+    assert 'id="statistics"' not in text and not os.path.exists(
+        os.path.join(output, "curves_comparisons.png"))
 
 
 def test_a_second_report_keeps_its_thumbnails_and_removes_the_stale_ones(runs, tmp_path,

@@ -189,3 +189,84 @@ def test_a_corrupt_curves_file_names_the_command_that_scores_the_folder_again(da
     assert "faithfulness curves file %s cannot be used" % path in message
     assert "scripts/evaluate_faithfulness.py --overwrite --results %s" % run in message
     assert "visualize_attention" not in message  # a sweep does not make the curves again
+
+
+def test_legends_name_what_differs_between_the_runs_and_the_rest_once():
+    name = curves.RunName
+    shared_net = [name("L2-CAF", "demo_densenet", "block4", "outputs/a"),
+                  name("Grad-CAM", "demo_densenet", "block4", "outputs/b")]
+    assert curves.run_labels(shared_net) == (["L2-CAF", "Grad-CAM"],
+                                             "demo_densenet, layer block4")
+    other_nets = [name("L2-CAF", "resnet_v2_50", "block4", "a"),
+                  name("L2-CAF", "inception_v1", "block4", "b")]
+    assert curves.run_labels(other_nets) == (["resnet_v2_50", "inception_v1"],
+                                             "L2-CAF, layer block4")
+    # Nothing but the folder tells them apart: the folder too.
+    same = [name("L2-CAF", "n", "l", "outputs/seed0"), name("L2-CAF", "n", "l", "outputs/seed1")]
+    assert curves.run_labels(same) == (["L2-CAF (outputs/seed0)", "L2-CAF (outputs/seed1)"],
+                                       "n, layer l")
+    assert curves.run_labels([name("Grad-CAM", "n", "l", "x")]) == (["Grad-CAM"], "n, layer l")
+
+
+def legend_texts(figure):
+    [legend] = figure.legends
+    return [text.get_text() for text in legend.get_texts()], legend.get_title().get_text()
+
+
+def test_the_tables_figures_label_each_line_by_its_method_and_say_the_rest_once(table):
+    prefix, folders, _ = table
+    with open(prefix + ".json") as stream:
+        rows = json.load(stream)
+    labels, title = legend_texts(curves.box_accuracy_figure(rows))
+    assert labels == ["L2-CAF", "Grad-CAM"]
+    assert title == "demo_densenet, layer %s" % rows[0]["layer"]
+    lines = curves.read_faithfulness(folders[0])
+    figure = curves.faithfulness_figure([("L2-CAF", curves.faithfulness_curves(folders[0],
+                                                                                lines))],
+                                        shared=title)
+    labels, title_again = legend_texts(figure)
+    assert labels[0].startswith("L2-CAF: deletion AUC") and title_again == title
+    for text in labels:
+        assert folders[0] not in text and "demo_densenet" not in text
+
+
+@pytest.mark.parametrize("command", ["evaluate_localization", "make_report"])
+def test_a_command_shows_the_scores_it_read_once_while_more_are_written(dataset, tmp_path,
+                                                                        monkeypatch, command):
+    """Scoring still writes faithfulness.jsonl while the command runs: the lines it reads
+    first are those of its table and of its curves figure, never some of each."""
+    from l2caf.cli.report import main as report_main
+    from l2caf.runs import localization
+    monkeypatch.chdir(tmp_path)
+    run = make_run("l2caf", dataset)
+    add_faithfulness(run)
+    path = os.path.join(run, "faithfulness.jsonl")
+    every_line = read_lines(path)
+    write_lines(path, every_line[:2])  # two heatmaps scored so far
+    boxing = localization.run_records
+
+    def scored_meanwhile(*arguments):
+        write_lines(path, every_line)  # the scoring goes on while the heatmaps are boxed
+        return boxing(*arguments)
+    monkeypatch.setattr(localization, "run_records", scored_meanwhile)
+    tables, drawn = [], []
+    making_table, drawing_curves = localization.table_of, curves.faithfulness_figure
+    monkeypatch.setattr(localization, "table_of",
+                        lambda *arguments: tables.append(making_table(*arguments)) or tables[-1])
+    monkeypatch.setattr(curves, "faithfulness_figure",
+                        lambda labelled, *rest: drawn.append(labelled) or drawing_curves(
+                            labelled, *rest))
+    annotations = os.path.join(dataset, "annotations")
+    if command == "evaluate_localization":
+        assert evaluate_main(["--results", run, "--annotations", annotations, "--thresholds",
+                              "0.2,0.4", "--workers", "1", "--output", "table"]) == 0
+    else:
+        assert report_main(["--results", run, "--annotations", annotations, "--thresholds",
+                            "0.2,0.4", "--workers", "1", "--output", "report", "--progress",
+                            "false"]) == 0
+    [table_made] = tables
+    [[(_, mean)]] = drawn
+    [row] = table_made.rows
+    assert row["faithfulness_heatmaps"] == mean.heatmaps == 2
+    assert row["deletion_auc"] == pytest.approx(mean.areas[0])
+    assert len(read_lines(path)) == len(every_line) > 2  # the scores did change meanwhile

@@ -1,6 +1,5 @@
 """scripts/evaluate_localization.py: the localisation table of visualiser runs (the job:
 l2caf.runs.localization; the table: l2caf.evaluation.table). No TensorFlow."""
-import argparse
 import os
 
 from l2caf import config
@@ -10,8 +9,7 @@ from l2caf.evaluation import V2_IOU_THRESHOLDS
 
 
 def main(argv=None, description=__doc__):
-    parser = config.ArgumentParser(description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(description=description)
     options.add_results(parser, "results folders of visualiser runs (sweeps, merged or not); "
                                 "one table row each")
     options.add_annotations(parser, "the images' boxes: a folder of bounding-box XMLs, one per "
@@ -42,13 +40,17 @@ def main(argv=None, description=__doc__):
                             % ", ".join("%g" % value for value in V2_IOU_THRESHOLDS))
     options.add_workers(parser, "processes that box the heatmaps (default: the cores this "
                                 "process may use, here %(default)s)")
+    options.add_bootstrap(parser)
     parser.add_argument("--output", metavar="PREFIX",
                         help="write the table to PREFIX.csv and PREFIX.json and its curves "
                              "to PREFIX_maxboxacc.png and .pdf (box accuracy against the "
                              "threshold; and, when the folders hold faithfulness scores, "
                              "PREFIX_faithfulness.png and .pdf: the mean deletion and insertion "
-                             "curves) (default: localization_<protocol> in the first results "
-                             "folder)")
+                             "curves), PREFIX_sanity.png and .pdf when they hold sanity "
+                             "checks (similarity against the blocks made random), and with "
+                             "--bootstrap the comparisons and agreement beside them "
+                             "(default: localization_<protocol> in the first "
+                             "results folder)")
     args = parser.parse_args(argv)
     return run_command(lambda: evaluate(args), interrupted="interrupted: nothing written; run "
                        "the same command again for the table")
@@ -56,13 +58,14 @@ def main(argv=None, description=__doc__):
 
 def evaluate(args):
     """Prints and writes the table of the runs; returns 0."""
-    from l2caf.evaluation import table
+    from l2caf.evaluation import comparisons, table
     from l2caf.runs import localization
     options.check(args)
     annotations = localization.load_annotations(args.annotations)
-    rows = [localization.evaluate_run(results_dir, annotations, args.protocol, args.threshold,
-                                      args.thresholds, args.iou, args.workers)
-            for results_dir in args.results]
+    found = localization.evaluate_runs(args.results, annotations, args.protocol, args.threshold,
+                                       args.thresholds, args.iou, args.workers, args.bootstrap,
+                                       args.seed)
+    rows = found.rows
     prefix = args.output or os.path.join(args.results[0],
                                          localization.default_table_name(args.protocol))
     try:
@@ -71,8 +74,20 @@ def evaluate(args):
         raise OutputError("cannot write %s: %s" % (prefix, error.strerror or error)) from None
     table.write_csv(prefix + ".csv", rows)
     table.write_json(prefix + ".json", rows)
-    from l2caf.report import curves  # matplotlib, only once the table is written
-    pictures = curves.write_evaluation_curves(prefix, rows)
+    written = [prefix + ".csv", prefix + ".json"]
+    if found.comparisons is not None:
+        written += comparisons.write_comparisons(prefix, found.comparisons)
+    if found.agreement is not None:
+        written += comparisons.write_agreement(prefix, found.agreement)
+    from l2caf.report import curves, sanity  # matplotlib, only once the table is written
+    pictures = curves.write_evaluation_curves(prefix, rows, found.faithfulness)
+    pictures += sanity.write_sanity_figure(prefix, args.results)
+    if found.comparisons is not None:
+        pictures += curves.write_comparison_plot(prefix, found.comparisons, rows)
     print(table.markdown_table(rows))
-    print("\nwritten: %s" % ", ".join([prefix + ".csv", prefix + ".json"] + pictures))
+    if found.comparisons is not None:
+        print("\nPaired comparisons:\n\n%s" % comparisons.markdown_comparisons(found.comparisons))
+    if found.agreement is not None:
+        print("\nMetric agreement:\n\n%s" % comparisons.markdown_agreement(found.agreement))
+    print("\nwritten: %s" % ", ".join(written + pictures))
     return 0

@@ -1,6 +1,5 @@
 """scripts/make_figure.py: a comparison figure of run folders (see l2caf.report.figure). No
 TensorFlow."""
-import argparse
 import sys
 
 from l2caf import config
@@ -13,8 +12,7 @@ DEFAULT_RANDOM = 4
 
 def main(argv=None, description=__doc__):
     from l2caf.report.figure import FAITHFULNESS_RANKINGS, OVERLAYS, RANKINGS
-    parser = config.ArgumentParser(description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(description=description)
     options.add_results(parser, "results folders of visualiser runs over the same images: a "
                                 "column of overlays each, in this order; the images are the "
                                 "first folder's, matched in the others by name")

@@ -1,6 +1,7 @@
 """The options several commands share, each declared and validated here once: --results,
---workers, --progress, --shard, --gpu, and the boxes' and pictures' --annotations,
---protocol, --threshold, --thresholds, --iou, --colormap and --alpha. A command adds the ones
+--workers, --progress, --shard, --gpu, the boxes' and pictures' --annotations,
+--protocol, --threshold, --thresholds, --iou, --colormap and --alpha, and the table's
+statistics' --bootstrap and --seed. A command adds the ones
 it takes (with its own help where the option means more there) and calls `check` first
 thing, inside run_command: a bad value is one line and exit status 2."""
 import argparse
@@ -69,6 +70,26 @@ def add_iou(parser, help_text):
     parser.add_argument("--iou", type=float, default=0.5, help=help_text)
 
 
+def add_bootstrap(parser, help_text=None):
+    """--bootstrap N and --seed S: the table's intervals, comparisons and agreement
+    (l2caf.evaluation.statistics and .comparisons). help_text: --bootstrap's, where the
+    command shows them otherwise than scripts/evaluate_localization.py's files."""
+    from l2caf.evaluation.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help=help_text or
+                        "bootstrap resamples of the images for every score's 95%% interval "
+                        "(shown as 88.0 [81.0, 94.0]; the CSV and JSON gain <column>_ci_low "
+                        "and _ci_high) and for the paired comparisons of the runs "
+                        "(PREFIX_comparisons.csv, .json, .png, .pdf: each difference with its "
+                        "interval, an exact McNemar or paired t-test, Holm's correction), "
+                        "with, for three runs or more, the metrics' agreement (ranks, "
+                        "Kendall's tau, Krippendorff's alpha: PREFIX_agreement.json); 0 turns "
+                        "all of them off and gives the table alone (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                        help="seed of the bootstrap's resamples, 0 or more: the same seed gives "
+                             "the same intervals to the digit (default: %(default)s)")
+
+
 def add_picture_options(parser):
     """The options of the pictures (scripts/make_figure.py, scripts/make_report.py): the
     annotations, the box's protocol and threshold, the colour map and the opacity."""
@@ -100,6 +121,14 @@ def check(args):
         raise ConfigError("--iou must be in (0, 1], got %g" % args.iou)
     if "workers" in args and args.workers < 1:
         raise ConfigError("--workers must be at least 1, got %d" % args.workers)
+    if "bootstrap" in args and args.bootstrap < 0:
+        raise ConfigError("--bootstrap must be 0 (no intervals) or more resamples, got %d"
+                          % args.bootstrap)
+    if "bootstrap" in args and args.bootstrap == 1:
+        raise ConfigError("--bootstrap 1 makes no interval: give 0 (none) or at least 2 "
+                          "resamples (1000, the default, for two-digit percentiles)")
+    if "seed" in args and "bootstrap" in args and args.seed < 0:
+        raise ConfigError("--seed must be 0 or more, got %d" % args.seed)
     if "colormap" in args:
         from l2caf.report import drawing  # matplotlib, only for the pictures' commands
         drawing.colormap(args.colormap)

@@ -1,6 +1,5 @@
 """scripts/make_report.py: the report page of run folders (see l2caf.report.page). No
 TensorFlow."""
-import argparse
 import os
 
 from l2caf import config
@@ -9,8 +8,7 @@ from l2caf.cli.options import positive
 
 
 def main(argv=None, description=__doc__):
-    parser = config.ArgumentParser(description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(description=description)
     options.add_results(parser, "results folders of visualiser runs (sweeps, merged or not); "
                                 "one table row each, and every heatmap in the gallery")
     parser.add_argument("--output", required=True, metavar="DIR",
@@ -25,6 +23,12 @@ def main(argv=None, description=__doc__):
                                    "%(default)s)")
     parser.add_argument("--thumbnail_size", type=positive, default=192, metavar="PIXELS",
                         help="longer side of the gallery's thumbnails (default: %(default)s)")
+    options.add_bootstrap(parser, "bootstrap resamples of the images for the table's 95%% "
+                                  "intervals (in each cell and as error bars), the paired "
+                                  "comparisons of the runs (a table and a forest plot) and, "
+                                  "for three runs or more, the metrics' agreement, as "
+                                  "scripts/evaluate_localization.py makes them; 0 turns them "
+                                  "off (default: %(default)s)")
     options.add_workers(parser, "threads that read the images and make the thumbnails, and "
                                 "processes that box the table's heatmaps (default: the cores "
                                 "this process may use, here %(default)s)")
@@ -41,7 +45,8 @@ def make_report(args):
     runs = [PictureRun(results_dir, args.annotations) for results_dir in args.results]
     summary = write_report(runs, args.output, args.threshold, args.protocol, args.iou,
                            args.thresholds, args.workers, args.colormap, args.alpha,
-                           args.thumbnail_size, args.progress == "true")
+                           args.thumbnail_size, args.progress == "true", args.bootstrap,
+                           args.seed)
     print("written: %s (%d heatmaps of %d runs, %d table rows; %d thumbnails made, %d kept "
           "from before); open it in a browser: file://%s"
           % (summary.path, summary.heatmaps, len(runs), summary.table_rows,

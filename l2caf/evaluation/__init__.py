@@ -9,13 +9,18 @@ them) and no TensorFlow: the faithfulness metrics take the model that scores the
                 every threshold), over a process pool; the box of one class's heatmap
   pointing      the pointing game and the energy-based pointing game
   faithfulness  deletion and insertion AUC, Average Drop, Increase in Confidence
-  table         the table's columns (name, label, better direction, scale, format) and its
-                Markdown, CSV and JSON
+  table         the table's columns (name, label, better direction, scale, format, unit,
+                outcome) and its Markdown, CSV and JSON
+  statistics    the table's numbers from per-unit samples, and their bootstrap intervals
+                over images (vectorised over the resamples)
+  comparisons   paired comparisons of runs (bootstrap intervals, McNemar, paired t, Holm)
+                and the metrics' agreement (ranks, Kendall's tau, Krippendorff's alpha)
 """
 from l2caf.evaluation.boxes import box_at_threshold, heatmap_to_box, iou, is_localized
 from l2caf.evaluation.metrics import (DEFAULT_THRESHOLDS, PROTOCOLS, V2_IOU_THRESHOLDS,
-                                      BoxAccuracies, ClassBox, Evaluation, ImageRecord,
-                                      LocalizationMetrics, MaxBoxAcc, MaxBoxAccV2, class_box,
+                                      BoxAccuracies, ClassBox, Evaluation, ImageOutcomes,
+                                      ImageRecord, LocalizationMetrics, MaxBoxAcc, MaxBoxAccV2,
+                                      class_box,
                                       evaluate_records, localization_metrics, max_box_acc,
                                       max_box_acc_v2, parse_thresholds, record_from_annotation)
 from l2caf.evaluation.pointing import (POINTING_TOLERANCE, energy_share, pointing_hit,
@@ -24,7 +29,8 @@ from l2caf.evaluation.pointing import (POINTING_TOLERANCE, energy_share, pointin
 __all__ = [
     "box_at_threshold", "heatmap_to_box", "iou", "is_localized",
     "DEFAULT_THRESHOLDS", "PROTOCOLS", "V2_IOU_THRESHOLDS", "BoxAccuracies", "ClassBox",
-    "Evaluation", "ImageRecord", "LocalizationMetrics", "MaxBoxAcc", "MaxBoxAccV2", "class_box",
+    "Evaluation", "ImageOutcomes", "ImageRecord", "LocalizationMetrics", "MaxBoxAcc",
+    "MaxBoxAccV2", "class_box",
     "evaluate_records", "localization_metrics", "max_box_acc", "max_box_acc_v2",
     "parse_thresholds", "record_from_annotation",
     "POINTING_TOLERANCE", "energy_share", "pointing_hit", "pointing_scores",

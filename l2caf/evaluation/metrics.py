@@ -88,14 +88,32 @@ v2_accuracies: None unless the protocol is 'wsol'; else per IoU of `V2_IOU_THRES
 of the accuracies per threshold with every contour's box tried. Tuples, so that evaluations
 compare with ==."""
 
+ImageOutcomes = collections.namedtuple(
+    "ImageOutcomes", ["top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc",
+                      "box_hits", "v2_box_hits"])
+ImageOutcomes.__doc__ = """Each image's outcomes, in the order of the records, whose means
+are `evaluate_records`' numbers (what a bootstrap over images resamples). top1_cls,
+top5_cls, top1_loc, top5_loc, gt_known_loc: booleans (images,), right or not under each rule
+(an error is 100 minus the percentage of them). box_hits: booleans (images, thresholds),
+GT-known right with the largest box at each threshold of the sweep (MaxBoxAcc: the best
+threshold's percentage). v2_box_hits: None unless the protocol is 'wsol'; else booleans
+(images, len(V2_IOU_THRESHOLDS), thresholds), right with every contour's box tried at each IoU
+and threshold (MaxBoxAccV2: the mean over the IoUs of the best threshold's percentage)."""
+
 Evaluation = collections.namedtuple("Evaluation", ["metrics", "max_box_acc", "max_box_acc_v2",
-                                                   "box_accuracies"])
+                                                   "box_accuracies", "outcomes"],
+                                    defaults=(None,))
 Evaluation.__doc__ = """Everything `evaluate_records` computes: a `LocalizationMetrics`, a
 `MaxBoxAcc` (None for an empty sweep), a `MaxBoxAccV2` (None unless the protocol is 'wsol'
-and the sweep is not empty) and the `BoxAccuracies` behind both (None for an empty sweep)."""
+and the sweep is not empty), the `BoxAccuracies` behind both (None for an empty sweep) and,
+when asked for, the `ImageOutcomes` behind all of them (else None)."""
 
-# What a worker needs to score records; a namedtuple, so that it pickles.
-_Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", "iou_threshold"])
+# What a worker needs to score records; a namedtuple, so that it pickles. outcomes: whether to
+# keep each image's outcomes (`ImageOutcomes`).
+_Task = collections.namedtuple("_Task", ["protocol", "threshold", "thresholds", "iou_threshold",
+                                         "outcomes"])
+# The per-image rules of `ImageOutcomes`, in its order (the booleans of a record).
+_RULES = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc")
 
 
 def record_from_annotation(annotation: "Annotation", class_ids: Mapping[str, int],
@@ -236,20 +254,26 @@ class _Tally(object):
         self.hits = np.zeros(num_thresholds, dtype=np.int64)
         self.v2_hits = (np.zeros((len(V2_IOU_THRESHOLDS), num_thresholds), dtype=np.int64)
                         if with_v2 else None)
+        # With a task's outcomes: [(index of the first record, {field of ImageOutcomes:
+        # its array over the records})], one block per chunk.
+        self.outcome_blocks: List[Tuple[int, Dict[str, Optional[np.ndarray]]]] = []
 
     def add(self, other: "_Tally") -> None:
-        """Adds the counts of `other`."""
+        """Adds the counts (and outcomes) of `other`."""
         self.counts.update(other.counts)
         self.hits += other.hits
+        self.outcome_blocks += other.outcome_blocks
         if self.v2_hits is not None:
             # (both tallies are of one task: other has v2_hits when self has)
             self.v2_hits += other.v2_hits  # type: ignore[arg-type]
 
 
-def _tally(records, task):
-    """The `_Tally` of records under a `_Task`."""
+def _tally(records, task, start=0):
+    """The `_Tally` of records under a `_Task` (start: the index of the first of them among
+    all the records, which its outcomes keep)."""
     with_v2 = task.protocol == "wsol"
     tally = _Tally(len(task.thresholds), with_v2)
+    rules, box_hits, v2_box_hits = [], [], []
     # The single threshold of the errors is boxed with the sweep's.
     thresholds = np.concatenate([[task.threshold], task.thresholds])
     iou_floor = min((task.iou_threshold,) + (V2_IOU_THRESHOLDS if with_v2 else ()))
@@ -278,11 +302,44 @@ def _tally(records, task):
         counts["top5_loc"] += any(label in localized for label in top5)
         counts["gt_known_loc"] += bool(localized)
         counts["missing"] += any(label not in record.heatmaps for label in gt_labels)
-        tally.hits += best >= task.iou_threshold
+        hits = best >= task.iou_threshold
+        tally.hits += hits
         if with_v2:
-            for row, iou_threshold in enumerate(V2_IOU_THRESHOLDS):
-                tally.v2_hits[row] += best_every >= iou_threshold
+            v2_hits = np.stack([best_every >= iou_threshold
+                                for iou_threshold in V2_IOU_THRESHOLDS])
+            tally.v2_hits += v2_hits
+        if task.outcomes:
+            rules.append((top1 in gt_labels, any(label in gt_labels for label in top5),
+                          top1 in localized, any(label in localized for label in top5),
+                          bool(localized)))
+            box_hits.append(hits)
+            if with_v2:
+                v2_box_hits.append(v2_hits)
+    if task.outcomes:
+        block: Dict[str, Optional[np.ndarray]] = dict(zip(
+            _RULES, np.array(rules, dtype=bool).reshape(len(records), len(_RULES)).T))
+        block["box_hits"] = np.array(box_hits, dtype=bool).reshape(len(records),
+                                                                   len(task.thresholds))
+        block["v2_box_hits"] = np.array(v2_box_hits, dtype=bool).reshape(
+            len(records), len(V2_IOU_THRESHOLDS), len(task.thresholds)) if with_v2 else None
+        tally.outcome_blocks.append((start, block))
     return tally
+
+
+def _tally_chunk(chunk, task):
+    """The `_Tally` of a chunk (index of its first record, its records) under a `_Task`."""
+    start, records = chunk
+    return _tally(records, task, start)
+
+
+def _image_outcomes(tally):
+    """The `ImageOutcomes` of a tally's outcome blocks, in the records' order."""
+    blocks = [block for _, block in sorted(tally.outcome_blocks, key=lambda item: item[0])]
+    fields = {name: np.concatenate([block[name] for block in blocks])
+              for name in _RULES + ("box_hits",)}
+    fields["v2_box_hits"] = None if blocks[0]["v2_box_hits"] is None else np.concatenate(
+        [block["v2_box_hits"] for block in blocks])
+    return ImageOutcomes(**fields)
 
 
 def _start_worker():
@@ -308,8 +365,9 @@ def _sigint_ignored():
 
 
 def _chunks(records, workers):
+    """[(index of the chunk's first record, the chunk's records)]."""
     size = max(1, min(_MAX_CHUNK, math.ceil(len(records) / (4.0 * workers))))
-    return [records[start:start + size] for start in range(0, len(records), size)]
+    return [(start, records[start:start + size]) for start in range(0, len(records), size)]
 
 
 def _tally_all(records, task, workers, progress):
@@ -321,7 +379,7 @@ def _tally_all(records, task, workers, progress):
     """
     chunks = _chunks(records, workers)
     total = _Tally(len(task.thresholds), task.protocol == "wsol")
-    score = functools.partial(_tally, task=task)
+    score = functools.partial(_tally_chunk, task=task)
     if min(workers, len(chunks)) <= 1:
         tallies = map(score, chunks)
         return _sum_tallies(total, tallies, progress)
@@ -362,7 +420,8 @@ def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
                      threshold: float = 0.2,
                      thresholds: Union[Sequence[float], np.ndarray] = DEFAULT_THRESHOLDS,
                      iou_threshold: float = 0.5, workers: int = 1,
-                     progress: Optional[Callable[[int], object]] = None) -> Evaluation:
+                     progress: Optional[Callable[[int], object]] = None,
+                     outcomes: bool = False) -> Evaluation:
     """Every score of a run at once (each heatmap resized once), as an `Evaluation`.
 
     records: iterable of `ImageRecord`. protocol: 'cam', 'adl' or 'wsol' (module docstring).
@@ -375,7 +434,8 @@ def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
     every contour's box, at each of `V2_IOU_THRESHOLDS`, averaged.
     workers: processes (1: this one); more start fresh interpreters ('spawn'), so a script
     that asks for them needs the usual `if __name__ == "__main__":` guard. progress: called
-    with the number of records done after each chunk of them.
+    with the number of records done after each chunk of them. outcomes: also return each
+    image's outcomes (`ImageOutcomes`, what the scores are means of), which changes no score.
     """
     records = list(records)
     if not records:
@@ -386,7 +446,7 @@ def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     for value in np.concatenate([[threshold], thresholds]):
         check_threshold(value)
-    task = _Task(protocol, float(threshold), thresholds, float(iou_threshold))
+    task = _Task(protocol, float(threshold), thresholds, float(iou_threshold), bool(outcomes))
     tally = _tally_all(records, task, workers, progress)
     counts, num_images = tally.counts, tally.counts["images"]
     metrics = LocalizationMetrics(
@@ -397,8 +457,9 @@ def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
         top5_loc_error=100.0 - _percent(counts["top5_loc"], num_images),
         gt_known_loc_accuracy=_percent(counts["gt_known_loc"], num_images),
         missing_heatmaps=counts["missing"])
+    image_outcomes = _image_outcomes(tally) if outcomes else None
     if not len(thresholds):
-        return Evaluation(metrics, None, None, None)
+        return Evaluation(metrics, None, None, None, image_outcomes)
     best_v1 = MaxBoxAcc(*_best(tally.hits, thresholds, num_images))
     best_v2 = None
     if tally.v2_hits is not None:
@@ -406,7 +467,8 @@ def evaluate_records(records: Iterable[ImageRecord], protocol: str = "cam",
                                             for hits in tally.v2_hits))
         best_v2 = MaxBoxAccV2(accuracy=float(np.mean(accuracies)), accuracies=accuracies,
                               thresholds=best_thresholds)
-    return Evaluation(metrics, best_v1, best_v2, _box_accuracies(tally, thresholds, num_images))
+    return Evaluation(metrics, best_v1, best_v2, _box_accuracies(tally, thresholds, num_images),
+                      image_outcomes)
 
 
 def localization_metrics(records: Iterable[ImageRecord], threshold: float = 0.2,

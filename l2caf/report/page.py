@@ -1,12 +1,20 @@
 """The report page of run folders (scripts/make_report.py): one self-contained report.html
 in an output folder, which opens from the file system (no server, no network).
 
+* a contents bar: a link to each section and to the gallery;
 * the localisation table of the annotated runs (l2caf.runs.localization, the table
-  scripts/evaluate_localization.py prints) and its curves (l2caf.report.curves), as PNG
-  files beside the page;
+  scripts/evaluate_localization.py prints), each score with its 95% bootstrap interval as
+  text and as an error bar, in a box that scrolls sideways (the page never does); the
+  paired comparisons of the runs with their forest plot, and the agreement of the metrics
+  (l2caf.evaluation.statistics and .comparisons); the curves (l2caf.report.curves) and
+  the sanity checks' figure when the runs have them (l2caf.report.sanity). The
+  figures are PNG files beside the page, drawn with text of curves.PAGE_FONT_POINTS and
+  shown at their size, so that their text is as large as the page's;
 * the images the runs could not use (failures*.jsonl);
-* a gallery of every heatmap: its overlay as a thumbnail (a JPEG file in thumbs/, referred
-  to by a relative path, loaded lazily), the ground-truth boxes and the evaluation's box
+* a gallery of every heatmap (each run folder read once, l2caf.runs.localization's
+  FolderSnapshot: the table, the curves and the gallery show the same scores): its overlay
+  as a thumbnail (a JPEG file in thumbs/, referred to by a relative path, loaded lazily),
+  the ground-truth boxes and the evaluation's box
   (drawn by the page over the thumbnail), class, probability, IoU, iterations, loss, the
   faithfulness scores when there are some, a convergence plot of the loss (from the
   results lines' loss_history; none for lines without it) and a link to the GIF and the
@@ -38,8 +46,10 @@ import math
 import numbers
 import os
 import re
+import struct
 import time
 import urllib.parse
+from typing import Optional
 
 import cv2
 from tqdm import tqdm
@@ -47,16 +57,20 @@ from tqdm import tqdm
 from l2caf import heatmaps
 from l2caf.errors import OutputError, RunError
 from l2caf.evaluation import DEFAULT_THRESHOLDS
-from l2caf.evaluation.table import markdown_table, metrics
+from l2caf.evaluation.comparisons import markdown_agreement, markdown_comparisons
+from l2caf.evaluation.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED
+from l2caf.evaluation.table import COLUMNS as COLUMNS_OF_TABLE
+from l2caf.evaluation.table import interval_keys, markdown_table, metrics, scores
 from l2caf.files import write_atomically
 from l2caf.parallel import prefetched
-from l2caf.report import curves, drawing
+from l2caf.report import curves, drawing, sanity
 from l2caf.report.pictures import box_fractions, read_picture
 from l2caf.runs import localization
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.html")
 THUMBNAILS = "thumbs"
 THUMBNAIL_QUALITY = 85
+CSS_PIXELS_PER_INCH = 96
 # The gallery's columns. The blob holds each as one list over the heatmaps, and the values
 # of variable length as short text (ENCODED): parsing a few long lists of numbers and
 # strings takes a browser a tenth of the time that 50,000 small lists take. Then a column per
@@ -277,22 +291,100 @@ class Gallery(object):
                     os.remove(path)
 
 
-def table_html(markdown: str) -> str:
-    """The localisation table (table.markdown_table's text) as an HTML table and its notes
-    as a list: the one formatting of the table, whatever its columns."""
+def table_html(markdown: str, rows: Optional[list] = None) -> str:
+    """A table of the evaluation (table.markdown_table's text, or another Markdown table) as
+    an HTML table in a box that scrolls sideways (the page itself never does), and its
+    notes as a list: the one formatting of the tables, whatever their columns. rows: the
+    evaluation table's rows when the markdown is theirs: each score with an interval then
+    gets an error bar (`interval_bar`) under its text."""
     lines = markdown.split("\n")
     cells = [[html.escape(cell.strip()) for cell in line.strip().strip("|").split("|")]
              for line in lines if line.startswith("|")]
     header, body = cells[0], cells[2:]
-    parts = ["<table class=\"scores\"><thead><tr>%s</tr></thead><tbody>"
-             % "".join("<th>%s</th>" % cell for cell in header)]
-    parts += ["<tr>%s</tr>" % "".join("<td>%s</td>" % cell for cell in row) for row in body]
-    parts.append("</tbody></table>")
+    bars = interval_bars(rows) if rows else {}
+    keys = list(COLUMNS_OF_TABLE)
+    parts = ["<div class=\"table-scroll\"><table class=\"scores\"><thead><tr>%s</tr></thead>"
+             "<tbody>" % "".join("<th><div>%s</div></th>" % cell for cell in header)]
+    for number, row in enumerate(body):
+        parts.append("<tr>%s</tr>" % "".join(
+            "<td>%s%s</td>" % (cell, bars.get((number, keys[index]), "") if index < len(keys)
+                               else "") for index, cell in enumerate(row)))
+    parts.append("</tbody></table></div>")
     notes = [line[2:] for line in lines if line.startswith("- ")]
+    if bars:
+        parts.append("<p class=\"notes\">Bars: each score's 95% interval (the line) and "
+                     "its value (the dot), on a scale shared by the column's rows (from "
+                     "its lowest to its highest bound).</p>")
     if notes:
         parts.append("<ul class=\"notes\">%s</ul>"
                      % "".join("<li>%s</li>" % html.escape(note) for note in notes))
     return "".join(parts)
+
+
+def interval_bars(rows: list) -> dict:
+    """{(row number, score key): its error bar as HTML} of the evaluation rows' scores that
+    have an interval, each column on one scale (its rows' lowest to highest bound), so that
+    the bars of a column compare; none for a column whose bounds are all one number."""
+    bars = {}
+    for column in scores():
+        low_key, high_key = interval_keys(column.key)
+        found = [(number, row[column.key], row[low_key], row[high_key])
+                 for number, row in enumerate(rows)
+                 if row.get(low_key) is not None and row.get(column.key) is not None]
+        if not found:
+            continue
+        lowest = min(min(low, value) for _, value, low, _ in found)
+        highest = max(max(high, value) for _, value, _, high in found)
+        if highest <= lowest:
+            continue
+
+        def position(value):
+            return 100.0 * (value - lowest) / (highest - lowest)
+        for number, value, low, high in found:
+            bars[(number, column.key)] = (
+                "<span class=\"bar\" title=\"95%% interval %s to %s\"><span class=\"range\" "
+                "style=\"left:%.1f%%;width:%.1f%%\"></span><span class=\"value\" "
+                "style=\"left:%.1f%%\"></span></span>"
+                % (column.format % low, column.format % high, position(low),
+                   position(high) - position(low), position(value)))
+    return bars
+
+
+def markdown_html(markdown: str) -> str:
+    """Markdown of the evaluation's text (blocks apart by blank lines: tables, bulleted
+    notes, sentences) as HTML, every word escaped: each table through `table_html`, each
+    list of notes as a list, any other block as a paragraph."""
+    parts = []
+    for block in markdown.split("\n\n"):
+        lines = [line for line in block.split("\n") if line.strip()]
+        if not lines:
+            continue
+        if lines[0].startswith("|"):
+            parts.append(table_html("\n".join(lines)))
+        elif all(line.startswith("- ") for line in lines[1:]) and len(lines) > 1 and \
+                not lines[0].startswith("- "):
+            parts.append("<p>%s</p>" % html.escape(lines[0]))
+            parts.append("<ul class=\"notes\">%s</ul>" % "".join(
+                "<li>%s</li>" % html.escape(line[2:]) for line in lines[1:]))
+        else:
+            parts.append("<p>%s</p>" % html.escape(" ".join(lines)))
+    return "".join(parts)
+
+
+def statistics_html(table, forest_plot: str = "") -> str:
+    """The paired comparisons and the agreement of an l2caf.runs.localization.Table, as the
+    page's section ('' without a bootstrap), with forest_plot (the comparisons' figure as
+    `figures_html` makes it) beside the comparisons."""
+    if table.comparisons is None:
+        return "<p>Paired comparisons need two runs or more.</p>" if table.rows and \
+            "bootstrap_resamples" in table.rows[0] else ""
+    parts = ["<h2>Paired comparisons</h2>", markdown_html(markdown_comparisons(
+        table.comparisons)) if table.comparisons.comparisons or table.comparisons.not_compared
+        else "<p>No two runs to compare.</p>", forest_plot]
+    parts += ["<h2>Metric agreement</h2>",
+              markdown_html(markdown_agreement(table.agreement)) if table.agreement is not None
+              else "<p>Agreement needs three runs or more.</p>"]
+    return "<section id=\"statistics\">%s</section>" % "".join(parts)
 
 
 def failures_html(runs: list) -> str:
@@ -308,14 +400,49 @@ def failures_html(runs: list) -> str:
             "</thead><tbody>%s</tbody></table></section>" % (len(lines), rows))
 
 
+def png_size(path: str) -> tuple:
+    """(width, height) in pixels of a PNG file, from its header."""
+    with open(path, "rb") as stream:
+        header = stream.read(24)
+    return struct.unpack(">II", header[16:24])
+
+
+def figures_html(paths: list, output_dir: str) -> str:
+    """The PNG files of paths (figures of l2caf.report.curves, written at
+    l2caf.report.drawing.DPI) as images shown at their size (a CSS pixel is 1/96 inch:
+    their text as large as the page's, curves.PAGE_FONT_POINTS), each with its PDF."""
+    parts = []
+    for path in paths:
+        if not path.endswith(".png"):
+            continue
+        width, height = (round(pixels * CSS_PIXELS_PER_INCH / drawing.DPI)
+                         for pixels in png_size(path))
+        parts.append("<p class=\"figure\"><a href=\"%s\"><img src=\"%s\" width=\"%d\" "
+                     "height=\"%d\" alt=\"%s\"></a> <a href=\"%s\">PDF</a></p>"
+                     % (_link(path, output_dir), _link(path, output_dir), width, height,
+                        html.escape(os.path.basename(path)),
+                        _link(path[:-4] + ".pdf", output_dir)))
+    return "".join(parts)
+
+
 def _curves_html(paths, output_dir):
-    images = [path for path in paths if path.endswith(".png")]
-    if not images:
+    if not any(path.endswith(".png") for path in paths):
         return "<p>No curves: no run has annotations or faithfulness scores.</p>"
-    return "".join("<p><a href=\"%s\"><img src=\"%s\" alt=\"%s\"></a> <a href=\"%s\">PDF</a>"
-                   "</p>" % (_link(path, output_dir), _link(path, output_dir),
-                             html.escape(os.path.basename(path)),
-                             _link(path[:-4] + ".pdf", output_dir)) for path in images)
+    return figures_html(paths, output_dir)
+
+
+def contents_html(statistics: str, failures: str, heatmaps: int) -> str:
+    """The contents bar at the top of the page: a link to each of its sections (the
+    comparisons and the failures when the page has them), the gallery's with its size."""
+    links = [("localisation", "table")]
+    if statistics.startswith("<section"):
+        links.append(("statistics", "comparisons and agreement"))
+    links.append(("curves", "curves"))
+    if failures:
+        links.append(("failures", "images not used"))
+    links.append(("gallery", "gallery of the %d heatmaps" % heatmaps))
+    return "<nav id=\"contents\">%s</nav>" % " &middot; ".join(
+        "<a href=\"#%s\">%s</a>" % link for link in links)
 
 
 def json_for_script(value) -> str:
@@ -347,13 +474,15 @@ def gallery_blob(runs: list, classes: dict, rows: list, threshold: float, protoc
 
 
 def page_html(title: str, summary: str, table: str, curves_section: str, failures: str,
-              data: dict) -> str:
+              data: dict, statistics: str = "") -> str:
     """The report page: the template (report.html beside this module) with its parts, which
     are HTML except title (text) and data (the `gallery_blob`)."""
     with open(TEMPLATE, encoding="utf-8") as stream:
         template = stream.read()
     return render(template, {
         "title": html.escape(title), "summary": summary, "table": table,
+        "statistics": statistics,
+        "contents": contents_html(statistics, failures, data["count"]),
         "curves": curves_section, "failures": failures, "threshold": "%g" % data["threshold"],
         "protocol": html.escape(data["protocol"]),
         "iou_threshold": "%g" % data["iou_threshold"], "data": json_for_script(data)})
@@ -362,9 +491,11 @@ def page_html(title: str, summary: str, table: str, curves_section: str, failure
 def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: str = "cam",
                  iou_threshold: float = 0.5, thresholds=DEFAULT_THRESHOLDS, workers: int = 1,
                  colormap: str = "bwr", alpha: float = 0.5, thumbnail_size: int = 192,
-                 progress: bool = True) -> ReportSummary:
+                 progress: bool = True, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED) -> ReportSummary:
     """Writes output_dir/report.html of `runs` (l2caf.report.pictures.PictureRun), with its
-    table, curves and thumbnails; returns a `ReportSummary`. The page is written last and
+    table (with `resamples` > 0, its intervals, comparisons and agreement, drawn with
+    `seed`), curves and thumbnails; returns a `ReportSummary`. The page is written last and
     whole: an interrupted report leaves the previous page (and reusable thumbnails)."""
     try:
         os.makedirs(os.path.join(output_dir, THUMBNAILS), exist_ok=True)
@@ -372,17 +503,23 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
         raise OutputError("cannot write to %s: %s" % (output_dir, error.strerror or error)) \
             from None
     annotated = [run for run in runs if run.annotations is not None]
-    rows = [localization.evaluate_run(run.results_dir, run.annotations, protocol, threshold,
-                                      thresholds, iou_threshold, workers)
-            for run in annotated]
-    curve_paths = []
-    if rows:
-        curve_paths += curves.write_box_accuracy_curves(
-            os.path.join(output_dir, "curves"), rows)
+    # Each run with its own annotations (a run's config may name them), from the folder as
+    # the run read it (its snapshot: table, curves and gallery show the same scores), then
+    # the statistics of the table they make together.
+    table = localization.table_of(
+        [localization.score_run(run.results_dir, run.annotations, protocol, threshold,
+                                thresholds, iou_threshold, workers, resamples > 0,
+                                run.snapshot) for run in annotated], protocol, resamples, seed)
+    rows = table.rows
+    prefix, font = os.path.join(output_dir, "curves"), curves.PAGE_FONT_POINTS
+    curve_paths = curves.write_box_accuracy_curves(prefix, rows, font) if rows else []
     curve_paths += curves.write_faithfulness_curves(
-        os.path.join(output_dir, "curves"),
-        [("%s (%s)" % (run.title, run.results_dir.rstrip("/")), run.results_dir)
-         for run in runs])
+        prefix, [(curves.RunName(run.method, run.config.network, run.layer,
+                                 run.results_dir.rstrip("/")), run.faithfulness)
+                 for run in runs], font)
+    curve_paths += sanity.write_sanity_figure(prefix, [run.results_dir for run in runs], font)
+    forest_paths = curves.write_comparison_plot(prefix, table.comparisons, rows, font) \
+        if table.comparisons is not None else []
     gallery = Gallery(runs, output_dir, threshold, protocol, iou_threshold, colormap, alpha,
                       thumbnail_size)
     gallery_rows = gallery.rows(workers, progress)
@@ -402,10 +539,11 @@ def write_report(runs: list, output_dir: str, threshold: float = 0.2, protocol: 
                "at IoU &gt;= %g; made %s." % (len(gallery_rows), len(runs), threshold,
                                                html.escape(protocol), iou_threshold,
                                                time.strftime("%Y-%m-%d %H:%M")))
-    page = page_html(title, summary, table_html(markdown_table(rows)) if rows
+    page = page_html(title, summary, table_html(markdown_table(rows), rows) if rows
                      else "<p>No table: no run has annotations (give --annotations).</p>",
-                     _curves_html(curve_paths, output_dir), failures_html(runs),
-                     data)
+                     _curves_html(curve_paths, output_dir), failures_html(runs), data,
+                     statistics_html(table, figures_html(forest_paths, output_dir))
+                     if rows else "")
     path = os.path.join(output_dir, "report.html")
     write_atomically(path, lambda stream: stream.write(page.encode("utf-8")))
     gallery.remove_stale_thumbnails()

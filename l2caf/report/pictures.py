@@ -55,7 +55,10 @@ class PictureRun(object):
             raise RunError("%s: no such results folder" % results_dir)
         self.results_dir = results_dir
         self.config = read.read_config(results_dir)
-        self.lines = read.read_lines(results_dir)
+        # The results lines and faithfulness scores, read once: the gallery, the table and
+        # the curves of a report show the folder as it was at this moment.
+        self.snapshot = localization.read_snapshot(results_dir)
+        self.lines = self.snapshot.lines
         self.names = output_names(list(self.lines))
         self.by_name = {name: image for image, name in self.names.items()}
         first = next(iter(self.lines.values()))[0]
@@ -68,7 +71,7 @@ class PictureRun(object):
             self.annotations = localization.load_annotations(self.annotations_dir)
             self.class_ids = localization.class_ids_of(
                 self.config, os.path.join(results_dir, kind_pattern("config")))
-        self.faithfulness = read_faithfulness(results_dir, self.lines)
+        self.faithfulness = self.snapshot.scores
         self.class_names = _class_names(self.lines)
 
     def class_label(self, class_id) -> str:
