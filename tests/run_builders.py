@@ -50,7 +50,9 @@ def score_line(image, class_id, heatmap, **extra):
     line = {"image": image, "class_id": class_id, "heatmap": heatmap, "steps": 8,
             "input_size": [8, 8], "curves": "faithfulness_curves_000000.npz:x",
             "deletion_auc": 0.5, "insertion_auc": 0.5, "average_drop": 0.5,
-            "increase_in_confidence": 0.0}
+            "increase_in_confidence": 0.0, "average_gain": 0.0, "road_morf_auc": 0.5,
+            "road_lerf_auc": 0.5, "road_curves": "faithfulness_curves_000000.npz:x_road",
+            "road_fractions": [0.5], "road_noise": 0.01}
     line.update(extra)
     return line
 

@@ -151,9 +151,12 @@ def partial_run(dataset):
 
 
 def evaluate(capsys, results, annotations, *extra):
-    """Runs the command; returns its exit code, stdout and stderr."""
+    """Runs the command (the table alone, --bootstrap 0, unless extra says otherwise: its
+    intervals and comparisons are tests/test_evaluate_statistics.py's); returns its exit
+    code, stdout and stderr."""
+    bootstrap = [] if "--bootstrap" in extra else ["--bootstrap", "0"]
     code = main(["--results"] + list(results) + ["--annotations", str(annotations)] +
-                list(extra))
+                list(extra) + bootstrap)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -359,7 +362,9 @@ def assert_csv_holds(path, row):
             assert json.loads(csv_row[key]) == value
         elif isinstance(value, (int, float)):
             assert float(csv_row[key]) == pytest.approx(value)
-        elif key != "notes":
+        elif key in ("notes", "faithfulness_missing"):  # lists, joined by "; "
+            assert csv_row[key] == "; ".join(value)
+        else:
             assert csv_row[key] == str(value)
 
 

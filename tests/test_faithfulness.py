@@ -304,10 +304,12 @@ def test_several_heatmaps_share_full_batches_and_batching_changes_nothing():
     heatmaps = [rng.uniform(0, 1, (3, 3)) for _ in range(5)]
     classes, images = [0, 1, 2, 3, 0], [0, 1, 1, 2, 0]
     finished = []
-    reference = Faithfulness(model, steps=6, batch_size=1)(inputs, heatmaps, classes, images)
+    scorer = Faithfulness(model, steps=6, batch_size=1)
+    reference = scorer(inputs, heatmaps, classes, images)
     # One all-zero input, the image and its blurred copy per image, and per heatmap the
-    # curves' inner points and the masked image.
-    rows = 1 + 2 * 3 + 5 * (2 * 5 + 1)
+    # curves' inner points, the ROAD images of its 9 fractions and the masked image.
+    rows = 1 + 2 * 3 + 5 * (2 * 5 + 2 * 9 + 1)
+    assert scorer.forward_passes == 2 * 5 + 2 * 9 + 1
     assert model.batches == [1] * rows
     for batch_size in (4, 64):
         model.batches = []
@@ -318,6 +320,9 @@ def test_several_heatmaps_share_full_batches_and_batching_changes_nothing():
         for one, other in zip(reference, results):
             np.testing.assert_allclose(one.deletion, other.deletion, atol=1e-6)
             np.testing.assert_allclose(one.insertion, other.insertion, atol=1e-6)
+            # (ROAD's noise is seeded per heatmap: the batches do not change it.)
+            np.testing.assert_allclose(one.road_morf, other.road_morf, atol=1e-6)
+            np.testing.assert_allclose(one.road_lerf, other.road_lerf, atol=1e-6)
             assert one.masked_probability == pytest.approx(other.masked_probability, abs=1e-6)
         assert sum(finished) == 5
         finished.clear()

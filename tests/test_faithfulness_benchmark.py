@@ -19,10 +19,15 @@ def test_quick_run_reports_both_timings_of_the_same_forward_passes(tmp_path):
     assert (result["network"], result["steps"], result["points"], result["heatmaps"]) == \
         (quick["networks"], quick["steps"], quick["steps"] + 1, quick["heatmaps"])
     # One all-zero input, each image and its blurred copy, and per heatmap the curves' inner
-    # points and the masked image.
-    assert result["forward_passes"] == 1 + 2 * 2 + 2 * (2 * (quick["steps"] - 1) + 1)
+    # points, the 18 ROAD images and the masked image.
+    assert result["forward_passes"] == 1 + 2 * 2 + 2 * (2 * (quick["steps"] - 1) + 18 + 1)
     for key in ("faithfulness_seconds", "forward_seconds"):
         assert len(result[key]) == quick["repeats"] and min(result[key]) > 0
+    assert result["road_forward_passes_per_heatmap"] == 18
+    imputation = result["road_imputation_seconds_per_heatmap"]["median"]
+    passes = result["road_forward_seconds_per_heatmap"]["median"]
+    assert imputation > 0 and passes > 0
+    assert result["road_imputation_share"] == pytest.approx(imputation / (imputation + passes))
     assert result["ratio"] == pytest.approx(result["seconds_per_heatmap"]["median"]
                                             / result["forward_seconds_per_heatmap"]["median"])
     table = (tmp_path / "faithfulness_quick.md").read_text()

@@ -4,6 +4,7 @@ against the library on the same heatmaps, resume after kill -9, shards and their
 refusals, a Keras run, and the table's new columns."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from l2caf.runs import folder as run_folder
 from l2caf.cli.evaluate import main as table_main
 from l2caf.cli.faithfulness import main as faithfulness_main
 from l2caf.cli.visualize_fast import main as sweep_main
+from l2caf.runs.faithfulness import noise_seed
 from l2caf.synthetic import make_dataset
 from tests.helpers import (DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT, disc_meets_boxes,
                            mass_inside, read_xml)
@@ -46,8 +48,15 @@ def sweep(data, output_dir, *extra):
     return str(output_dir)
 
 
+# Fewer ROAD fractions than the protocol's nine, for speed: each is two sparse solves per
+# heatmap (tests/test_road.py checks the protocol's own).
+ROAD_FRACTIONS = "0.3,0.6"
+
+
 def score(*arguments):
-    return faithfulness_main(list(arguments) + ["--progress", "false"])
+    """scripts/evaluate_faithfulness.py with the arguments, at ROAD_FRACTIONS unless given."""
+    road = [] if "--road_fractions" in arguments else ["--road_fractions", ROAD_FRACTIONS]
+    return faithfulness_main(list(arguments) + road + ["--progress", "false"])
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +149,8 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
         assert row["insertion_auc"] > floor["insertion_auc"]
         assert row["average_drop"] < floor["average_drop"]
         assert row["increase_in_confidence"] > floor["increase_in_confidence"]
+        assert row["road_morf_auc"] < floor["road_morf_auc"]
+        assert row["road_lerf_auc"] > floor["road_lerf_auc"]
         assert row["pointing_game"] > floor["pointing_game"]
         assert row["energy_pointing_game"] > floor["energy_pointing_game"]
     for method in ("gradcampp", "layercam", "scorecam"):  # the baselines' folders score too
@@ -162,6 +173,7 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
     header = out.splitlines()[0]
     for name in ("pointing game", "energy pointing game", "deletion AUC (lower is better)",
                  "insertion AUC", "Average Drop (lower is better)", "Increase in Confidence",
+                 "Average Gain", "ROAD MoRF AUC (lower is better)", "ROAD LeRF AUC",
                  "heatmaps (pointing)", "heatmaps (faithfulness)"):
         assert "| %s |" % name in header
 
@@ -183,7 +195,7 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
             assert line["probability"] == pytest.approx(recorded[line["class_id"]], abs=1e-5)
         curves = run_folder.load_heatmap(line["curves"], folder)
         assert curves.shape == (2, STEPS + 1) and curves.dtype == np.float32
-        assert line["curves"].startswith("faithfulness_curves_000000.npz:")
+        assert re.match(r"faithfulness_curves_\d{6}\.npz:", line["curves"])
         assert faithfulness.auc(curves[0]) == pytest.approx(line["deletion_auc"], abs=1e-6)
         assert faithfulness.auc(curves[1]) == pytest.approx(line["insertion_auc"], abs=1e-6)
     from l2caf import images, preprocessing
@@ -192,13 +204,15 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
         inputs = np.stack([preprocessing.preprocess(
             images.resize(images.read_image(line["image"]), 168).astype(np.float32),
             model.preprocessing) for line in chosen])
-        expected = faithfulness.Faithfulness(model, STEPS)(
+        road_fractions = [float(value) for value in ROAD_FRACTIONS.split(",")]
+        expected = faithfulness.Faithfulness(model, STEPS, road_fractions=road_fractions)(
             inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
-            [line["class_id"] for line in chosen])
+            [line["class_id"] for line in chosen],
+            noise_seeds=[noise_seed(line) for line in chosen])
     for line, scores in zip(chosen, expected):
-        assert line["deletion_auc"] == pytest.approx(scores.deletion_auc, abs=2e-6)
-        assert line["insertion_auc"] == pytest.approx(scores.insertion_auc, abs=2e-6)
-        assert line["average_drop"] == pytest.approx(scores.average_drop, abs=2e-6)
+        for key in ("deletion_auc", "insertion_auc", "average_drop", "average_gain",
+                    "road_morf_auc", "road_lerf_auc"):
+            assert line[key] == pytest.approx(getattr(scores, key), abs=2e-6), key
 
 
 @pytest.mark.slow
@@ -212,7 +226,8 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
             "import l2caf.runs.faithfulness as job; job.FORWARD_PASSES_PER_CHUNK = 1; "
             "sys.exit(command.main(sys.argv[1:]))" % REPO_ROOT)
     process = subprocess.Popen([sys.executable, "-c", code, "--results", folder, "--steps",
-                                str(STEPS), "--progress", "false"],
+                                str(STEPS), "--road_fractions", ROAD_FRACTIONS,
+                                "--progress", "false"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None and not (
@@ -281,7 +296,10 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
     lines = score_lines(overwritten)
     assert len(lines) == len(score_lines(folder))
     assert {line["steps"] for line in lines} == {2}
-    assert not os.path.exists(os.path.join(overwritten, "faithfulness_curves_000001.npz"))
+    # Only the new scores' curves files are left: the old ones went with their lines.
+    named = {line[key].partition(":")[0] for line in lines for key in ("curves", "road_curves")}
+    assert {name for name in os.listdir(overwritten)
+            if name.startswith("faithfulness_curves_")} == named
     assert score("--results", str(tmp_path / "absent")) == 2
     assert "no such results folder" in one_line_error(capsys)
     assert score("--results", folder, "--steps", str(168 * 168 + 1)) == 2
@@ -350,6 +368,14 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         faithfulness_main(["--help"])
     out = capsys.readouterr().out
-    for option in ("--results", "--merge", "--steps", "--batch_size", "--limit", "--shard",
-                   "--gpu", "--workers", "--overwrite", "--progress"):
+    for option in ("--results", "--merge", "--steps", "--road_fractions", "--road_noise",
+                   "--batch_size", "--limit", "--shard", "--gpu", "--workers", "--overwrite",
+                   "--progress"):
         assert option in out
+
+
+@pytest.mark.parametrize("value", ["0.1,x", "0.5,0.2", "0,0.5"])
+def test_bad_road_fractions_are_one_line_before_any_work(value, capsys, tmp_path):
+    assert faithfulness_main(["--results", str(tmp_path), "--road_fractions", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--road_fractions" in err

@@ -15,7 +15,7 @@ from l2caf import images as image_io
 from l2caf.errors import ConfigError, RunError
 from l2caf.evaluation import faithfulness
 from l2caf.files import read_json_lines
-from l2caf.runs.faithfulness import FolderScores, ScoringOptions, curves_key
+from l2caf.runs.faithfulness import FolderScores, ScoringOptions, curves_key, noise_seed
 from l2caf.runs.folder import NpyFiles, NpzChunks, Shard, load_heatmap
 from l2caf.runs.merge import merge_scores
 from tests.run_builders import (CHECKPOINT_SHA256, MADE_WITH, REPO_ROOT, names, results_line,
@@ -24,10 +24,12 @@ from tests.run_builders import (CHECKPOINT_SHA256, MADE_WITH, REPO_ROOT, names, 
 SIZE = 8  # the fake network's input: 8 x 8 pixels, RISE's 8 steps
 NUM_CLASSES = 3
 SCORE_FIELDS = ["image", "class_id", "scored_class_id", "heatmap", "method", "deletion_auc",
-                "insertion_auc", "average_drop", "increase_in_confidence", "probability",
-                "masked_probability", "steps", "input_size", "score", "heatmap_resize",
-                "ranking", "deletion_substrate", "insertion_substrate", "confidence_mask",
-                "curves"]
+                "insertion_auc", "average_drop", "increase_in_confidence", "average_gain",
+                "road_morf_auc", "road_lerf_auc", "probability", "masked_probability", "steps",
+                "input_size", "score", "heatmap_resize", "ranking", "deletion_substrate",
+                "insertion_substrate", "confidence_mask", "road_fractions", "road_noise",
+                "road_imputation", "curves", "road_curves"]
+SETTINGS_FIELDS = slice(14, 25)
 
 
 class FakeModel(object):
@@ -122,7 +124,7 @@ def expected_scores(folder, lines, steps=SIZE):
     return faithfulness.Faithfulness(model, steps)(
         inputs, [load_heatmap(line["heatmap"], folder) for line in lines],
         [line["class_id"] if line["class_id"] is not None else line["predictions"][0]["class_id"]
-         for line in lines])
+         for line in lines], noise_seeds=[noise_seed(line) for line in lines])
 
 
 def assert_lines_score(records, lines, folder, steps=SIZE):
@@ -133,12 +135,17 @@ def assert_lines_score(records, lines, folder, steps=SIZE):
         assert list(record) == SCORE_FIELDS
         assert record["scored_class_id"] == expected.class_id
         for key in ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence",
-                    "probability", "masked_probability"):
+                    "average_gain", "road_morf_auc", "road_lerf_auc", "probability",
+                    "masked_probability"):
             assert record[key] == pytest.approx(getattr(expected, key), abs=1e-12), key
         curves = load_heatmap(record["curves"], folder)
         assert curves.dtype == np.float32 and curves.shape == (2, steps + 1)
         np.testing.assert_allclose(curves, [expected.deletion, expected.insertion], atol=1e-7)
-        assert {key: record[key] for key in SCORE_FIELDS[11:19]} == \
+        road = load_heatmap(record["road_curves"], folder)
+        assert record["road_curves"] == record["curves"] + "_road"
+        assert road.dtype == np.float32 and road.shape == (2, 10)
+        np.testing.assert_allclose(road, [expected.road_morf, expected.road_lerf], atol=1e-7)
+        assert {key: record[key] for key in SCORE_FIELDS[SETTINGS_FIELDS]} == \
             faithfulness.protocol_settings(steps, (SIZE, SIZE))
 
 
@@ -165,15 +172,16 @@ def test_every_heatmap_gets_a_line_of_its_scores_and_its_curves(run, source):
 def test_ctrl_c_keeps_every_heatmap_scored_before_it_and_a_rerun_scores_the_rest(
         run, source, monkeypatch):
     """The five heatmaps are one chunk. With 4 rows a forward pass, the shared rows (the
-    zero input, each image and its blurred copy: 9) and a heatmap's 15 rows (7 inner points
-    of each curve, the masked image) put the ends of the first two heatmaps in passes 6 and
-    10: Ctrl-C at the 11th pass keeps those two, and the rerun scores the other three."""
+    zero input, each image and its blurred copy: 9) and a heatmap's 33 rows (7 inner points
+    of each curve, 9 ROAD images of each curve, the masked image) put the ends of the first
+    two heatmaps in passes 11 and 19: Ctrl-C at the 20th pass keeps those two, and the rerun
+    scores the other three."""
     folder, passes = run["folder"], []
     scores_of = FakeModel.class_probabilities
 
     def interrupted(model, batch):
         passes.append(len(batch))
-        if len(passes) == 11:
+        if len(passes) == 20:
             raise KeyboardInterrupt
         return scores_of(model, batch)
     monkeypatch.setattr(FakeModel, "class_probabilities", interrupted)
@@ -331,6 +339,10 @@ def test_a_class_oblivious_heatmap_is_scored_on_the_top1_class(tmp_path, source)
     ({"workers": 0, "steps": -1}, "--workers must be at least 1, got 0"),
     ({"steps": -1, "limit": -1}, "--steps must be 0 or more, got -1"),
     ({"limit": -2}, "--limit must be 0 or more, got -2"),
+    ({"road_fractions": (0.5, 1.0)}, "--road_fractions: ROAD's removal fractions must be "
+                                     "increasing, each above 0 and below 1 (at 1 no pixel is "
+                                     "left to impute from), got 0.5, 1"),
+    ({"road_noise": -0.5}, "--road_noise must be 0 or more, got -0.5"),
 ])
 def test_scoring_options_name_the_first_that_is_out_of_range(options, message):
     with pytest.raises(ConfigError) as caught:
@@ -406,3 +418,82 @@ def test_the_run_folder_modules_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+def test_other_road_settings_are_refused_like_other_steps(run, source):
+    folder = run["folder"]
+    score(folder)
+    with pytest.raises(RunError, match=r"other settings: road_fractions \(\[0.1, 0.2, 0.3, 0.4, "
+                                       r"0.5, 0.6, 0.7, 0.8, 0.9\] there, \[0.5\] now\); give"):
+        FolderScores(folder, ScoringOptions(road_fractions=(0.5,)))
+    with pytest.raises(RunError, match=r"road_noise \(0.01 there, 0.0 now\)"):
+        FolderScores(folder, ScoringOptions(road_noise=0.0))
+
+
+def scored_before_road(folder):
+    """The folder's scores as a version without ROAD and Average Gain wrote them."""
+    path = os.path.join(folder, "faithfulness.jsonl")
+    old = [{key: value for key, value in record.items()
+            if key not in ("average_gain", "road_morf_auc", "road_lerf_auc", "road_curves",
+                           "road_fractions", "road_noise", "road_imputation")}
+           for record in read_json_lines(path)]
+    write_lines(path, old)
+    return old
+
+
+def test_a_folder_scored_before_road_is_refused_and_its_table_shows_no_road(run, source):
+    """Never a mean of some heatmaps: the three columns are None ('-') with a note saying how
+    to score them, and the command refuses to add scores of other settings; --overwrite
+    scores every metric again."""
+    from l2caf.evaluation.table import cell, run_notes
+    from l2caf.runs.localization import faithfulness_columns
+    from l2caf.runs.read import read_lines
+    folder = run["folder"]
+    score(folder)
+    old = scored_before_road(folder)
+    with pytest.raises(RunError) as caught:
+        FolderScores(folder, ScoringOptions())
+    assert str(caught.value) == (
+        "%s holds scores made before ROAD and Average Gain existed; give --overwrite to score "
+        "the folder again with every metric (the table shows '-' for those until then)"
+        % os.path.join(folder, "faithfulness.jsonl"))
+    columns = faithfulness_columns(folder, read_lines(folder))
+    assert (columns["average_gain"], columns["road_morf_auc"], columns["road_lerf_auc"]) == \
+        (None, None, None)
+    assert columns["faithfulness_missing"] == ["Average Gain", "ROAD MoRF AUC", "ROAD LeRF AUC"]
+    assert columns["deletion_auc"] == pytest.approx(
+        np.mean([record["deletion_auc"] for record in old]))
+    row = dict(columns, run=folder, images=4, images_annotated=4, pointing_heatmaps=0,
+               ground_truth_pairs=0, images_lacking_top1_heatmap=0,
+               images_lacking_top5_heatmap=0, images_lacking_gt_heatmap=0)
+    assert cell(row, "road_morf_auc") == cell(row, "average_gain") == "-"
+    assert run_notes(row) == [
+        "no Average Gain, ROAD MoRF AUC, ROAD LeRF AUC: scored before they existed "
+        "(scripts/evaluate_faithfulness.py --overwrite --results %s scores every metric again)"
+        % folder]
+    summary = score(folder, overwrite=True)
+    assert summary.scored == 5
+    assert_lines_score(read_json_lines(summary.scores_path), run["lines"], folder)
+    assert faithfulness_columns(folder, read_lines(folder))["faithfulness_missing"] == []
+
+
+def test_the_faithfulness_figure_gains_the_mean_road_curves(run, source):
+    from l2caf.report import curves
+    folder = run["folder"]
+    score(folder)
+    records = read_json_lines(os.path.join(folder, "faithfulness.jsonl"))
+    found = curves.faithfulness_curves(folder)
+    road = np.mean([load_heatmap(record["road_curves"], folder) for record in records], axis=0)
+    np.testing.assert_allclose(found.road.fractions, [0.0] + records[0]["road_fractions"])
+    np.testing.assert_allclose([found.road.morf, found.road.lerf], road, atol=1e-6)
+    assert found.road.areas == pytest.approx(
+        [np.mean([record[key] for record in records])
+         for key in ("road_morf_auc", "road_lerf_auc")])
+    figure = curves.faithfulness_figure([("run", found)])
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles[2:] == ["mean ROAD MoRF curve (a lower AUC is better)",
+                          "mean ROAD LeRF curve (a higher AUC is better)"]
+    scored_before_road(folder)  # without ROAD curves: the two panels of before
+    older = curves.faithfulness_curves(folder)
+    assert older.road is None
+    assert len(curves.faithfulness_figure([("run", older)]).axes) == 2

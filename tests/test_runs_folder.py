@@ -26,7 +26,8 @@ from tests.run_builders import (MADE_WITH, LockHolder, names, results_line, run_
 
 def test_files_names_every_kind_and_its_patterns():
     assert list(FILES) == ["config", "results", "failures", "log", "heatmaps", "scores",
-                           "curves", "score_failures", "localization"]
+                           "curves", "score_failures", "sanity", "sanity_maps",
+                           "sanity_failures", "localization"]
     assert {kind: FILES[kind].patterns for kind in FILES} == {
         "config": ("config*.yaml",), "results": ("results*.jsonl",),
         "failures": ("failures.jsonl", "failures_shard*of*.jsonl"), "log": ("run*.log",),
@@ -34,10 +35,14 @@ def test_files_names_every_kind_and_its_patterns():
         "scores": ("faithfulness.jsonl", "faithfulness_shard*of*.jsonl"),
         "curves": ("faithfulness_curves*.npz",),
         "score_failures": ("failures_faithfulness*.jsonl",),
+        "sanity": ("sanity.jsonl", "sanity_shard*of*.jsonl"),
+        "sanity_maps": ("sanity_maps*.npz",),
+        "sanity_failures": ("failures_sanity*.jsonl",),
         "localization": ("localization_*.csv", "localization_*.json", "localization_*.png",
                          "localization_*.pdf")}
     assert run_folder.RUN_FILES == ("results", "failures", "config", "log", "heatmaps",
-                                    "localization", "scores", "curves", "score_failures")
+                                    "localization", "scores", "curves", "score_failures",
+                                    "sanity", "sanity_maps", "sanity_failures")
     assert run_folder.SCORE_FILES == ("scores", "curves", "score_failures")
     assert all(FILES[kind].what for kind in FILES)
 

@@ -76,17 +76,38 @@ def run(tmp_path, labels):
     return str(folder), lines, annotations
 
 
-def scores_line(line, deletion, insertion, drop, increase, steps=4):
+def scores_line(line, deletion, insertion, drop, increase, steps=4, gain=0.0, morf=0.5,
+                lerf=0.5):
     return {"image": line["image"], "class_id": line["class_id"], "heatmap": line["heatmap"],
             "deletion_auc": deletion, "insertion_auc": insertion, "average_drop": drop,
-            "increase_in_confidence": increase, "steps": steps, "input_size": [8, 8],
+            "increase_in_confidence": increase, "average_gain": gain, "road_morf_auc": morf,
+            "road_lerf_auc": lerf, "steps": steps, "input_size": [8, 8],
             "curves": "faithfulness_curves_000000.npz:x"}
+
+
+def sanity_line(line, randomized, random_logit):
+    """A sanity check's line (l2caf.runs.sanity) of a results line, of two blocks: the
+    Spearman values of the absolute maps at full randomisation and for the random logit."""
+    similarities = {"%s_%s" % (randomisation, measure): [0.9, value]
+                    for randomisation in ("cascading", "independent")
+                    for measure in ("spearman_abs", "spearman", "ssim")
+                    for value in [randomized]}
+    return dict({"image": line["image"], "class_id": line["class_id"],
+                 "heatmap": line["heatmap"], "seed": 0, "blocks": ["Logits", "conv1"],
+                 "random_logit_class_id": 1, "random_logit_spearman_abs": random_logit,
+                 "random_logit_spearman": random_logit, "random_logit_ssim": 0.5,
+                 "maps": "sanity_maps_000000.npz:x"}, **similarities)
 
 
 def test_a_row_is_the_hand_computed_scores_with_bounds_and_notes(run):
     folder, lines, annotations = run
     write_lines(os.path.join(folder, "faithfulness.jsonl"), [
-        scores_line(lines[0], 0.2, 0.6, 0.1, 1.0), scores_line(lines[1], 0.4, 0.8, 0.3, 0.0)])
+        scores_line(lines[0], 0.2, 0.6, 0.1, 1.0, gain=0.25, morf=0.1, lerf=0.9),
+        scores_line(lines[1], 0.4, 0.8, 0.3, 0.0, gain=0.0, morf=0.3, lerf=0.7)])
+    # Three heatmaps checked; the third's random-logit map is constant (no rank correlation).
+    write_lines(os.path.join(folder, "sanity.jsonl"), [
+        sanity_line(lines[0], 0.1, -0.2), sanity_line(lines[1], 0.3, 0.4),
+        sanity_line(lines[2], 0.5, None)])
     row = evaluate_run(folder, annotations, thresholds=THRESHOLDS)
     numbers = {
         "threshold": 0.2, "iou_threshold": 0.5, "images": 4, "images_annotated": 5,
@@ -103,8 +124,12 @@ def test_a_row_is_the_hand_computed_scores_with_bounds_and_notes(run):
         "ground_truth_pairs": 4,
         # Means over the two heatmaps scored: AUCs as they are, the others in percent.
         "deletion_auc": 0.3, "insertion_auc": 0.7, "average_drop": 20.0,
-        "increase_in_confidence": 50.0, "faithfulness_heatmaps": 2, "heatmaps": 4,
-        "faithfulness_steps": 4}
+        "increase_in_confidence": 50.0, "average_gain": 12.5, "road_morf_auc": 0.2,
+        "road_lerf_auc": 0.8, "faithfulness_heatmaps": 2, "heatmaps": 4,
+        "faithfulness_steps": 4,
+        # Means over the heatmaps checked where the correlation is defined.
+        "sanity_spearman_randomized": 0.3, "sanity_spearman_random_logit": 0.1,
+        "sanity_heatmaps": 3}
     assert list(row) == [
         "run", "method", "caf_variant", "network", "layer", "protocol", "threshold",
         "iou_threshold", "images", "images_annotated", "top1_cls_error", "top5_cls_error",
@@ -113,8 +138,10 @@ def test_a_row_is_the_hand_computed_scores_with_bounds_and_notes(run):
         "box_accuracies", "images_lacking_top1_heatmap", "images_lacking_top5_heatmap",
         "images_lacking_gt_heatmap", "pointing_game", "energy_pointing_game",
         "pointing_heatmaps", "ground_truth_pairs", "deletion_auc", "insertion_auc",
-        "average_drop", "increase_in_confidence", "faithfulness_heatmaps", "heatmaps",
-        "faithfulness_steps", "faithfulness_input_size", "notes"]
+        "average_drop", "increase_in_confidence", "average_gain", "road_morf_auc",
+        "road_lerf_auc", "faithfulness_missing", "faithfulness_heatmaps", "heatmaps",
+        "faithfulness_steps", "faithfulness_input_size", "sanity_spearman_randomized",
+        "sanity_spearman_random_logit", "sanity_heatmaps", "notes"]
     for key, value in numbers.items():
         assert row[key] == pytest.approx(value, abs=1e-9), key
     assert (row["run"], row["method"], row["caf_variant"], row["network"], row["layer"],
@@ -135,7 +162,9 @@ def test_a_row_is_the_hand_computed_scores_with_bounds_and_notes(run):
         "faithfulness scores cover 2 of the 4 heatmaps (scripts/evaluate_faithfulness.py "
         "--results %s scores the rest)" % folder,
         "deletion and insertion curves of 4 steps, not the protocol's 8 (one row of pixels "
-        "per step)"]
+        "per step)",
+        "sanity checks cover 3 of the 4 heatmaps (scripts/sanity_check.py --results %s checks "
+        "the rest)" % folder]
     cells = {key: cell(row, key) for key in COLUMNS}
     assert [cells[key] for key in ("top1_loc_error", "top5_loc_error", "gt_known_loc_accuracy",
                                    "max_box_acc", "max_box_acc_v2", "pointing_game",
@@ -215,7 +244,8 @@ def test_faithfulness_columns_are_means_in_the_tables_units(run):
     columns = faithfulness_columns(folder, read_lines(folder))
     assert dict(columns) == {"deletion_auc": 0.375, "insertion_auc": 0.625,
                              "average_drop": 37.5, "increase_in_confidence": 50.0,
-                             "faithfulness_heatmaps": 4, "heatmaps": 4,
+                             "average_gain": 0.0, "road_morf_auc": 0.5, "road_lerf_auc": 0.5,
+                             "faithfulness_missing": [], "faithfulness_heatmaps": 4, "heatmaps": 4,
                              "faithfulness_steps": 8, "faithfulness_input_size": [8, 8]}
 
 

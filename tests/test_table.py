@@ -29,8 +29,11 @@ def a_row(**changes):
         ("images_lacking_gt_heatmap", 0), ("pointing_game", 91.66666),
         ("energy_pointing_game", 48.04), ("pointing_heatmaps", 12), ("ground_truth_pairs", 12),
         ("deletion_auc", 0.12345), ("insertion_auc", 0.6789), ("average_drop", 12.3456),
-        ("increase_in_confidence", 8.0), ("faithfulness_heatmaps", 12), ("heatmaps", 12),
-        ("faithfulness_steps", 96), ("faithfulness_input_size", [96, 96]), ("notes", [])])
+        ("increase_in_confidence", 8.0), ("average_gain", 4.25), ("road_morf_auc", 0.2345),
+        ("road_lerf_auc", 0.7654), ("faithfulness_missing", []), ("faithfulness_heatmaps", 12),
+        ("heatmaps", 12), ("faithfulness_steps", 96), ("faithfulness_input_size", [96, 96]),
+        ("sanity_spearman_randomized", 0.0512), ("sanity_spearman_random_logit", -0.315),
+        ("sanity_heatmaps", 12), ("notes", [])])
     for key, value in changes.items():
         assert key in row, key
         row[key] = value
@@ -40,11 +43,11 @@ def a_row(**changes):
 def test_every_column_has_its_key_a_label_and_a_family():
     for key, column in COLUMNS.items():
         assert column.key == key and column.label.strip() == column.label != ""
-        assert column.family in ("run", "localization", "pointing", "faithfulness")
+        assert column.family in ("run", "localization", "pointing", "faithfulness", "sanity")
         if column.better is None:
             assert (column.format, column.scale) == (None, 1.0), key
         else:
-            assert column.better in ("higher", "lower") and column.format in ("%.1f", "%.3f")
+            assert column.better in ("higher", "lower") and column.format in ("%.1f", "%.2f", "%.3f")
     labels = [column.label for column in COLUMNS.values()]
     assert len(set(labels)) == len(labels)
     assert COLUMNS["max_box_acc_v2"].label == "MaxBoxAccV2 (thresholds at IoU 0.3/0.5/0.7)"
@@ -56,7 +59,9 @@ def test_every_column_has_its_key_a_label_and_a_family():
                       "gt_known_loc_accuracy", "max_box_acc", "max_box_acc_v2"]),
     ("pointing", ["pointing_game", "energy_pointing_game"]),
     ("faithfulness", ["deletion_auc", "insertion_auc", "average_drop",
-                      "increase_in_confidence"]),
+                      "increase_in_confidence", "average_gain", "road_morf_auc",
+                      "road_lerf_auc"]),
+    ("sanity", ["sanity_spearman_randomized", "sanity_spearman_random_logit"]),
     ("nonsense", []),
 ])
 def test_metrics_are_a_familys_scores_in_table_order(family, keys):
@@ -65,7 +70,8 @@ def test_metrics_are_a_familys_scores_in_table_order(family, keys):
 
 def test_the_metrics_directions_and_scales():
     better = {column.key: (column.better, column.scale) for family in
-              ("localization", "pointing", "faithfulness") for column in metrics(family)}
+              ("localization", "pointing", "faithfulness", "sanity")
+              for column in metrics(family)}
     assert better == {
         "top1_cls_error": ("lower", 100.0), "top5_cls_error": ("lower", 100.0),
         "top1_loc_error": ("lower", 100.0), "top5_loc_error": ("lower", 100.0),
@@ -73,7 +79,10 @@ def test_the_metrics_directions_and_scales():
         "max_box_acc_v2": ("higher", 100.0), "pointing_game": ("higher", 100.0),
         "energy_pointing_game": ("higher", 100.0), "deletion_auc": ("lower", 1.0),
         "insertion_auc": ("higher", 1.0), "average_drop": ("lower", 100.0),
-        "increase_in_confidence": ("higher", 100.0)}
+        "increase_in_confidence": ("higher", 100.0), "average_gain": ("higher", 100.0),
+        "road_morf_auc": ("lower", 1.0), "road_lerf_auc": ("higher", 1.0),
+        "sanity_spearman_randomized": ("lower", 1.0),
+        "sanity_spearman_random_logit": ("lower", 1.0)}
     assert CURVE_AREAS == ("deletion_auc", "insertion_auc")
     assert [key for key, (_, scores, _) in LACKING_HEATMAPS.items()] == [
         "images_lacking_top1_heatmap", "images_lacking_top5_heatmap",
@@ -87,7 +96,7 @@ def test_cells_in_their_columns_formats():
     assert [cell(row, key) for key in COLUMNS] == [
         "outputs/demo", "l2caf", "demo_densenet", "wsol", "0.2", "12", "25.0", "0.0", "41.7",
         "33.3", "66.7", "75.0 (0.35)", "61.1 (0.1/0.35/0.5)", "91.7", "48.0", "12", "0.123",
-        "0.679", "12.3", "8.0", "12"]
+        "0.679", "12.3", "8.0", "4.2", "0.234", "0.765", "12", "0.05", "-0.32"]
 
 
 def test_cells_of_missing_scores_bounds_and_class_oblivious_runs():
@@ -113,7 +122,7 @@ def test_the_markdown_table_is_the_labels_then_a_line_per_row_then_the_notes():
     assert lines[0] == "| " + " | ".join(column.label for column in COLUMNS.values()) + " |"
     assert lines[0].startswith("| run | method | network | protocol | threshold | images | "
                                "top-1 cls err |")
-    assert lines[1] == "|" + "---|" * 21
+    assert lines[1] == "|" + "---|" * 26
     assert lines[2] == "| " + " | ".join(cell(rows[0], key) for key in COLUMNS) + " |"
     assert lines[3].startswith("| outputs/other | l2caf |")
     assert lines[4:] == ["", "Notes:",
@@ -172,6 +181,12 @@ def test_json_holds_the_rows_as_they_are(tmp_path):
                                     "scores the rest)"]),
     ({"faithfulness_heatmaps": 0, "faithfulness_steps": None,
       "faithfulness_input_size": None}, []),  # not scored: no note
+    ({"sanity_heatmaps": 5}, ["sanity checks cover 5 of the 12 heatmaps (scripts/sanity_check.py "
+                              "--results outputs/demo checks the rest)"]),
+    ({"sanity_heatmaps": 0}, []),  # not checked: no note
+    ({"faithfulness_missing": ["Average Gain"]}, [
+        "no Average Gain: scored before they existed (scripts/evaluate_faithfulness.py "
+        "--overwrite --results outputs/demo scores every metric again)"]),
     ({"faithfulness_steps": 12}, ["deletion and insertion curves of 12 steps, not the "
                                   "protocol's 96 (one row of pixels per step)"]),
     ({"faithfulness_steps": 96, "faithfulness_input_size": [96, 128]}, []),

@@ -1,17 +1,28 @@
-"""scripts/evaluate_faithfulness.py: deletion and insertion AUC, Average Drop and Increase in
-Confidence of every heatmap of visualiser runs, into each run folder (the job:
+"""scripts/evaluate_faithfulness.py: deletion and insertion AUC, Average Drop, Increase in
+Confidence, Average Gain and ROAD's MoRF and LeRF AUC of every heatmap of visualiser runs, into
+each run folder (the job:
 l2caf.runs.faithfulness; the merge of its shards: l2caf.runs.merge)."""
-import argparse
 import sys
 
 from l2caf import config
 from l2caf.cli import options, print_merge_report, run_command
-from l2caf.evaluation.faithfulness import DEFAULT_BATCH_SIZE
+from l2caf.errors import ConfigError
+from l2caf.evaluation.faithfulness import DEFAULT_BATCH_SIZE, DEFAULT_ROAD_FRACTIONS
+from l2caf.evaluation.imputation import DEFAULT_NOISE
+
+
+def road_fractions(text: str) -> tuple:
+    """--road_fractions' value: comma-separated fractions ("0.1,0.2"), as floats; the job
+    checks their range."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError("--road_fractions must be comma-separated numbers such as "
+                          "0.1,0.5,0.9, got %r" % text) from None
 
 
 def main(argv=None, description=__doc__):
-    parser = config.ArgumentParser(description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(description=description)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--results", nargs="+", metavar="DIR",
                       help="results folders of visualiser runs (any method, slim or Keras "
@@ -24,6 +35,15 @@ def main(argv=None, description=__doc__):
                              "the protocol's, one row of the input's pixels per step (224 at "
                              "224x224, RISE's); fewer are faster but not the protocol "
                              "(default: %(default)s)")
+    parser.add_argument("--road_fractions", default=",".join(
+                            "%g" % fraction for fraction in DEFAULT_ROAD_FRACTIONS),
+                        metavar="P,P,...",
+                        help="ROAD's removal fractions, increasing, each in (0, 1): the most "
+                             "(MoRF) or least (LeRF) relevant pixels removed and imputed; "
+                             "other fractions are not the protocol's (default: %(default)s)")
+    parser.add_argument("--road_noise", type=float, default=DEFAULT_NOISE, metavar="SIGMA",
+                        help="standard deviation of the noise ROAD's linear imputation adds, on "
+                             "images in [0, 1] (default: %(default)s, the reference's)")
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help="perturbed images per forward pass; the curves of several "
                              "heatmaps share a batch (default: %(default)s)")
@@ -59,7 +79,8 @@ def evaluate(args):
         return max(print_merge_report(merge.merge_scores(folder)) for folder in args.merge)
     options.check(args)
     job_options = faithfulness.ScoringOptions(
-        steps=args.steps, batch_size=args.batch_size, limit=args.limit, shard=args.shard,
+        steps=args.steps, road_fractions=road_fractions(args.road_fractions),
+        road_noise=args.road_noise, batch_size=args.batch_size, limit=args.limit, shard=args.shard,
         gpu=args.gpu, workers=args.workers, overwrite=args.overwrite,
         progress=args.progress == "true", trust_model=args.trust_model == "true").check()
     # Every folder is checked before any is scored.

@@ -1,20 +1,24 @@
 """The faithfulness job (scripts/evaluate_faithfulness.py): deletion and insertion AUC,
-Average Drop and Increase in Confidence of every heatmap of a visualiser run
-(l2caf.evaluation.faithfulness), into its run folder.
+Average Drop, Increase in Confidence, Average Gain and ROAD's MoRF and LeRF AUC of every
+heatmap of a visualiser run (l2caf.evaluation.faithfulness), into its run folder.
 
 Per results folder, from its own config and results lines (l2caf.runs.read): the network is
 rebuilt from the checkpoint that made the heatmaps (its SHA-256 must match), the images are
 read again and resized to the network's input, and each heatmap's scores become a line of
-faithfulness.jsonl (faithfulness_shard<I>of<N>.jsonl for a shard), its curves an array of a
+faithfulness.jsonl (faithfulness_shard<I>of<N>.jsonl for a shard), its curves two arrays of a
 compressed faithfulness_curves_<number>.npz written before the line (l2caf.runs.folder's
-FILES). Lines are written whole and synced; the same job continues after Ctrl-C or kill -9,
-skipping the heatmaps scored. Scores made with other settings are refused unless
-overwritten. Its shards are joined by l2caf.runs.merge.merge_scores.
+FILES): KEY, [2, steps + 1], the deletion and insertion curves; KEY_road, [2, fractions + 1],
+the ROAD MoRF and LeRF curves (the line's road_curves). A heatmap's ROAD noise is seeded by the
+CRC-32 of its key, so that its scores do not depend on the shard or chunk it is scored in.
+Lines are written whole and synced; the same job continues after Ctrl-C or kill -9, skipping the heatmaps scored. Scores made with other settings are refused unless
+overwritten; scores made before ROAD and Average Gain existed too (--overwrite scores every
+metric again). Its shards are joined by l2caf.runs.merge.merge_scores.
 """
 import collections
 import dataclasses
 import os
 import time
+import zlib
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
@@ -22,7 +26,7 @@ from tqdm import tqdm
 
 from l2caf import images, preprocessing
 from l2caf.errors import ConfigError, ImageError, RunError
-from l2caf.evaluation import faithfulness
+from l2caf.evaluation import faithfulness, imputation
 from l2caf.evaluation.table import metrics
 from l2caf.files import FolderLock
 from l2caf.parallel import prefetched
@@ -53,8 +57,9 @@ class ScoringOptions:
     """How the faithfulness job scores a folder.
 
     steps: steps of the deletion and insertion curves (0: the protocol's, one row of the
-    input's pixels per step). batch_size: perturbed images per forward pass. limit: only the
-    heatmaps of the first `limit` images, in sorted order (0: all). shard: score every
+    input's pixels per step). road_fractions: ROAD's removal fractions (increasing, in (0,
+    1)); road_noise: its imputation's noise (on images in [0, 1]). batch_size: perturbed
+    images per forward pass. limit: only the heatmaps of the first `limit` images, in sorted order (0: all). shard: score every
     shard.count-th image from the shard.index-th. gpu: GPU index (-1: the CPU). workers:
     threads reading the next images and heatmaps. overwrite: delete the folder's scores
     (every shard's) first. progress: show a progress bar. trust_model: load a Keras model
@@ -63,6 +68,8 @@ class ScoringOptions:
     """
 
     steps: int = 0
+    road_fractions: Tuple[float, ...] = faithfulness.DEFAULT_ROAD_FRACTIONS
+    road_noise: float = imputation.DEFAULT_NOISE
     batch_size: int = faithfulness.DEFAULT_BATCH_SIZE
     limit: int = 0
     shard: Shard = Shard(0, 1)
@@ -80,6 +87,12 @@ class ScoringOptions:
         for name in ("steps", "limit"):
             if getattr(self, name) < 0:
                 raise ConfigError("--%s must be 0 or more, got %d" % (name, getattr(self, name)))
+        try:
+            faithfulness.check_road_fractions(self.road_fractions)
+        except ValueError as error:
+            raise ConfigError("--road_fractions: %s" % error) from None
+        if not self.road_noise >= 0:
+            raise ConfigError("--road_noise must be 0 or more, got %r" % (self.road_noise,))
         return self
 
 
@@ -87,6 +100,17 @@ def curves_key(heatmap_reference: str) -> str:
     """The key of a heatmap's curves: its key in its .npz file, or its .npy file's name."""
     name, key = reference_parts(heatmap_reference)
     return key or os.path.splitext(name)[0]
+
+
+def road_curves_key(key: str) -> str:
+    """The key of a heatmap's ROAD curves beside its curves' key (a heatmap's key ends in
+    _c<class> or _oblivious, so no heatmap's key is another's ROAD key)."""
+    return key + "_road"
+
+
+def noise_seed(line: Dict[str, Any]) -> int:
+    """The seed of a results line's heatmap's ROAD noise: the CRC-32 of its curves key."""
+    return zlib.crc32(curves_key(line["heatmap"]).encode("utf-8"))
 
 
 def _differences(saved, settings):
@@ -122,7 +146,8 @@ class FolderScores(object):
         if self.steps > height * width:
             raise ConfigError("--steps must be at most %d (the %dx%d input's pixels), got %d"
                               % (height * width, height, width, self.steps))
-        self.settings = faithfulness.protocol_settings(self.steps, (height, width))
+        self.settings = faithfulness.protocol_settings(
+            self.steps, (height, width), options.road_fractions, options.road_noise)
         self.scores_path = shard_file(results_dir, "scores", self.shard)
         if not options.overwrite:
             self._check_settings()
@@ -142,6 +167,10 @@ class FolderScores(object):
     def _check_settings(self):
         for path in kind_files(self.results_dir, "scores"):
             for record in read_lines_file(path, "scores"):
+                if "road_fractions" not in record:
+                    raise RunError("%s holds scores made before ROAD and Average Gain existed; "
+                                   "give --overwrite to score the folder again with every "
+                                   "metric (the table shows '-' for those until then)" % path)
                 differ = _differences(record, self.settings)
                 if differ:
                     raise RunError("%s holds scores made with other settings: %s; give the "
@@ -155,7 +184,8 @@ class FolderScores(object):
             return False
         try:
             files.read(record["curves"])
-        except UnreadableHeatmap:
+            files.read(record["road_curves"])
+        except (UnreadableHeatmap, KeyError):
             return False
         return True
 
@@ -207,7 +237,9 @@ class _Scoring(object):
                            "SHA-256 differs from the one config.yaml records); give the run's "
                            "checkpoint at that path" % (config.checkpoint, job.results_dir))
         self.model = source.model(config)
-        self.scorer = faithfulness.Faithfulness(self.model, job.steps, job.options.batch_size)
+        self.scorer = faithfulness.Faithfulness(self.model, job.steps, job.options.batch_size,
+                                                job.options.road_fractions,
+                                                job.options.road_noise)
         self.curves = NpzChunks(job.results_dir, job.shard, "curves")
 
     def load(self, item: Tuple[str, List[Dict[str, Any]]]
@@ -226,8 +258,8 @@ class _Scoring(object):
         """Scores the lines of `todo` ({image: lines}; count: how many); returns the (image,
         reason) of the images that could not be read."""
         failed = []
-        points = 2 * self.scorer.points + 1
-        per_chunk = int(np.clip(FORWARD_PASSES_PER_CHUNK // points, 1, MAX_IMAGES_PER_CHUNK))
+        per_chunk = int(np.clip(FORWARD_PASSES_PER_CHUNK // self.scorer.forward_passes, 1,
+                                MAX_IMAGES_PER_CHUNK))
         try:
             with tqdm(total=count, desc="faithfulness of %s" % self.job.results_dir,
                       unit="heatmap", dynamic_ncols=True,
@@ -273,7 +305,8 @@ class _Scoring(object):
                 written[0] = time.time()
         try:
             self.scorer(np.stack([network_input for _, _, network_input, _ in loaded]),
-                        heatmaps, classes, indices, progress, keep)
+                        heatmaps, classes, indices, progress, keep,
+                        [noise_seed(line) for line in lines])
         except ValueError as error:
             raise RunError("%s: %s" % (self.job.results_dir, error)) from None
         finally:  # at the chunk's end, and on Ctrl-C: no heatmap scored is lost
@@ -283,13 +316,16 @@ class _Scoring(object):
     def write(self, scored: List[Tuple[Dict[str, Any], int, faithfulness.Scores]]) -> None:
         """The scores of heatmaps [(results line, class scored, Scores)]: their curves in one
         .npz file, then their lines."""
-        references = self.curves.write(collections.OrderedDict(
-            (curves_key(line["heatmap"]),
-             np.stack([result.deletion, result.insertion]).astype(np.float32))
-            for line, _, result in scored))
+        arrays: Dict[str, np.ndarray] = collections.OrderedDict()
+        for line, _, result in scored:
+            key = curves_key(line["heatmap"])
+            arrays[key] = np.stack([result.deletion, result.insertion]).astype(np.float32)
+            arrays[road_curves_key(key)] = np.stack(
+                [result.road_morf, result.road_lerf]).astype(np.float32)
+        references = self.curves.write(arrays)
         records = []
         for line, class_id, result in scored:
-            reference = references[curves_key(line["heatmap"])]
+            key = curves_key(line["heatmap"])
             records.append(collections.OrderedDict(
                 [("image", line["image"]), ("class_id", line.get("class_id")),
                  ("scored_class_id", class_id), ("heatmap", line["heatmap"]),
@@ -299,5 +335,6 @@ class _Scoring(object):
                 + [("probability", result.probability),
                    ("masked_probability", result.masked_probability)]
                 + list(self.job.settings.items())
-                + [("curves", reference)]))  # relative to the folder
+                + [("curves", references[key]),  # relative to the folder
+                   ("road_curves", references[road_curves_key(key)])]))
         self.scores.write(records)

@@ -66,6 +66,13 @@ FILES = collections.OrderedDict([
     ("score_failures", FileKind("failures_faithfulness", ".jsonl",
                                 ("failures_faithfulness*.jsonl",),
                                 "the images the faithfulness scoring could not read")),
+    ("sanity", FileKind("sanity", ".jsonl", ("sanity.jsonl", "sanity_shard*of*.jsonl"),
+                        "scripts/sanity_check.py: a line of similarities per heatmap")),
+    ("sanity_maps", FileKind("sanity_maps", ".npz", ("sanity_maps*.npz",),
+                             "a chunk of checked heatmaps' maps as the cascade makes the "
+                             "blocks random")),
+    ("sanity_failures", FileKind("failures_sanity", ".jsonl", ("failures_sanity*.jsonl",),
+                                 "the images the sanity check could not read")),
     ("localization", FileKind("localization_", "", ("localization_*.csv",
                                                     "localization_*.json",
                                                     "localization_*.png",
@@ -79,8 +86,9 @@ NAMED_FILES = (("heatmap", (".npy", ".npz")), ("overlay", (".png",)), ("gif", ("
 # What --overwrite deletes beside the files the lines name: the run's own files, the
 # faithfulness and localisation scores of its old heatmaps included.
 RUN_FILES = ("results", "failures", "config", "log", "heatmaps", "localization", "scores",
-             "curves", "score_failures")
+             "curves", "score_failures", "sanity", "sanity_maps", "sanity_failures")
 SCORE_FILES = ("scores", "curves", "score_failures")
+SANITY_FILES = ("sanity", "sanity_maps", "sanity_failures")
 
 Shard = collections.namedtuple("Shard", ["index", "count"])
 Shard.__doc__ = """This run takes every `count`-th image, from the `index`-th (0-based)."""

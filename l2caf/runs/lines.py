@@ -70,10 +70,35 @@ def _predictions(value: Any) -> Optional[str]:
     return None
 
 
+def _similarity(value: Any) -> Optional[str]:
+    return None if value is None or (_finite(value) is None and -1.0 <= value <= 1.0) \
+        else "not a similarity (a number from -1 to 1, or null)"
+
+
+def _similarities(value: Any) -> Optional[str]:
+    return None if isinstance(value, list) and value and \
+        all(_similarity(item) is None for item in value) \
+        else "not a list of similarities (numbers from -1 to 1, or null)"
+
+
+def _names(value: Any) -> Optional[str]:
+    return None if isinstance(value, list) and value and \
+        all(_text(item) is None for item in value) else "not a list of names"
+
+
+def _fractions(value: Any) -> Optional[str]:
+    return None if isinstance(value, list) and value and all(
+        _finite(item) is None and 0 < item < 1 for item in value) \
+        else "not a list of fractions in (0, 1)"
+
+
 def _optional(rule: Rule) -> Rule:
     """A rule that also lets the field be null."""
     return lambda value: None if value is None else rule(value)
 
+
+# The per-heatmap scores that older faithfulness lines lack.
+SCORES_ADDED_LATER = ("average_gain", "road_morf_auc", "road_lerf_auc")
 
 # Per kind of lines file (l2caf.runs.folder.FILES): {field: (rule, required)}. A field that is
 # not required may be missing (older lines lack some).
@@ -93,12 +118,28 @@ RULES: Dict[str, Dict[str, tuple]] = {
         "class_id": (_optional(_count), False), "scored_class_id": (_count, False),
         "steps": (_positive, False), "input_size": (_size, False),
         "probability": (_finite, False), "masked_probability": (_finite, False),
-        "method": (_optional(_text), False)},
-        **{metric.key: (_finite, True) for metric in metrics("faithfulness")}),
+        "method": (_optional(_text), False), "road_curves": (_text, False),
+        "road_fractions": (_fractions, False), "road_noise": (_finite, False)},
+        # (Lines scored before ROAD and Average Gain existed lack them: the table shows "-".)
+        **{metric.key: (_finite, metric.key not in SCORES_ADDED_LATER)
+           for metric in metrics("faithfulness")}),
     "failures": {"image": (_text, True), "reason": (_text, True),
                  "class_id": (_optional(_count), False)},
 }
-RULES["score_failures"] = RULES["failures"]
+# A sanity check's line (l2caf.runs.sanity): per randomisation step a similarity per block,
+# from the output down; the random logit's one similarity (null: undefined, see
+# l2caf.evaluation.similarity).
+RULES["sanity"] = dict({
+    "image": (_text, True), "heatmap": (_text, True), "maps": (_text, True),
+    "class_id": (_optional(_count), False), "method": (_optional(_text), False),
+    "seed": (_count, True), "blocks": (_names, True),
+    "random_logit_class_id": (_optional(_count), True)},
+    **{"%s_%s" % (randomisation, measure): (_similarities, True)
+       for randomisation in ("cascading", "independent")
+       for measure in ("spearman_abs", "spearman", "ssim")},
+    **{"random_logit_%s" % measure: (_similarity, True)
+       for measure in ("spearman_abs", "spearman", "ssim")})
+RULES["score_failures"] = RULES["sanity_failures"] = RULES["failures"]
 
 
 def check_line(record: Any, kind: Optional[str]) -> Optional[str]:
@@ -123,9 +164,9 @@ def _shown(value: Any) -> str:
 
 def read_lines_file(path: str, kind: Optional[str]) -> List[Dict[str, Any]]:
     """The lines of a `kind` of lines file ("results", "scores", "failures",
-    "score_failures"; None: any JSON objects), each checked (check_line); a torn last line is
-    left out. RunError for any other line that is not valid, naming the file, the line number
-    and what is wrong."""
+    "score_failures", "sanity", "sanity_failures"; None: any JSON objects), each checked
+    (check_line); a torn last line is left out. RunError for any other line that is not
+    valid, naming the file, the line number and what is wrong."""
     with open(path, "rb") as stream:
         data = stream.read()
     lines = data.split(b"\n")

@@ -19,9 +19,9 @@ from l2caf.runs.lines import read_lines_file
 MergeReport = collections.namedtuple(
     "MergeReport", ["path", "kind", "lines", "duplicates", "total", "failed", "missing",
                     "incomplete", "shards_to_rerun"])
-MergeReport.__doc__ = """What a merge did and found. path: the merged file; kind: "results"
-or "scores". lines: its number of lines; duplicates: lines dropped as repeats. total: how
-many images the sweep covers (results), or how many heatmaps the results hold (scores).
+MergeReport.__doc__ = """What a merge did and found. path: the merged file; kind: "results",
+"scores" or "sanity" (treated as "scores"). lines: its number of lines; duplicates: lines
+dropped as repeats. total: how many images the sweep covers (results), or how many heatmaps the results hold (scores).
 failed: the images that could not be used; missing: the images without a line (results),
 or the results lines without a score (scores); incomplete: the images with some class
 without a line (results). shards_to_rerun: the shard indices that hold missing or failed
@@ -29,7 +29,8 @@ work."""
 
 # kind: (what its shards are called in a message, how to make them).
 _MADE_BY = {"results": ("shard results", "the sweep"),
-            "scores": ("shard scores", "scripts/evaluate_faithfulness.py")}
+            "scores": ("shard scores", "scripts/evaluate_faithfulness.py"),
+            "sanity": ("shard sanity checks", "scripts/sanity_check.py")}
 
 
 def _shards(output_dir: str, kind: str) -> List[Shard]:
@@ -129,14 +130,14 @@ def merge_results(output_dir: str) -> MergeReport:
                        len(items), failed, missing, incomplete, sorted(to_rerun))
 
 
-def merge_scores(results_dir: str) -> MergeReport:
-    """Joins the shards' faithfulness scores in results_dir into faithfulness.jsonl; the
-    report says which heatmaps of the results are still unscored, and which shards to
-    rerun."""
-    shards = _shards(results_dir, "scores")
-    merged_path = shard_file(results_dir, "scores")
-    with _merging(results_dir, "scores", shards):
-        merged, read_count = _join(results_dir, "scores", shards)
+def merge_scores(results_dir: str, kind: str = "scores") -> MergeReport:
+    """Joins the shards' faithfulness scores in results_dir into faithfulness.jsonl (kind
+    "sanity": their sanity checks into sanity.jsonl); the report says which heatmaps of the
+    results are still without a line, and which shards to rerun."""
+    shards = _shards(results_dir, kind)
+    merged_path = shard_file(results_dir, kind)
+    with _merging(results_dir, kind, shards):
+        merged, read_count = _join(results_dir, kind, shards)
     by_image = read.read_lines(results_dir)
     missing, to_rerun = [], set()
     for position, image in enumerate(sorted(by_image)):
@@ -144,6 +145,6 @@ def merge_scores(results_dir: str) -> MergeReport:
         if left:
             missing += left
             to_rerun.add(position % shards[0].count)
-    return MergeReport(merged_path, "scores", len(merged), read_count - len(merged),
+    return MergeReport(merged_path, kind, len(merged), read_count - len(merged),
                        sum(len(lines) for lines in by_image.values()), [], missing, [],
                        sorted(to_rerun))
