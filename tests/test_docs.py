@@ -2,6 +2,7 @@
 resolve, and the examples that run as written (the synthetic walkthrough on the front page,
 the Keras example of docs/keras.md, the Library example of docs/library.md)."""
 import glob
+import itertools
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ from tests.helpers import REPO_ROOT
 
 README = os.path.join(REPO_ROOT, "README.md")
 DOCS = os.path.join(REPO_ROOT, "docs")
-FRONT_PAGE_LINES = 250
+FRONT_PAGE_LINES = 360  # the walkthrough shows its measured tables
 
 
 def read(path):
@@ -120,20 +121,27 @@ def test_the_readmes_synthetic_walkthrough_runs_and_prints_its_table(tmp_path):
     commands = walkthrough[walkthrough.index("```bash\n") + 8:]
     commands = commands[:commands.index("```")]
     assert "--num_images 100" in commands and "scripts/evaluate_faithfulness.py" in commands
+    assert "--method opticam --max_iters 100" in commands
     commands = commands.replace("--num_images 100", "--num_images 8").replace(
-        "scripts/evaluate_faithfulness.py", "scripts/evaluate_faithfulness.py --steps 4")
+        "scripts/evaluate_faithfulness.py", "scripts/evaluate_faithfulness.py --steps 4 "
+        "--road_fractions 0.5").replace("--method opticam --max_iters 100",
+                                        "--method opticam --max_iters 10")
     for name in ("configs", "scripts", "l2caf", "nets"):
         os.symlink(os.path.join(REPO_ROOT, name), str(tmp_path / name))
     result = subprocess.run(["bash", "-e", "-c", commands], cwd=str(tmp_path),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    # The first table printed (the comparisons and the agreement follow it).
+    lines = result.stdout.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("| run |"))
+    printed = list(itertools.takewhile(lambda line: line.startswith("| "), lines[start:]))
     shown = walkthrough[walkthrough.index("| run |"):]
     shown = [line for line in shown[:shown.index("\n\n")].splitlines() if line.startswith("| ")]
     assert printed[0] == shown[0]  # the same columns
     assert [line.split(" | ")[:3] for line in printed[1:]] == \
         [line.split(" | ")[:3] for line in shown[1:]]  # run, method, network
     assert "deletion and insertion curves of 4 steps" in result.stdout
+    assert "Paired comparisons:" in result.stdout and "Metric agreement:" in result.stdout
 
 
 @pytest.mark.slow

@@ -79,3 +79,19 @@ def test_listing_the_checkpoints_does_not_start_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "inception_v1.ckpt" in result.stdout
     assert result.stdout.strip().endswith("no tensorflow")
+
+
+def test_the_help_says_where_a_list_files_relative_paths_lead():
+    from l2caf.config import OPTIONS
+    assert "relative path in a list resolves against the list file's folder" in \
+        " ".join(OPTIONS["images"].help.split())
+
+
+def test_an_image_missing_from_a_list_file_is_named_by_its_resolved_path(tmp_path):
+    from l2caf import images
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "list.txt").write_text("photo.jpg\n/abs/other.jpg\n")
+    listed = images.list_images(str(tmp_path / "lists" / "list.txt"))
+    assert listed == [str(tmp_path / "lists" / "photo.jpg"), "/abs/other.jpg"]
+    with pytest.raises(images.ImageError, match=str(tmp_path / "lists" / "photo.jpg")):
+        images.read_image(listed[0])
