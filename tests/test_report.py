@@ -229,3 +229,27 @@ def test_the_pictures_never_import_tensorflow():
                               text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == "[]"
+
+
+def test_thumbnails_fade_the_heatmap_so_the_scene_shows_where_the_map_is_low(runs, report):
+    """A thumbnail is the faded overlay (l2caf.heatmaps.show_heatmap_on_image with fade),
+    not the blend that tints the whole image with the colour map's low end."""
+    from l2caf import heatmaps
+    from l2caf.runs.folder import load_heatmap
+    from l2caf.runs.read import read_lines
+    output, text = report
+    _, rows = gallery_data(text)
+    row = next(row for row in rows if row["run"] == 0)
+    lines = [line for found in read_lines(runs[0]).values() for line in found
+             if os.path.splitext(os.path.basename(line["image"]))[0] == row["name"]
+             and line.get("class_id") == row["class_id"]]
+    heatmap = load_heatmap(lines[0]["heatmap"], runs[0])
+    picture = cv2.cvtColor(cv2.imread(lines[0]["image"]), cv2.COLOR_BGR2RGB)
+    small = cv2.resize(picture, (row["width"], row["height"]), interpolation=cv2.INTER_AREA)
+    thumbnail = cv2.cvtColor(cv2.imread(os.path.join(output, row["thumb"])),
+                             cv2.COLOR_BGR2RGB).astype(np.float64)
+    faded, blended = (heatmaps.show_heatmap_on_image(small, heatmap, 0.5, "bwr", fade=fade)
+                      for fade in (True, False))
+    error = np.abs(thumbnail - faded).mean()
+    assert error < 8, error  # JPEG's loss at THUMBNAIL_QUALITY
+    assert np.abs(thumbnail - blended).mean() > 3 * error, np.abs(thumbnail - blended).mean()

@@ -13,7 +13,9 @@ in an output folder, which opens from the file system (no server, no network).
 * the images the runs could not use (failures*.jsonl);
 * a gallery of every heatmap (each run folder read once, l2caf.runs.localization's
   FolderSnapshot: the table, the curves and the gallery show the same scores): its overlay
-  as a thumbnail (a JPEG file in thumbs/, referred to by a relative path, loaded lazily),
+  as a thumbnail (faded as l2caf.report.figure's: the heatmap's opacity grows from 0 at its
+  minimum to alpha at its maximum; a JPEG file in thumbs/, referred to by a relative path,
+  loaded lazily),
   the ground-truth boxes and the evaluation's box
   (drawn by the page over the thumbnail), class, probability, IoU, iterations, loss, the
   faithfulness scores when there are some, a convergence plot of the loss (from the
@@ -185,7 +187,8 @@ class Gallery(object):
         self.colormap = drawing.colormap(colormap)
         self.alpha, self.size = drawing.check_alpha(alpha), thumbnail_size
         # What every thumbnail's name depends on besides its files.
-        self.settings = "%s:%r:%d:%d" % (colormap, alpha, thumbnail_size, THUMBNAIL_QUALITY)
+        self.settings = "%s:%r:%d:%d:fade" % (colormap, alpha, thumbnail_size,
+                                              THUMBNAIL_QUALITY)
         self.made = self.kept = 0
         self.thumbnails = set()
 
@@ -222,8 +225,9 @@ class Gallery(object):
             os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
             for entry, path, needed in zip(entries, paths, missing):
                 if needed:
+                    # Faded as the comparison figures: the scene shows where the map is low.
                     overlay = heatmaps.show_heatmap_on_image(small, entry.heatmap, self.alpha,
-                                                             self.colormap)
+                                                             self.colormap, fade=True)
                     encoded = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR),
                                            [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])[1]
                     write_atomically(path, lambda stream: stream.write(encoded.tobytes()))
