@@ -134,7 +134,8 @@ def test_the_readmes_synthetic_walkthrough_runs_and_prints_its_table(tmp_path):
     # The first table printed (the comparisons and the agreement follow it).
     lines = result.stdout.splitlines()
     start = next(index for index, line in enumerate(lines) if line.startswith("| run |"))
-    printed = list(itertools.takewhile(lambda line: line.startswith("| "), lines[start:]))
+    printed = [line for line in itertools.takewhile(lambda line: line.startswith("|"),
+                                                    lines[start:]) if line.startswith("| ")]
     shown = walkthrough[walkthrough.index("| run |"):]
     shown = [line for line in shown[:shown.index("\n\n")].splitlines() if line.startswith("| ")]
     assert printed[0] == shown[0]  # the same columns
