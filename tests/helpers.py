@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import xml.etree.ElementTree as ElementTree
 
 import cv2
@@ -367,3 +368,10 @@ def exit_status(command, argv):
         return command(argv)
     except SystemExit as exit:
         return exit.code
+
+
+def default_sigint():
+    """A subprocess's preexec_fn: Ctrl-C's default disposition in the child. A shell without
+    job control starts background commands with SIGINT ignored, and a Python started so
+    never raises KeyboardInterrupt: the tests that press Ctrl-C would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

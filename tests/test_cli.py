@@ -18,7 +18,8 @@ from l2caf.runs import folder as run_folder
 from l2caf.cli import visualize, visualize_fast
 from l2caf.files import read_json_lines as read_results
 from l2caf.runs.folder import folder_path, load_heatmap
-from tests.helpers import DEMO_CHECKPOINT, REPO_ROOT, demo_run_inputs, random_demo_checkpoint
+from tests.helpers import (DEMO_CHECKPOINT, REPO_ROOT, default_sigint, demo_run_inputs,
+                           random_demo_checkpoint)
 
 MAINS = {"slow": visualize.main, "fast": visualize_fast.main}
 
@@ -262,7 +263,8 @@ def test_list_layers_shows_sizes_and_marks_the_default(capsys):
 def script(name, *argv, **kwargs):
     return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "scripts", name)]
                             + list(argv), cwd=kwargs.get("cwd", REPO_ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 @pytest.mark.slow

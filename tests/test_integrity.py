@@ -25,7 +25,7 @@ from l2caf.annotations import Annotation, BoxObject, write_voc_xml
 from l2caf.files import read_json_lines as read_results
 from l2caf.runs.folder import folder_path, load_heatmap
 from l2caf.synthetic import make_dataset
-from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, REPO_ROOT
+from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, REPO_ROOT, default_sigint
 
 pytestmark = pytest.mark.slow  # runs the visualisers end to end
 
@@ -273,7 +273,8 @@ def test_a_loss_that_is_not_finite_is_a_failure_naming_image_and_class(data, tmp
 def start_script(name, *argv):
     return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "scripts", name)]
                             + list(argv), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
 
 
 def test_two_processes_on_one_shard_the_second_stops_and_kill_9_loses_nothing(tmp_path,
