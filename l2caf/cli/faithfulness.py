@@ -61,12 +61,7 @@ def main(argv=None, description=__doc__):
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the folder's faithfulness scores (every shard's) first; "
                              "without it, scores made with other settings are refused")
-    parser.add_argument("--trust_model", nargs="?", const="true", default="false",
-                        choices=("true", "false"),
-                        help="load a Keras run's saved model even if its configuration runs "
-                             "code (a Lambda layer; see docs/keras.md), for models whose "
-                             "source you trust; a run folder's config.yaml never gives this "
-                             "trust, whatever it says (default: %(default)s)")
+    options.add_trust_model(parser)
     options.add_progress(parser)
     args = parser.parse_args(argv)
     return run_command(lambda: evaluate(args))

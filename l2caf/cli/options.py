@@ -39,6 +39,16 @@ def add_progress(parser):
                         help="show progress bars (default: %(default)s)")
 
 
+def add_trust_model(parser):
+    """--trust_model: load a Keras run's model even if its configuration runs code."""
+    parser.add_argument("--trust_model", nargs="?", const="true", default="false",
+                        choices=("true", "false"),
+                        help="load a Keras run's saved model even if its configuration runs "
+                             "code (a Lambda layer; see docs/keras.md), for models whose "
+                             "source you trust; a run folder's config.yaml never gives this "
+                             "trust, whatever it says (default: %(default)s)")
+
+
 def add_shard(parser, help_text):
     parser.add_argument("--shard", default="0/1", metavar="INDEX/COUNT", help=help_text)
 

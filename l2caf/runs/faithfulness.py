@@ -124,19 +124,10 @@ class FolderScores(object):
     already there."""
 
     def __init__(self, results_dir: str, options: ScoringOptions):
-        if not os.path.isdir(results_dir):
-            raise RunError("%s: no such results folder" % results_dir)
         self.results_dir, self.options, self.shard = results_dir, options, options.shard
-        _, self.config, self.made_with = read.read_configs(results_dir)[0]
-        by_image = read.read_lines(results_dir)
-        # The heatmap of each (image, class) of the results: scores of another (a heatmap
-        # made again since) are stale.
-        self.references = {line_key(line): reference_parts(line["heatmap"])
-                           for lines in by_image.values() for line in lines}
-        selected = sorted(by_image)
-        selected = selected[:options.limit] if options.limit else selected
-        self.lines = collections.OrderedDict(
-            (image, by_image[image]) for image in selected[self.shard.index::self.shard.count])
+        # references: scores of another heatmap than the results' (made again since) are stale.
+        self.config, self.made_with, self.references, self.lines = read.read_shard(
+            results_dir, options.limit, self.shard)
         size = self.made_with.get("image_size")
         if not size:
             raise RunError("%s: config.yaml has no made_with image_size; rerun the visualiser "

@@ -3,6 +3,7 @@ lines, its faithfulness scores and its failures, every shard's files together (s
 l2caf.runs.folder for the format). No TensorFlow."""
 import collections
 import json
+import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from l2caf.config import Config
@@ -72,6 +73,31 @@ def read_lines(results_dir: str) -> Dict[str, List[Dict[str, Any]]]:
         raise RunError("%s holds no results (%s with heatmap lines); run a visualiser into it "
                        "first" % (results_dir, kind_pattern("results")))
     return by_image
+
+
+ShardLines = collections.namedtuple("ShardLines", ["config", "made_with", "references",
+                                                   "lines"])
+ShardLines.__doc__ = """What a job over a run folder's shard reads first: the run's config and
+made_with, references ({(image, class_id): the parts of its heatmap's reference}: a line of
+another heatmap, made again since, is stale) and lines ({image: its results lines} of the
+shard's images, in sorted order)."""
+
+
+def read_shard(results_dir: str, limit: int, shard) -> ShardLines:
+    """The `ShardLines` of a results folder for a job (scoring, sanity check) over the first
+    `limit` images in sorted order (0: all), every shard.count-th from the shard.index-th;
+    RunError if the folder does not exist or holds no results."""
+    if not os.path.isdir(results_dir):
+        raise RunError("%s: no such results folder" % results_dir)
+    _, config, made_with = read_configs(results_dir)[0]
+    by_image = read_lines(results_dir)
+    references = {line_key(line): reference_parts(line["heatmap"])
+                  for lines in by_image.values() for line in lines}
+    selected = sorted(by_image)
+    selected = selected[:limit] if limit else selected
+    lines = collections.OrderedDict(
+        (image, by_image[image]) for image in selected[shard.index::shard.count])
+    return ShardLines(config, made_with, references, lines)
 
 
 def read_scores(results_dir: str, by_image: Dict[str, List[Dict[str, Any]]]

@@ -101,17 +101,9 @@ class FolderSanity(object):
     not started: the run's config and results, the seed against the checks already there."""
 
     def __init__(self, results_dir: str, options: SanityOptions):
-        if not os.path.isdir(results_dir):
-            raise RunError("%s: no such results folder" % results_dir)
         self.results_dir, self.options, self.shard = results_dir, options, options.shard
-        _, self.config, self.made_with = read.read_configs(results_dir)[0]
-        by_image = read.read_lines(results_dir)
-        self.references = {line_key(line): reference_parts(line["heatmap"])
-                           for lines in by_image.values() for line in lines}
-        selected = sorted(by_image)
-        selected = selected[:options.limit] if options.limit else selected
-        self.lines = collections.OrderedDict(
-            (image, by_image[image]) for image in selected[self.shard.index::self.shard.count])
+        self.config, self.made_with, self.references, self.lines = read.read_shard(
+            results_dir, options.limit, self.shard)
         self.sanity_path = shard_file(results_dir, "sanity", self.shard)
         if not options.overwrite:
             self.check_settings({"seed": options.seed})
