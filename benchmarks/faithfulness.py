@@ -66,7 +66,8 @@ def measure_network(network, options, log):
         # ReLU'd maps at the layer's resolution: ties among zeros, as real ones have.
         heatmaps = [np.maximum(rng.normal(0, 1, layer), 0) for _ in range(options.heatmaps)]
         classes = [index % model.num_labels for index in range(options.heatmaps)]
-        scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size)
+        scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size,
+                                           workers=options.workers)
         log("  %s: %d heatmaps, %d steps, batch %d" % (network, options.heatmaps,
                                                        scorer.steps, options.batch_size))
         scored = timed(lambda: scorer(inputs, heatmaps, classes), options.repeats)
@@ -151,11 +152,13 @@ def markdown(report):
                          100 * result["road_imputation_share"]))
     machine = report["machine"]
     lines += ["", "Measured on %s (%d cores, %s GB, GPUs: %s), TensorFlow %s, Python %s; load "
-              "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max)."
+              "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max); "
+              "every score with %d thread%s imputing ROAD's images."
               % (machine["cpu"], machine["cores"], machine["memory_gb"],
                  ", ".join(machine["gpus"]) or "none", machine["tensorflow"],
                  machine["python"], report["load_average"][0], report["load_average"][1],
-                 report["repeats"], "" if report["repeats"] == 1 else "s")]
+                 report["repeats"], "" if report["repeats"] == 1 else "s", report["workers"],
+                 "" if report["workers"] == 1 else "s")]
     return "\n".join(lines) + "\n"
 
 
@@ -177,6 +180,9 @@ def parse_options(argv=None):
     parser.add_argument("--repeats", type=int, metavar="N",
                         help="timed runs after the warm-up (default: %d)"
                              % FULL_DEFAULTS["repeats"])
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="threads imputing the next heatmaps' ROAD images while the network "
+                             "works (default: the cores this process may use)")
     parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
                         help="GPU index (-1: the CPU) (default: %(default)s)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
@@ -186,7 +192,10 @@ def parse_options(argv=None):
                             "%s %s" % item for item in QUICK_DEFAULTS.items()))
     options = parser.parse_args(argv)
     fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS)
-    for key in ("heatmaps", "repeats", "batch_size"):
+    if options.workers is None:
+        from l2caf.parallel import default_workers
+        options.workers = default_workers()
+    for key in ("heatmaps", "repeats", "batch_size", "workers"):
         if getattr(options, key) < 1:
             parser.error("--%s must be at least 1" % key)
     if options.steps < 0:
@@ -201,7 +210,8 @@ def main(argv=None):
     stopwatch = Stopwatch()
     results = [measure_network(network, options, log)
                for network in options.networks.split(",")]
-    report = {"networks": results, "repeats": options.repeats, "machine": machine(),
+    report = {"networks": results, "repeats": options.repeats, "workers": options.workers,
+              "machine": machine(),
               "load_average": stopwatch.load_averages(),
               "seconds": stopwatch.seconds(), "argv": sys.argv[1:] if argv is None else argv}
     text = markdown(report)
