@@ -9,29 +9,9 @@ from l2caf import preprocessing
 from l2caf.evaluation import faithfulness, imputation
 from l2caf.evaluation.faithfulness import (Faithfulness, average_gain, check_road_fractions,
                                            road_auc, road_order)
-
-
-class SoftmaxModel(object):
-    """A small classifier: the softmax of a fixed linear map of the network input
-    ('inception' preprocessing, 12 x 10 RGB); class c is output c + 1, as the slim networks'
-    background output shifts them."""
-
-    preprocessing, input_shape = "inception", (12, 10, 3)
-
-    def __init__(self):
-        self.weights = np.random.default_rng(3).normal(0, 0.3, (12 * 10 * 3, 5))
-
-    def class_output(self, class_id):
-        return class_id + 1
-
-    def probabilities_of_input(self, network_input):
-        logits = np.reshape(network_input, (-1, self.weights.shape[0])) @ self.weights
-        logits -= logits.max(axis=1, keepdims=True)
-        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-
-    def class_probabilities(self, images):
-        return self.probabilities_of_input(
-            preprocessing.preprocess(np.asarray(images, np.float64), self.preprocessing))
+# A small classifier: the softmax of a fixed linear map of a 12 x 10 RGB network input
+# ('inception' preprocessing); class c is output c + 1.
+from tests.helpers import SoftmaxModel
 
 
 @pytest.mark.parametrize("probability, masked, gain", [
