@@ -210,8 +210,7 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
 
 
 @pytest.mark.slow
-def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored):
-    from l2caf.models.slim import Model
+def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored, demo_model):
     folder = scored["gradcam"]
     lines = score_lines(folder)
     results = {(line["image"], line["class_id"]): line
@@ -230,16 +229,15 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
         assert faithfulness.auc(curves[0]) == pytest.approx(line["deletion_auc"], abs=1e-6)
         assert faithfulness.auc(curves[1]) == pytest.approx(line["insertion_auc"], abs=1e-6)
     from l2caf import images, preprocessing
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        chosen = lines[:3]
-        inputs = np.stack([preprocessing.preprocess(
-            images.resize(images.read_image(line["image"]), 168).astype(np.float32),
-            model.preprocessing) for line in chosen])
-        road_fractions = [float(value) for value in ROAD_FRACTIONS.split(",")]
-        expected = faithfulness.Faithfulness(model, STEPS, road_fractions=road_fractions)(
-            inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
-            [line["class_id"] for line in chosen],
-            noise_seeds=[noise_seed(line) for line in chosen])
+    chosen = lines[:3]
+    inputs = np.stack([preprocessing.preprocess(
+        images.resize(images.read_image(line["image"]), 168).astype(np.float32),
+        demo_model.preprocessing) for line in chosen])
+    road_fractions = [float(value) for value in ROAD_FRACTIONS.split(",")]
+    expected = faithfulness.Faithfulness(demo_model, STEPS, road_fractions=road_fractions)(
+        inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
+        [line["class_id"] for line in chosen],
+        noise_seeds=[noise_seed(line) for line in chosen])
     for line, scores in zip(chosen, expected):
         for key in ("deletion_auc", "insertion_auc", "average_drop", "average_gain",
                     "road_morf_auc", "road_lerf_auc"):

@@ -122,25 +122,23 @@ def test_other_road_settings_are_other_protocol_settings():
 
 
 @pytest.mark.slow  # the demo model, 8 held-out images, 2 methods
-def test_on_the_demo_model_gradcam_beats_random_on_both_road_curves():
+def test_on_the_demo_model_gradcam_beats_random_on_both_road_curves(demo_model):
     from l2caf import synthetic
     from l2caf.methods import METHODS
-    from l2caf.models.slim import Model
-    from tests.helpers import DEMO_CHECKPOINT
     examples = list(synthetic.generate_examples(8, 224, 777, 0.0))
     images = [image for image, _ in examples]
     classes = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        inputs = preprocessing.preprocess(model.prepare(images), model.preprocessing)
-        scorer = Faithfulness(model, steps=4)
-        means = {}
-        for method in ("gradcam", "random"):
-            explanations = METHODS[method](model)(images, classes)
-            scores = scorer(inputs, [explanation.heatmap for explanation in explanations],
-                            [classes[explanation.image_index] for explanation in explanations],
-                            [explanation.image_index for explanation in explanations])
-            means[method] = (np.mean([score.road_morf_auc for score in scores]),
-                             np.mean([score.road_lerf_auc for score in scores]))
+    model = demo_model  # conftest.py's, built once
+    inputs = preprocessing.preprocess(model.prepare(images), model.preprocessing)
+    scorer = Faithfulness(model, steps=4)
+    means = {}
+    for method in ("gradcam", "random"):
+        explanations = METHODS[method](model)(images, classes)
+        scores = scorer(inputs, [explanation.heatmap for explanation in explanations],
+                        [classes[explanation.image_index] for explanation in explanations],
+                        [explanation.image_index for explanation in explanations])
+        means[method] = (np.mean([score.road_morf_auc for score in scores]),
+                         np.mean([score.road_lerf_auc for score in scores]))
     print("\nROAD MoRF, LeRF AUC on 8 held-out images: gradcam %.3f, %.3f; random %.3f, %.3f"
           % (means["gradcam"] + means["random"]))
     assert means["gradcam"][0] < means["random"][0]  # MoRF: lower is better
