@@ -32,6 +32,16 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_model():
+    """The shipped slim demo model (one row, its last conv layer), built once for the tests
+    that only predict and explain with it; read only: a test that loads values into its
+    variables or needs other rows, layers or labels builds its own."""
+    from l2caf.models.slim import Model
+    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
 def random_demo(tmp_path_factory):
     """(checkpoint, label list) of a demo_densenet of 3 classes with seeded random weights
     (tests.helpers.random_demo_checkpoint, seed 0), made once; read only."""

@@ -1,5 +1,6 @@
 """Shared test helpers, plain functions and constants (the fixtures are tests/conftest.py's):
-reference variable lists and small random-weight models; plain transcriptions of the scores
+reference variable lists and small random-weight models; small models whose answers are
+computed in numpy too (TinyNetwork, SoftmaxModel); plain transcriptions of the scores
 the evaluation computes (IoU, the CAM and wsolevaluation boxes, the pointing games); and run
 folders written without TensorFlow, as the visualisers and the scoring commands write them.
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import yaml
 
+from l2caf import preprocessing
 from l2caf.annotations import read_annotation_folder
 from l2caf.files import write_atomically
 from l2caf.runs.folder import NpzChunks, Shard
@@ -124,6 +126,118 @@ class FiltersAt(object):
 
     def __call__(self, end_point, net):
         return self.filters[end_point](end_point, net) if end_point in self.filters else net
+
+
+# Small models whose answers are computed here too, for the tests of the methods and of the
+# faithfulness scores.
+
+TINY_INPUT = 13  # TinyNetwork's input: its 3x3 conv of stride 2 (valid) maps it to 6x6
+
+
+def bilinear_matrix(source, target):
+    """[target, source]: bilinear upsampling with half-pixel centres (OpenCV's resize, torch's
+    interpolate with align_corners=False), from its definition."""
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, source - 1)
+    matrix = np.zeros((target, source))
+    matrix[np.arange(target), low] += 1 - (position - low)
+    matrix[np.arange(target), high] += position - low
+    return matrix
+
+
+class TinyNetwork(object):
+    """features: 3x3 conv, stride 2, no activation (signed maps: the layer explained);
+    hidden: 1x1 conv + ReLU; global average pooling; Dense logits. A Keras model (seeded
+    weights, preprocess 'tf': x / 127.5 - 1) and the same in numpy, float64, with the
+    gradients of a logit with respect to the layer and to the image."""
+
+    def __init__(self, seed=0):
+        import keras
+        rng = np.random.default_rng(seed)
+        self.kernel = rng.normal(0, 0.4, (3, 3, 3, 4))
+        self.bias = rng.normal(0, 0.1, 4)
+        self.hidden = rng.normal(0, 0.6, (4, 5))
+        self.hidden_bias = rng.normal(0, 0.2, 5)
+        self.dense = rng.normal(0, 0.8, (5, 3))
+        self.dense_bias = rng.normal(0, 0.1, 3)
+        inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
+        features = keras.layers.Conv2D(4, 3, strides=2, name="features")(inputs)
+        hidden = keras.layers.Conv2D(5, 1, activation="relu", name="hidden")(features)
+        logits = keras.layers.Dense(3, name="logits")(
+            keras.layers.GlobalAveragePooling2D()(hidden))
+        self.keras_model = keras.Model(inputs, logits)
+        for name, values in (("features", (self.kernel, self.bias)),
+                             ("hidden", (self.hidden[None, None], self.hidden_bias)),
+                             ("logits", (self.dense, self.dense_bias))):
+            self.keras_model.get_layer(name).set_weights([v.astype(np.float32) for v in values])
+
+    @staticmethod
+    def network_input(image):
+        """Preprocessing 'tf' of an RGB image (0..255)."""
+        return image / 127.5 - 1.0
+
+    def features(self, network_input):
+        """The layer's map [6, 6, 4] of one network input [13, 13, 3]."""
+        output = np.zeros((6, 6, 4)) + self.bias
+        for dy in range(3):
+            for dx in range(3):
+                output += network_input[dy:dy + 11:2, dx:dx + 11:2] @ self.kernel[dy, dx]
+        return output
+
+    def logits_from(self, features):
+        return _relu(features @ self.hidden + self.hidden_bias).mean(axis=(0, 1)) \
+            @ self.dense + self.dense_bias
+
+    def gradient(self, features, class_id):
+        """d logit_class / d features, [6, 6, 4]."""
+        active = (features @ self.hidden + self.hidden_bias) > 0
+        return (active * self.dense[:, class_id]) @ self.hidden.T / (6 * 6)
+
+    def probabilities(self, network_input):
+        logits = self.logits_from(self.features(network_input))
+        exponentials = np.exp(logits - logits.max())
+        return exponentials / exponentials.sum()
+
+    def logit_and_gradient(self, image, class_id):
+        """(logit, d logit / d image [13, 13, 3]) of an RGB image (0..255): the gradient
+        with respect to the layer taken back through the conv and the preprocessing."""
+        features = self.features(self.network_input(image))
+        to_features = self.gradient(features, class_id)
+        to_input = np.zeros((TINY_INPUT, TINY_INPUT, 3))
+        for dy in range(3):
+            for dx in range(3):
+                to_input[dy:dy + 11:2, dx:dx + 11:2] += to_features @ self.kernel[dy, dx].T
+        return self.logits_from(features)[class_id], to_input / 127.5
+
+
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+class SoftmaxModel(object):
+    """A small classifier with the four members l2caf.evaluation.faithfulness needs: the
+    softmax of a fixed linear map of the network input; class ids shifted by one output,
+    like the slim networks' background output; every batch is recorded."""
+
+    def __init__(self, input_shape=(12, 10, 3), num_outputs=5, preprocessing_name="inception"):
+        self.preprocessing, self.input_shape = preprocessing_name, input_shape
+        self.weights = np.random.default_rng(3).normal(
+            0, 0.3, (int(np.prod(input_shape)), num_outputs))
+        self.batches = []
+
+    def class_output(self, class_id):
+        return class_id + 1
+
+    def probabilities_of_input(self, network_input):
+        logits = np.reshape(network_input, (-1, self.weights.shape[0])) @ self.weights
+        logits -= logits.max(axis=1, keepdims=True)
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    def class_probabilities(self, images):
+        self.batches.append(len(images))
+        return self.probabilities_of_input(
+            preprocessing.preprocess(np.asarray(images, np.float64), self.preprocessing))
 
 
 # Plain transcriptions of the scores the evaluation computes, for the tests to check it against.

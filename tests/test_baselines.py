@@ -109,8 +109,8 @@ def test_cam_without_a_linear_head_or_off_the_last_layer_is_a_clear_error():
     inner.close()
 
 
-def test_the_top_class_by_default_and_bad_class_ids_are_clear_errors():
-    model = Model.load("demo_densenet", DEMO_CHECKPOINT)
+def test_the_top_class_by_default_and_bad_class_ids_are_clear_errors(demo_model):
+    model = demo_model  # conftest.py's, built once
     images = random_images(2, 168, seed=3)
     top = [model.top_classes(p, 1)[0] for p in model.predict(images).probabilities]
     explainer = GradCAM(model)
@@ -120,7 +120,6 @@ def test_the_top_class_by_default_and_bad_class_ids_are_clear_errors():
         with pytest.raises(ConfigError, match="GradCAM explains classes: %r is not a class id "
                                               "0..5 of demo_densenet" % (bad,)):
             explainer(images, [[0], [bad]])
-    model.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 from l2caf import preprocessing
 from l2caf.evaluation import faithfulness
 from l2caf.evaluation.faithfulness import Faithfulness
+from tests.helpers import SoftmaxModel
 
 ALL_PREPROCESSING = preprocessing.SLIM_PREPROCESSING + preprocessing.KERAS_PREPROCESSING
 
@@ -80,7 +81,8 @@ def trapezoid_auc(curve):
     return np.trapezoid(curve, np.linspace(0.0, 1.0, len(curve)))
 
 
-# Models with the four members l2caf.evaluation.faithfulness needs.
+# Models with the four members l2caf.evaluation.faithfulness needs (and
+# tests.helpers.SoftmaxModel, which ROAD's tests share).
 
 class RegionMeanModel(object):
     """Class 0's probability is the mean of the network input's first channel over the
@@ -103,30 +105,6 @@ class RegionMeanModel(object):
         inputs = preprocessing.preprocess(np.asarray(images, np.float64), self.preprocessing)
         region = inputs[:, self.rows, self.columns, 0].mean(axis=(1, 2))
         return np.stack([region, 1.0 - region], axis=1)
-
-
-class SoftmaxModel(object):
-    """A small classifier: softmax of a fixed linear map of the network input; class ids
-    shifted by one output, like the slim networks' background output."""
-
-    def __init__(self, input_shape=(12, 10, 3), num_outputs=5, preprocessing_name="inception"):
-        self.preprocessing, self.input_shape = preprocessing_name, input_shape
-        self.weights = np.random.default_rng(3).normal(
-            0, 0.3, (int(np.prod(input_shape)), num_outputs))
-        self.batches = []
-
-    def class_output(self, class_id):
-        return class_id + 1
-
-    def probabilities_of_input(self, network_input):
-        logits = np.reshape(network_input, (-1, self.weights.shape[0])) @ self.weights
-        logits -= logits.max(axis=1, keepdims=True)
-        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-
-    def class_probabilities(self, images):
-        self.batches.append(len(images))
-        return self.probabilities_of_input(
-            preprocessing.preprocess(np.asarray(images, np.float64), self.preprocessing))
 
 
 def region_inputs(model, count=2, value=0.8, seed=0):

@@ -84,6 +84,37 @@ def unscored_copy(folder, destination):
     return str(destination)
 
 
+# The tests of resuming, shards, refusals and failures score copies of a run cut to its
+# first FEW_IMAGES images: what they check does not depend on the number of heatmaps, and
+# scoring the 32 images' heatmaps again costs many seconds in each.
+FEW_IMAGES = 6
+
+
+def few_images_copy(folder, destination, scores=False):
+    """A copy of a run folder whose results are those of its first FEW_IMAGES images, with
+    their scores and only the curves files those name (scores=True), or without its
+    faithfulness files: a run of those images, as the scoring job and the table read it."""
+    shutil.copytree(folder, str(destination))
+    destination = str(destination)
+    results = read_json_lines(os.path.join(folder, "results.jsonl"))
+    kept = set(sorted({line["image"] for line in results})[:FEW_IMAGES])
+
+    def cut(name):
+        lines = [line for line in read_json_lines(os.path.join(folder, name))
+                 if line["image"] in kept]
+        with open(os.path.join(destination, name), "w") as stream:
+            stream.writelines(json.dumps(line) + "\n" for line in lines)
+        return lines
+    cut("results.jsonl")
+    named = {line[key].partition(":")[0] for line in cut("faithfulness.jsonl")
+             for key in ("curves", "road_curves")} if scores else set()
+    for name in os.listdir(destination):
+        if name.startswith("faithfulness") and name != "faithfulness.jsonl" \
+                and name not in named or name == "faithfulness.jsonl" and not scores:
+            os.remove(os.path.join(destination, name))
+    return destination
+
+
 def score_lines(folder, name="faithfulness.jsonl"):
     return read_json_lines(os.path.join(folder, name))
 
@@ -179,8 +210,7 @@ def test_methods_beat_random_on_every_metric_and_the_baselines_on_the_curves(
 
 
 @pytest.mark.slow
-def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored):
-    from l2caf.models.slim import Model
+def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(scored, demo_model):
     folder = scored["gradcam"]
     lines = score_lines(folder)
     results = {(line["image"], line["class_id"]): line
@@ -199,16 +229,15 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
         assert faithfulness.auc(curves[0]) == pytest.approx(line["deletion_auc"], abs=1e-6)
         assert faithfulness.auc(curves[1]) == pytest.approx(line["insertion_auc"], abs=1e-6)
     from l2caf import images, preprocessing
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        chosen = lines[:3]
-        inputs = np.stack([preprocessing.preprocess(
-            images.resize(images.read_image(line["image"]), 168).astype(np.float32),
-            model.preprocessing) for line in chosen])
-        road_fractions = [float(value) for value in ROAD_FRACTIONS.split(",")]
-        expected = faithfulness.Faithfulness(model, STEPS, road_fractions=road_fractions)(
-            inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
-            [line["class_id"] for line in chosen],
-            noise_seeds=[noise_seed(line) for line in chosen])
+    chosen = lines[:3]
+    inputs = np.stack([preprocessing.preprocess(
+        images.resize(images.read_image(line["image"]), 168).astype(np.float32),
+        demo_model.preprocessing) for line in chosen])
+    road_fractions = [float(value) for value in ROAD_FRACTIONS.split(",")]
+    expected = faithfulness.Faithfulness(demo_model, STEPS, road_fractions=road_fractions)(
+        inputs, [run_folder.load_heatmap(line["heatmap"], folder) for line in chosen],
+        [line["class_id"] for line in chosen],
+        noise_seeds=[noise_seed(line) for line in chosen])
     for line, scores in zip(chosen, expected):
         for key in ("deletion_auc", "insertion_auc", "average_drop", "average_gain",
                     "road_morf_auc", "road_lerf_auc"):
@@ -217,8 +246,8 @@ def test_the_lines_are_the_librarys_scores_of_the_runs_heatmaps_and_images(score
 
 @pytest.mark.slow
 def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
-    reference = scored["gradcam"]
-    folder = unscored_copy(reference, tmp_path / "killed")
+    reference = few_images_copy(scored["gradcam"], tmp_path / "reference", scores=True)
+    folder = few_images_copy(reference, tmp_path / "killed")
     scores_path = os.path.join(folder, "faithfulness.jsonl")
     # The command with a chunk of one image, so that a kill lands between chunks' lines.
     # (The chunk size is the scoring job's, l2caf.runs.faithfulness.)
@@ -246,8 +275,8 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(scored, tmp_path):
 
 @pytest.mark.slow
 def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeypatch):
-    reference = scored["random"]
-    folder = unscored_copy(reference, tmp_path / "sharded")
+    reference = few_images_copy(scored["random"], tmp_path / "reference", scores=True)
+    folder = few_images_copy(reference, tmp_path / "sharded")
     assert score("--results", folder, "--steps", str(STEPS), "--shard", "0/2") == 0
     capsys.readouterr()
     assert faithfulness_main(["--merge", folder]) == 1
@@ -270,7 +299,7 @@ def test_shards_then_merge_equal_one_run(data, scored, capsys, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_a_partial_scoring_says_so_in_the_table(data, scored, capsys, tmp_path):
-    folder = unscored_copy(scored["l2caf"], tmp_path / "partial")
+    folder = few_images_copy(scored["l2caf"], tmp_path / "partial")
     assert score("--results", folder, "--steps", str(STEPS), "--limit", "5") == 0
     [row], out = table(capsys, [folder], data / "annotations", tmp_path / "table")
     assert 5 <= row["faithfulness_heatmaps"] < row["heatmaps"]
@@ -290,11 +319,11 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
     assert score("--results", folder, "--steps", "5") == 2
     assert "holds scores made with other settings: steps (12 there, 5 now)" in \
         one_line_error(capsys)
-    overwritten = str(tmp_path / "overwritten")
-    shutil.copytree(folder, overwritten)
+    overwritten = few_images_copy(folder, tmp_path / "overwritten", scores=True)
     assert score("--results", overwritten, "--steps", "2", "--overwrite") == 0
     lines = score_lines(overwritten)
-    assert len(lines) == len(score_lines(folder))
+    # Every heatmap scored again.
+    assert len(lines) == len(read_json_lines(os.path.join(overwritten, "results.jsonl")))
     assert {line["steps"] for line in lines} == {2}
     # Only the new scores' curves files are left: the old ones went with their lines.
     named = {line[key].partition(":")[0] for line in lines for key in ("curves", "road_curves")}
@@ -327,7 +356,7 @@ def test_other_settings_and_other_checkpoints_are_refused(data, scored, capsys, 
 @pytest.mark.slow
 def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored, capsys,
                                                                     tmp_path):
-    folder = unscored_copy(scored["random"], tmp_path / "broken")
+    folder = few_images_copy(scored["random"], tmp_path / "broken")
     images = tmp_path / "images"
     shutil.copytree(str(data / "images"), str(images))
     results = read_json_lines(os.path.join(folder, "results.jsonl"))
@@ -342,7 +371,7 @@ def test_an_unreadable_image_is_a_failure_and_the_others_are_scored(data, scored
     failures = score_lines(folder, "failures_faithfulness.jsonl")
     assert [failure["image"] for failure in failures] == [broken]
     scored_images = {line["image"] for line in score_lines(folder)}
-    assert broken not in scored_images and len(scored_images) == NUM_IMAGES - 1
+    assert broken not in scored_images and len(scored_images) == FEW_IMAGES - 1
 
 
 @pytest.mark.slow

@@ -8,17 +8,14 @@ import tensorflow as tf
 from l2caf import inputs, preprocessing
 from l2caf.errors import ConfigError, L2CAFError
 from l2caf.methods import L2CAF, GradCAM, RandomMap
-from l2caf.models.slim import Model
 from l2caf.synthetic import generate_examples
-from tests.helpers import DEMO_CHECKPOINT
 
 SIZE = 168  # the demo model's input
 
 
 @pytest.fixture(scope="module")
-def model():
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as demo:
-        yield demo
+def model(demo_model):
+    return demo_model  # conftest.py's, shared with other modules
 
 
 @pytest.fixture(scope="module")

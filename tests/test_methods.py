@@ -1,7 +1,8 @@
 """Grad-CAM++, LayerCAM and Score-CAM against few-line float64 implementations of their
-papers' formulas (written here, on a tiny functional network computed in numpy too), their
-relations to CAM at a global-average-pooling + Dense head, Score-CAM on channels that are
-indicator maps of known regions, and the one contract of the one-pass methods."""
+papers' formulas (written here, on a tiny functional network computed in numpy too:
+tests.helpers.TinyNetwork, which Opti-CAM's tests share), their relations to CAM at a
+global-average-pooling + Dense head, Score-CAM on channels that are indicator maps of known
+regions, and the one contract of the one-pass methods."""
 import keras
 import numpy as np
 import pytest
@@ -12,9 +13,9 @@ from l2caf.models.keras import KerasModel
 from l2caf.methods import CAM, L2CAF, METHODS, ActivationMap, RandomMap
 from l2caf.models.slim import Model
 from l2caf.synthetic import generate_examples
-from tests.helpers import DEMO_CHECKPOINT, DEMO_LABELS, HELD_OUT_SEED
-
-INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6: Score-CAM upsamples 6 -> 13
+# INPUT: the tiny network's 13 pixels, which Score-CAM upsamples its layer's 6 to.
+from tests.helpers import (DEMO_CHECKPOINT, DEMO_LABELS, HELD_OUT_SEED, TINY_INPUT as INPUT,
+                           TinyNetwork, bilinear_matrix)
 
 
 def relu(x):
@@ -28,63 +29,9 @@ def scaled_to_max_1(maps):
 
 
 def bilinear(channel, size):
-    """Bilinear upsampling with pixel centres aligned (half-pixel), from its definition."""
-    def weights(source, target):
-        position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
-        low = np.floor(position).astype(int)
-        high = np.minimum(low + 1, source - 1)
-        matrix = np.zeros((target, source))
-        matrix[np.arange(target), low] += 1 - (position - low)
-        matrix[np.arange(target), high] += position - low
-        return matrix
-    return weights(channel.shape[0], size) @ channel @ weights(channel.shape[1], size).T
-
-
-class TinyNetwork(object):
-    """features: 3x3 conv, stride 2, no activation (signed maps: the layer explained);
-    hidden: 1x1 conv + ReLU; global average pooling; Dense logits. As a Keras model (seeded
-    weights) and in numpy, float64, on the network input (preprocess 'tf': x / 127.5 - 1)."""
-
-    def __init__(self, seed=0):
-        rng = np.random.default_rng(seed)
-        self.kernel = rng.normal(0, 0.4, (3, 3, 3, 4))
-        self.bias = rng.normal(0, 0.1, 4)
-        self.hidden = rng.normal(0, 0.6, (4, 5))
-        self.hidden_bias = rng.normal(0, 0.2, 5)
-        self.dense = rng.normal(0, 0.8, (5, 3))
-        self.dense_bias = rng.normal(0, 0.1, 3)
-        inputs = keras.Input((INPUT, INPUT, 3))
-        features = keras.layers.Conv2D(4, 3, strides=2, name="features")(inputs)
-        hidden = keras.layers.Conv2D(5, 1, activation="relu", name="hidden")(features)
-        pooled = keras.layers.GlobalAveragePooling2D()(hidden)
-        logits = keras.layers.Dense(3, name="logits")(pooled)
-        self.keras_model = keras.Model(inputs, logits)
-        for name, values in (("features", (self.kernel, self.bias)),
-                             ("hidden", (self.hidden[None, None], self.hidden_bias)),
-                             ("logits", (self.dense, self.dense_bias))):
-            self.keras_model.get_layer(name).set_weights([v.astype(np.float32) for v in values])
-
-    def features(self, network_input):
-        """A [6, 6, 4] of one network input [13, 13, 3]."""
-        output = np.zeros((6, 6, 4)) + self.bias
-        for dy in range(3):
-            for dx in range(3):
-                output += network_input[dy:dy + 11:2, dx:dx + 11:2] @ self.kernel[dy, dx]
-        return output
-
-    def logits_from(self, features):
-        return relu(features @ self.hidden + self.hidden_bias).mean(axis=(0, 1)) @ self.dense \
-            + self.dense_bias
-
-    def gradient(self, features, class_id):
-        """d logit_class / d features, [6, 6, 4]."""
-        active = (features @ self.hidden + self.hidden_bias) > 0
-        return (active * self.dense[:, class_id]) @ self.hidden.T / (6 * 6)
-
-    def probabilities(self, network_input):
-        logits = self.logits_from(self.features(network_input))
-        exponentials = np.exp(logits - logits.max())
-        return exponentials / exponentials.sum()
+    """Bilinear upsampling with pixel centres aligned (half-pixel)."""
+    return bilinear_matrix(channel.shape[0], size) @ channel @ \
+        bilinear_matrix(channel.shape[1], size).T
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import pytest
 from l2caf import evaluation, synthetic
 from l2caf.cli import evaluate, visualize, visualize_fast
 from l2caf.methods import METHODS
-from l2caf.models.slim import Model
 from l2caf.files import read_json_lines as read_results
 from l2caf.runs.folder import load_heatmap
 from l2caf.synthetic import make_dataset
@@ -31,14 +30,13 @@ BARS = {"gradcam": (0.6, 0.95), "gradcampp": (0.6, 0.95), "layercam": (0.6, 0.95
 
 
 @pytest.fixture(scope="module")
-def held_out():
+def held_out(demo_model):
     examples = list(synthetic.generate_examples(40, 224, HELD_OUT_SEED, 0.0))
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        images = [image for image, _ in examples]
-        classes = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
-        prediction = METHODS["gradcam"](model).predict(images)
-        yield examples, {name: METHODS[name](model)(images, classes, prediction=prediction)
-                         for name in list(BARS) + ["random"]}
+    images = [image for image, _ in examples]
+    classes = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
+    prediction = METHODS["gradcam"](demo_model).predict(images)
+    return examples, {name: METHODS[name](demo_model)(images, classes, prediction=prediction)
+                      for name in list(BARS) + ["random"]}
 
 
 def gt_known_accuracy(examples, explanations, threshold):

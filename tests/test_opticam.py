@@ -1,13 +1,13 @@
 """Opti-CAM (l2caf.methods.OptiCAM) against a float64 transcription of its authors' loop
 (github hanwei0912/OptiCAM, util.py's Basic_OptCAM with generate_opticam.py's plain loss and
-max-min normalisation), written here on a tiny network computed in numpy too, and on a slim
-network whose input gradient alone comes from TensorFlow; rows that stop on their own; its
-configuration; and, on the shipped demo models, maps that localise the objects and beat the
-random floor on every faithfulness score, in both visualisers and the evaluation."""
+max-min normalisation), written here on a tiny network computed in numpy too (shared with
+the one-pass methods' tests: tests.helpers.TinyNetwork), and on a slim network whose input
+gradient alone comes from TensorFlow; rows that stop on their own; its configuration; and,
+on the shipped demo models, maps that localise the objects and beat the random floor on
+every faithfulness score, in both visualisers and the evaluation."""
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 
@@ -19,9 +19,10 @@ from l2caf.models.slim import Model
 from l2caf.optimize import Loop
 from l2caf.settings import OPTICAM_DEFAULTS
 from nets.tf_slim_compat import tf
-from tests.helpers import DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT
+# INPUT: the tiny network's 13 pixels, which Opti-CAM upsamples its layer's 6 to.
+from tests.helpers import (DEMO_CHECKPOINT, DEMO_DIR, DEMO_LABELS, REPO_ROOT,
+                           TINY_INPUT as INPUT, TinyNetwork, bilinear_matrix)
 
-INPUT = 13  # a 3x3 conv of stride 2 (valid) maps it to 6x6; Opti-CAM upsamples 6 -> 13
 ADAM = (0.9, 0.999, 1e-8)
 
 
@@ -29,68 +30,8 @@ def relu(x):
     return np.maximum(x, 0.0)
 
 
-def bilinear_matrix(source, target):
-    """[target, source]: bilinear upsampling with half-pixel centres (torch's interpolate,
-    align_corners=False), from its definition."""
-    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
-    low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, source - 1)
-    matrix = np.zeros((target, source))
-    matrix[np.arange(target), low] += 1 - (position - low)
-    matrix[np.arange(target), high] += position - low
-    return matrix
-
-
 def min_max(values):
     return (values - values.min()) / (values.max() - values.min())
-
-
-class TinyNetwork(object):
-    """features: 3x3 conv, stride 2, no activation (signed maps: Opti-CAM takes their ReLU);
-    hidden: 1x1 conv + ReLU; global average pooling; Dense logits. A Keras model (seeded
-    weights, preprocess 'tf': x / 127.5 - 1) and the same in numpy, float64, with the
-    gradient of a logit with respect to the image."""
-
-    def __init__(self, seed=0):
-        rng = np.random.default_rng(seed)
-        self.kernel = rng.normal(0, 0.4, (3, 3, 3, 4))
-        self.bias = rng.normal(0, 0.1, 4)
-        self.hidden = rng.normal(0, 0.6, (4, 5))
-        self.hidden_bias = rng.normal(0, 0.2, 5)
-        self.dense = rng.normal(0, 0.8, (5, 3))
-        self.dense_bias = rng.normal(0, 0.1, 3)
-        inputs = keras.Input((INPUT, INPUT, 3))
-        features = keras.layers.Conv2D(4, 3, strides=2, name="features")(inputs)
-        hidden = keras.layers.Conv2D(5, 1, activation="relu", name="hidden")(features)
-        logits = keras.layers.Dense(3, name="logits")(
-            keras.layers.GlobalAveragePooling2D()(hidden))
-        self.keras_model = keras.Model(inputs, logits)
-        for name, values in (("features", (self.kernel, self.bias)),
-                             ("hidden", (self.hidden[None, None], self.hidden_bias)),
-                             ("logits", (self.dense, self.dense_bias))):
-            self.keras_model.get_layer(name).set_weights([v.astype(np.float32) for v in values])
-
-    def features(self, image):
-        """The layer's map [6, 6, 4] of an RGB image [13, 13, 3] (0..255)."""
-        network_input = image / 127.5 - 1.0
-        output = np.zeros((6, 6, 4)) + self.bias
-        for dy in range(3):
-            for dx in range(3):
-                output += network_input[dy:dy + 11:2, dx:dx + 11:2] @ self.kernel[dy, dx]
-        return output
-
-    def logit_and_gradient(self, image, class_id):
-        """(logit, d logit / d image [13, 13, 3]) of an RGB image."""
-        features = self.features(image)
-        pre_activation = features @ self.hidden + self.hidden_bias
-        logit = relu(pre_activation).mean(axis=(0, 1)) @ self.dense[:, class_id] \
-            + self.dense_bias[class_id]
-        to_features = ((pre_activation > 0) * self.dense[:, class_id]) @ self.hidden.T / 36
-        to_input = np.zeros((INPUT, INPUT, 3))
-        for dy in range(3):
-            for dx in range(3):
-                to_input[dy:dy + 11:2, dx:dx + 11:2] += to_features @ self.kernel[dy, dx].T
-        return logit, to_input / 127.5
 
 
 def reference_loop(logit_and_gradient, image, features, class_id, learning_rate, max_iters):
@@ -158,7 +99,7 @@ def tiny():
 def check_against_reference(network, images, explanations, learning_rate, max_iters):
     for explanation in explanations:
         image = images[explanation.image_index].astype(np.float64)
-        features = network.features(image)
+        features = network.features(network.network_input(image))
         weights, checks, updates = reference_loop(
             network.logit_and_gradient, image, features, explanation.class_id, learning_rate,
             max_iters)
@@ -192,8 +133,8 @@ def test_opticam_equals_the_reference_loop(tiny):
         if updates == 30:  # the class's logit on the masked image rose: the loss fell
             assert explanation.loss < explanation.loss_history[0][1]
     # The maps moved away from the start (all weights equal: the plain sum of the channels).
-    start, _ = reference_maps(np.zeros(4), network.features(images[1].astype(np.float64)),
-                              (INPUT, INPUT))
+    start, _ = reference_maps(np.zeros(4), network.features(network.network_input(
+        images[1].astype(np.float64))), (INPUT, INPUT))
     assert np.abs(explanations[2].heatmap - start).max() > 0.05
 
 
@@ -210,9 +151,9 @@ def test_a_row_whose_loss_rises_stops_with_the_map_of_that_check_while_others_go
             assert explanation.loss == explanation.loss_history[-1][1]
 
 
-def test_opticams_loop_and_its_defaults_are_the_papers():
+def test_opticams_loop_and_its_defaults_are_the_papers(tiny):
     assert OPTICAM_DEFAULTS == {"learning_rate": 0.1, "max_iters": 100}
-    network = TinyNetwork()
+    network = tiny[0]
     with KerasModel(network.keras_model, layer="features", preprocess="tf") as model:
         explainer = OptiCAM(model)
         assert explainer.loop() == Loop("adam_pytorch", 0.1, 0.1, 100, 10, "rose")

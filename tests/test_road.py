@@ -9,29 +9,9 @@ from l2caf import preprocessing
 from l2caf.evaluation import faithfulness, imputation
 from l2caf.evaluation.faithfulness import (Faithfulness, average_gain, check_road_fractions,
                                            road_auc, road_order)
-
-
-class SoftmaxModel(object):
-    """A small classifier: the softmax of a fixed linear map of the network input
-    ('inception' preprocessing, 12 x 10 RGB); class c is output c + 1, as the slim networks'
-    background output shifts them."""
-
-    preprocessing, input_shape = "inception", (12, 10, 3)
-
-    def __init__(self):
-        self.weights = np.random.default_rng(3).normal(0, 0.3, (12 * 10 * 3, 5))
-
-    def class_output(self, class_id):
-        return class_id + 1
-
-    def probabilities_of_input(self, network_input):
-        logits = np.reshape(network_input, (-1, self.weights.shape[0])) @ self.weights
-        logits -= logits.max(axis=1, keepdims=True)
-        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-
-    def class_probabilities(self, images):
-        return self.probabilities_of_input(
-            preprocessing.preprocess(np.asarray(images, np.float64), self.preprocessing))
+# A small classifier: the softmax of a fixed linear map of a 12 x 10 RGB network input
+# ('inception' preprocessing); class c is output c + 1.
+from tests.helpers import SoftmaxModel
 
 
 @pytest.mark.parametrize("probability, masked, gain", [
@@ -142,25 +122,23 @@ def test_other_road_settings_are_other_protocol_settings():
 
 
 @pytest.mark.slow  # the demo model, 8 held-out images, 2 methods
-def test_on_the_demo_model_gradcam_beats_random_on_both_road_curves():
+def test_on_the_demo_model_gradcam_beats_random_on_both_road_curves(demo_model):
     from l2caf import synthetic
     from l2caf.methods import METHODS
-    from l2caf.models.slim import Model
-    from tests.helpers import DEMO_CHECKPOINT
     examples = list(synthetic.generate_examples(8, 224, 777, 0.0))
     images = [image for image, _ in examples]
     classes = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        inputs = preprocessing.preprocess(model.prepare(images), model.preprocessing)
-        scorer = Faithfulness(model, steps=4)
-        means = {}
-        for method in ("gradcam", "random"):
-            explanations = METHODS[method](model)(images, classes)
-            scores = scorer(inputs, [explanation.heatmap for explanation in explanations],
-                            [classes[explanation.image_index] for explanation in explanations],
-                            [explanation.image_index for explanation in explanations])
-            means[method] = (np.mean([score.road_morf_auc for score in scores]),
-                             np.mean([score.road_lerf_auc for score in scores]))
+    model = demo_model  # conftest.py's, built once
+    inputs = preprocessing.preprocess(model.prepare(images), model.preprocessing)
+    scorer = Faithfulness(model, steps=4)
+    means = {}
+    for method in ("gradcam", "random"):
+        explanations = METHODS[method](model)(images, classes)
+        scores = scorer(inputs, [explanation.heatmap for explanation in explanations],
+                        [classes[explanation.image_index] for explanation in explanations],
+                        [explanation.image_index for explanation in explanations])
+        means[method] = (np.mean([score.road_morf_auc for score in scores]),
+                         np.mean([score.road_lerf_auc for score in scores]))
     print("\nROAD MoRF, LeRF AUC on 8 held-out images: gradcam %.3f, %.3f; random %.3f, %.3f"
           % (means["gradcam"] + means["random"]))
     assert means["gradcam"][0] < means["random"][0]  # MoRF: lower is better

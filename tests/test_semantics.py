@@ -44,11 +44,10 @@ def two_objects():
     return examples, explain(examples)
 
 
-def test_the_model_classifies_held_out_images(single_object):
+def test_the_model_classifies_held_out_images(single_object, demo_model):
     examples, _ = single_object
-    with Model.load("demo_densenet", DEMO_CHECKPOINT) as model:
-        predicted = model.predict(model.prepare([image for image, _ in examples])) \
-            .probabilities.argmax(axis=1)
+    predicted = demo_model.predict(demo_model.prepare([image for image, _ in examples])) \
+        .probabilities.argmax(axis=1)
     truth = [synthetic.CLASS_NAMES.index(objects[0].name) for _, objects in examples]
     accuracy = np.mean(predicted == truth)
     print("\nheld-out classification accuracy: %.3f" % accuracy)
