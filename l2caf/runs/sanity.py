@@ -43,7 +43,7 @@ from l2caf.parallel import prefetched
 from l2caf.runs import read
 from l2caf.runs.folder import (SANITY_FILES, HeatmapFiles, LinesFile, NpzChunks, Shard,
                                delete_files, kind_files, line_key, reference_parts, shard_file)
-from l2caf.runs.lines import read_lines_file
+from l2caf.runs.lines import check_line_settings, read_lines_file
 from l2caf.settings import OPTIMIZED_METHODS
 
 # The randomisations, in the order they run and a line holds them.
@@ -120,12 +120,7 @@ class FolderSanity(object):
         value}: the seed, the blocks)."""
         for path in kind_files(self.results_dir, "sanity"):
             for record in read_lines_file(path, "sanity"):
-                differ = ["%s (%s there, %s now)" % (key, record.get(key), value)
-                          for key, value in settings.items() if record.get(key) != value]
-                if differ:
-                    raise RunError("%s holds sanity checks made with other settings: %s; give "
-                                   "the same settings, or --overwrite to delete the folder's "
-                                   "sanity checks first" % (path, "; ".join(differ)))
+                check_line_settings(path, record, settings, "sanity checks")
 
     def usable(self, record: Dict[str, Any]) -> bool:
         """Whether a line of the sanity file is kept by a rerun: one of the heatmap the results
