@@ -103,16 +103,10 @@ class Randomizer(object):
             raise ValueError("no block %s; the blocks are %s"
                              % (", ".join(unknown), ", ".join(self.names)))
         wanted = {self.names.index(name) for name in names}
-        weights, values = [], []
         for position in sorted(wanted ^ self._random):
-            weights += self.blocks[position].weights
-            values += self.random_weights(position) if position in wanted \
+            values = self.random_weights(position) if position in wanted \
                 else self._trained[position]
-        if weights:
-            # One write for every block that changes: a session run costs milliseconds,
-            # as much as a cheap method's map (the sanity check randomises 2 x blocks
-            # times per chunk of images).
-            self._write(weights, values)
+            self._write(self.blocks[position].weights, values)
         self._random = wanted
 
     def restore(self) -> None:
