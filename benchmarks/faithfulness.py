@@ -66,7 +66,8 @@ def measure_network(network, options, log):
         # ReLU'd maps at the layer's resolution: ties among zeros, as real ones have.
         heatmaps = [np.maximum(rng.normal(0, 1, layer), 0) for _ in range(options.heatmaps)]
         classes = [index % model.num_labels for index in range(options.heatmaps)]
-        scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size)
+        scorer = faithfulness.Faithfulness(counting, options.steps or None, options.batch_size,
+                                           workers=options.workers)
         log("  %s: %d heatmaps, %d steps, batch %d" % (network, options.heatmaps,
                                                        scorer.steps, options.batch_size))
         scored = timed(lambda: scorer(inputs, heatmaps, classes), options.repeats)
@@ -151,11 +152,13 @@ def markdown(report):
                          100 * result["road_imputation_share"]))
     machine = report["machine"]
     lines += ["", "Measured on %s (%d cores, %s GB, GPUs: %s), TensorFlow %s, Python %s; load "
-              "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max)."
+              "average %.2f before, %.2f after; %d repeat%s after a warm-up, median (min–max); "
+              "every score with %d thread%s imputing ROAD's images."
               % (machine["cpu"], machine["cores"], machine["memory_gb"],
                  ", ".join(machine["gpus"]) or "none", machine["tensorflow"],
                  machine["python"], report["load_average"][0], report["load_average"][1],
-                 report["repeats"], "" if report["repeats"] == 1 else "s")]
+                 report["repeats"], "" if report["repeats"] == 1 else "s", report["workers"],
+                 "" if report["workers"] == 1 else "s")]
     return "\n".join(lines) + "\n"
 
 
@@ -174,9 +177,17 @@ def parse_options(argv=None):
     parser.add_argument("--batch_size", type=int, metavar="N",
                         help="images per forward pass (default: %d)"
                              % FULL_DEFAULTS["batch_size"])
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="threads imputing the next heatmaps' ROAD images while the network "
+                             "works (default: the cores this process may use)")
     add_report_options(parser, FULL_DEFAULTS, QUICK_DEFAULTS)
     options = parse_report_options(parser, argv, FULL_DEFAULTS, QUICK_DEFAULTS,
                                    ("heatmaps", "repeats", "batch_size"))
+    if options.workers is None:
+        from l2caf.parallel import default_workers
+        options.workers = default_workers()
+    if options.workers < 1:
+        parser.error("--workers must be at least 1")
     if options.steps < 0:
         parser.error("--steps must be 0 or more")
     return options
@@ -189,7 +200,8 @@ def main(argv=None):
     stopwatch = Stopwatch()
     results = [measure_network(network, options, log)
                for network in options.networks.split(",")]
-    report = {"networks": results, "repeats": options.repeats, "machine": machine(),
+    report = {"networks": results, "repeats": options.repeats, "workers": options.workers,
+              "machine": machine(),
               "load_average": stopwatch.load_averages(),
               "seconds": stopwatch.seconds(), "argv": sys.argv[1:] if argv is None else argv}
     text = markdown(report)

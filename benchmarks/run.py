@@ -159,8 +159,9 @@ def parse_options(argv=None):
                              "with --quick) (default: benchmarks/results in the repository)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run of two to three minutes (mostly TensorFlow's start-up "
-                             "in each of its 9 processes): checks that every measurement runs; its numbers "
-                             "mean nothing (demo_densenet, batch 2, 2 iterations, 1 repeat)")
+                             "in each of its 9 processes): checks that every measurement runs; "
+                             "its numbers mean nothing (demo_densenet, batch 2, 2 iterations, "
+                             "1 repeat)")
     options = parser.parse_args(argv)
     fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS,
                   {"networks": _network_list})

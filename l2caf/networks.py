@@ -85,7 +85,8 @@ NETWORKS = collections.OrderedDict((network.name, network) for network in [
     # blocks give a stride of 8: a 21x21 last conv map at 168x168 (fine enough for tight
     # boxes, and odd, so the gauss filter works there too), small enough to train on a CPU.
     Network("demo_densenet", "demo_densenet", "nets.densenet:densenet",
-            "nets.densenet:densenet_arg_scope", "imagenet_mean_std", "dense_block2/conv_block2", image_size=168,
+            "nets.densenet:densenet_arg_scope", "imagenet_mean_std", "dense_block2/conv_block2",
+            image_size=168,
             checkpoint_file="demo_densenet.ckpt", head=_DENSENET_HEAD,
             options=dict(reduction=0.5, growth_rate=16, num_filters=24, num_layers=(2, 2))),
 ])

@@ -21,7 +21,8 @@ def prefetched(items: Sequence[Item], batch_size: int, load: Callable[[Item], Lo
     """Yields the batches of `items` as lists of (item, future of load(item)). The next batch
     goes to the `workers` threads before a batch is yielded, so that decoding it overlaps the
     work on the current one."""
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
         ahead = None
         for start in range(0, len(items), batch_size):
             batch = [(item, pool.submit(load, item)) for item in items[start:start + batch_size]]
@@ -30,3 +31,6 @@ def prefetched(items: Sequence[Item], batch_size: int, load: Callable[[Item], Lo
             ahead = batch
         if ahead is not None:
             yield ahead
+    finally:
+        # Stopped early (an error, Ctrl-C): the loads not started are not wanted.
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -55,7 +55,8 @@ def _alias_tf_keras_legacy_layers():
         pass
     legacy = importlib.import_module("tf_keras.src.legacy_tf_layers")
     sys.modules["tf_keras.legacy_tf_layers"] = legacy
-    for name in ("base", "core", "convolutional", "normalization", "pooling", "variable_scope_shim"):
+    for name in ("base", "core", "convolutional", "normalization", "pooling",
+                 "variable_scope_shim"):
         try:
             sys.modules["tf_keras.legacy_tf_layers." + name] = importlib.import_module(
                 "tf_keras.src.legacy_tf_layers." + name)

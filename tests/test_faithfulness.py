@@ -328,6 +328,31 @@ def test_several_heatmaps_share_full_batches_and_batching_changes_nothing():
         finished.clear()
 
 
+def test_roads_images_made_on_worker_threads_are_the_ones_made_in_order():
+    class RecordingModel(SoftmaxModel):
+        def class_probabilities(self, images):
+            self.rows.append(np.array(images))
+            return super().class_probabilities(images)
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(0, 1, (2, 12, 10, 3))
+    heatmaps = [rng.uniform(0, 1, (3, 3)) for _ in range(5)]
+    runs = []
+    for workers in (1, 3):
+        model = RecordingModel()
+        model.rows = []
+        scores = Faithfulness(model, steps=3, batch_size=8, workers=workers)(
+            inputs, heatmaps, [0, 1, 2, 3, 0], [0, 1, 1, 0, 1], noise_seeds=[5, 6, 7, 8, 9])
+        runs.append((np.concatenate(model.rows), scores))
+    (rows, scores), (threaded_rows, threaded_scores) = runs
+    # Every row, ROAD's imputed images and their noise included, bit for bit, in order.
+    np.testing.assert_array_equal(rows, threaded_rows)
+    for one, other in zip(scores, threaded_scores):
+        np.testing.assert_array_equal(one.road_morf, other.road_morf)
+        np.testing.assert_array_equal(one.road_lerf, other.road_lerf)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        Faithfulness(SoftmaxModel(), workers=0)
+
+
 def test_wrong_inputs_are_refused_by_name():
     scorer = Faithfulness(SoftmaxModel())
     with pytest.raises(ValueError, match="network inputs"):

@@ -11,7 +11,7 @@ from benchmarks import faithfulness as benchmark
 
 @pytest.mark.slow
 def test_quick_run_reports_both_timings_of_the_same_forward_passes(tmp_path):
-    assert benchmark.main(["--quick", "--output", str(tmp_path)]) == 0
+    assert benchmark.main(["--quick", "--workers", "3", "--output", str(tmp_path)]) == 0
     with open(str(tmp_path / "faithfulness_quick.json")) as stream:
         report = json.load(stream)
     [result] = report["networks"]
@@ -33,9 +33,13 @@ def test_quick_run_reports_both_timings_of_the_same_forward_passes(tmp_path):
     table = (tmp_path / "faithfulness_quick.md").read_text()
     assert table.count("| demo_densenet | 168x168 | 8 (9) | 16 |") == 1
     assert "load average" in table and report["machine"]["cores"] >= 1
+    assert report["workers"] == 3 and "with 3 threads imputing ROAD's images" in table
 
 
 def test_bad_options_are_clear_errors(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--heatmaps", "0"])
     assert "--heatmaps must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.main(["--workers", "0"])
+    assert "--workers must be at least 1" in capsys.readouterr().err

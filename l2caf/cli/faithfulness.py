@@ -56,7 +56,8 @@ def main(argv=None, description=__doc__):
                               "_MIN and _COUNT) (default: %(default)s)")
     options.add_gpu(parser)
     options.add_workers(parser, "threads reading and resizing the next images and their "
-                                "heatmaps while the network works (default: %(default)s)",
+                                "heatmaps, and imputing the next heatmaps' ROAD images, while "
+                                "the network works (default: %(default)s)",
                         default=4)
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the folder's faithfulness scores (every shard's) first; "

@@ -59,7 +59,7 @@ import typing
 import cv2
 import numpy as np
 
-from l2caf import preprocessing
+from l2caf import parallel, preprocessing
 from l2caf.evaluation import imputation
 from l2caf.heatmaps import resize_heatmap
 
@@ -262,13 +262,16 @@ class Faithfulness(object):
     steps: the deletion and insertion curves' steps (default: the input's height, RISE's one
     row of pixels per step). batch_size: images per forward pass. road_fractions: ROAD's
     removal fractions (increasing, in (0, 1)); road_noise: its imputation's noise, in units of
-    an image in [0, 1].
+    an image in [0, 1]. workers: threads that make the next heatmaps' ROAD images (CPU work:
+    sparse solves) while the network scores the current rows (default: the cores this
+    process may use); the scores do not depend on it.
     """
 
     def __init__(self, model: "ExplainableModel", steps: typing.Optional[int] = None,
                  batch_size: int = DEFAULT_BATCH_SIZE,
                  road_fractions: typing.Sequence[float] = DEFAULT_ROAD_FRACTIONS,
-                 road_noise: float = imputation.DEFAULT_NOISE):
+                 road_noise: float = imputation.DEFAULT_NOISE,
+                 workers: typing.Optional[int] = None):
         self.model = model
         self.road_fractions = check_road_fractions(road_fractions)
         if not road_noise >= 0:
@@ -280,6 +283,9 @@ class Faithfulness(object):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1, got %r" % (batch_size,))
         self.batch_size = int(batch_size)
+        self.workers = parallel.default_workers() if workers is None else int(workers)
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1, got %r" % (workers,))
         self.kernel = rise_blur_kernel()
         # 3 channels, or 1 for a gray Keras model.
         self.channels = int(model.input_shape[2]) if len(model.input_shape) > 2 else 3
@@ -386,16 +392,22 @@ class Faithfulness(object):
             blurred[index] = preprocessing.unpreprocess(blur(inputs[index], self.kernel), name)
             yield images[index], keep(("image", index)), False
             yield blurred[index], keep(("blurred", index)), False
-        for number, (heatmap, order, curve, output, index) in enumerate(
-                zip(heatmaps, orders, curves, outputs, image_indices)):
+
+        def make_road(number):  # on a worker thread; its own generator keeps it reproducible
+            rng = np.random.default_rng(noise_seeds[number])
+            return road_images(images[image_indices[number]],
+                               road_order(heatmaps[number], self.size, rng),
+                               self.road_fractions, self.road_noise, rng)
+        roads = (made for batch in parallel.prefetched(range(len(heatmaps)), self.workers,
+                                                        make_road, self.workers)
+                 for _, made in batch)
+        for number, (heatmap, order, curve, output, index, road) in enumerate(
+                zip(heatmaps, orders, curves, outputs, image_indices, roads)):
             yield from self._curve_rows(curve.deletion, images[index], self._zero, order,
                                         output)
             yield from self._curve_rows(curve.insertion, blurred[index], images[index], order,
                                         output)
-            rng = np.random.default_rng(noise_seeds[number])
-            road = road_images(images[index], road_order(heatmap, self.size, rng),
-                               self.road_fractions, self.road_noise, rng)
-            for values, imputed in zip((curve.road_morf, curve.road_lerf), road):
+            for values, imputed in zip((curve.road_morf, curve.road_lerf), road.result()):
                 for point, image in enumerate(imputed, start=1):
                     def record_road(probabilities, values=values, point=point, output=output):
                         values[point] = probabilities[output]

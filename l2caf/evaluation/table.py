@@ -29,11 +29,12 @@ by in the table (100 for a percentage of 0/1 outcomes or fractions). format: the
 printf format for a score. family: "run" (what the row is), "localization", "pointing",
 "faithfulness" or "sanity" (the sanity checks of scripts/sanity_check.py: the Spearman rank
 correlation of the absolute maps with the run's, l2caf.runs.sanity). For a score, what the
-table averages (None for the others): unit, "image" (one value per image) or "heatmap" (one per (image, class) heatmap scored); outcome, RIGHT_WRONG
-(a 0/1 per unit: the column is their percentage; an error counts the wrong ones), VALUE (a
-number per unit: the column is their mean, times scale) or BEST_THRESHOLD (a 0/1 per unit at
-every threshold of the sweep: the column is the best threshold's percentage, and for
-MaxBoxAccV2 the mean of that over its IoUs)."""
+table averages (None for the others): unit, "image" (one value per image) or "heatmap" (one
+per (image, class) heatmap scored); outcome, RIGHT_WRONG (a 0/1 per unit: the column is
+their percentage; an error counts the wrong ones), VALUE (a number per unit: the column is
+their mean, times scale) or BEST_THRESHOLD (a 0/1 per unit at every threshold of the sweep:
+the column is the best threshold's percentage, and for MaxBoxAccV2 the mean of that over
+its IoUs)."""
 
 RIGHT_WRONG, VALUE, BEST_THRESHOLD = "right/wrong", "value", "best threshold"
 

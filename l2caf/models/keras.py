@@ -213,7 +213,8 @@ def filter_layers(keras_model: Any, image_size: Union[int, str, Sequence[int]] =
 
 class KerasModel(ExplainableModel):
     """A Keras classifier with a filter of `rows` rows at `layer`, the same interface as
-    l2caf.models.slim.Model (ExplainableModel). The Keras model itself is never changed (see the module docstring).
+    l2caf.models.slim.Model (ExplainableModel). The Keras model itself is never changed (see
+    the module docstring).
 
     keras_model: a functional or Sequential model (Keras 3 or tf-keras) of one image input,
     nested models included (their layers are named `outer/inner`). layer: a layer whose

@@ -10,9 +10,10 @@ compressed faithfulness_curves_<number>.npz written before the line (l2caf.runs.
 FILES): KEY, [2, steps + 1], the deletion and insertion curves; KEY_road, [2, fractions + 1],
 the ROAD MoRF and LeRF curves (the line's road_curves). A heatmap's ROAD noise is seeded by the
 CRC-32 of its key, so that its scores do not depend on the shard or chunk it is scored in.
-Lines are written whole and synced; the same job continues after Ctrl-C or kill -9, skipping the heatmaps scored. Scores made with other settings are refused unless
-overwritten; scores made before ROAD and Average Gain existed too (--overwrite scores every
-metric again). Its shards are joined by l2caf.runs.merge.merge_scores.
+Lines are written whole and synced; the same job continues after Ctrl-C or kill -9, skipping
+the heatmaps scored. Scores made with other settings are refused unless overwritten; scores
+made before ROAD and Average Gain existed too (--overwrite scores every metric again). Its
+shards are joined by l2caf.runs.merge.merge_scores.
 """
 import collections
 import dataclasses
@@ -59,12 +60,13 @@ class ScoringOptions:
     steps: steps of the deletion and insertion curves (0: the protocol's, one row of the
     input's pixels per step). road_fractions: ROAD's removal fractions (increasing, in (0,
     1)); road_noise: its imputation's noise (on images in [0, 1]). batch_size: perturbed
-    images per forward pass. limit: only the heatmaps of the first `limit` images, in sorted order (0: all). shard: score every
-    shard.count-th image from the shard.index-th. gpu: GPU index (-1: the CPU). workers:
-    threads reading the next images and heatmaps. overwrite: delete the folder's scores
-    (every shard's) first. progress: show a progress bar. trust_model: load a Keras model
-    whose saved configuration runs code (l2caf.models.keras_loading): given by whoever scores,
-    never taken from the run folder's config.yaml.
+    images per forward pass. limit: only the heatmaps of the first `limit` images, in sorted
+    order (0: all). shard: score every shard.count-th image from the shard.index-th. gpu: GPU
+    index (-1: the CPU). workers: threads reading the next images and heatmaps, and making the
+    next heatmaps' ROAD images. overwrite: delete the folder's scores (every shard's) first.
+    progress: show a progress bar. trust_model: load a Keras model whose saved configuration
+    runs code (l2caf.models.keras_loading): given by whoever scores, never taken from the run
+    folder's config.yaml.
     """
 
     steps: int = 0
@@ -221,7 +223,7 @@ class _Scoring(object):
         self.model = source.model(config)
         self.scorer = faithfulness.Faithfulness(self.model, job.steps, job.options.batch_size,
                                                 job.options.road_fractions,
-                                                job.options.road_noise)
+                                                job.options.road_noise, job.options.workers)
         self.curves = NpzChunks(job.results_dir, job.shard, "curves")
 
     def load(self, item: Tuple[str, List[Dict[str, Any]]]

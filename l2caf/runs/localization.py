@@ -30,7 +30,8 @@ l2caf.evaluation.table's.
 A command reads each folder's results lines and faithfulness scores once
 (`read_snapshot`), so that its table and the curves beside it show the same scores even while
 scoring still appends to them. `evaluate_runs` makes the whole table of several runs: the
-rows and, with a bootstrap, each score's interval over the run's images (l2caf.evaluation.statistics), the paired comparisons
+rows and, with a bootstrap, each score's interval over the run's images
+(l2caf.evaluation.statistics), the paired comparisons
 of the runs and the agreement of the metrics (l2caf.evaluation.comparisons), from the
 per-unit samples each run's scoring keeps (`score_run`).
 """

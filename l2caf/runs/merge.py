@@ -21,7 +21,8 @@ MergeReport = collections.namedtuple(
                     "incomplete", "shards_to_rerun"])
 MergeReport.__doc__ = """What a merge did and found. path: the merged file; kind: "results",
 "scores" or "sanity" (treated as "scores"). lines: its number of lines; duplicates: lines
-dropped as repeats. total: how many images the sweep covers (results), or how many heatmaps the results hold (scores).
+dropped as repeats. total: how many images the sweep covers (results), or how many heatmaps
+the results hold (scores).
 failed: the images that could not be used; missing: the images without a line (results),
 or the results lines without a score (scores); incomplete: the images with some class
 without a line (results). shards_to_rerun: the shard indices that hold missing or failed
