@@ -55,6 +55,37 @@ def fill_defaults(options: argparse.Namespace, defaults: Mapping[str, Any],
             setattr(options, key, parse(value) if parse else value)
 
 
+def add_report_options(parser: argparse.ArgumentParser, full_defaults: Mapping[str, Any],
+                       quick_defaults: Mapping[str, Any]) -> None:
+    """Adds the options every benchmark that writes a report has, after its own: --repeats
+    (its default from full_defaults), --gpu, --output and --quick (which takes
+    quick_defaults)."""
+    parser.add_argument("--repeats", type=int, metavar="N",
+                        help="timed runs after the warm-up (default: %d)"
+                             % full_defaults["repeats"])
+    parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
+                        help="GPU index (-1: the CPU) (default: %(default)s)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                        help="folder of the report files (default: benchmarks/results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: %s" % ", ".join(
+                            "%s %s" % item for item in quick_defaults.items()))
+
+
+def parse_report_options(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
+                         full_defaults: Mapping[str, Any], quick_defaults: Mapping[str, Any],
+                         positive: Sequence[str]) -> argparse.Namespace:
+    """The options of `argv` (None: the command line's), those not given taken from
+    quick_defaults with --quick, else from full_defaults; a parser error for each option in
+    `positive` below 1."""
+    options = parser.parse_args(argv)
+    fill_defaults(options, quick_defaults if options.quick else full_defaults)
+    for key in positive:
+        if getattr(options, key) < 1:
+            parser.error("--%s must be at least 1" % key)
+    return options
+
+
 def cpu_model(fallback: str = "") -> str:
     """The processor's name from /proc/cpuinfo; else platform.processor(), else `fallback`,
     else the machine type (platform.machine())."""

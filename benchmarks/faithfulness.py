@@ -25,8 +25,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (DEFAULT_OUTPUT, Stopwatch, fill_defaults,  # noqa: E402
-                               format_spread, log, spread, timed, write_report)
+from benchmarks.common import (Stopwatch, add_report_options, format_spread,  # noqa: E402
+                               log, parse_report_options, spread, timed, write_report)
 
 FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "heatmaps": 4,
                  "steps": 0, "repeats": 3, "batch_size": 64}
@@ -177,27 +177,17 @@ def parse_options(argv=None):
     parser.add_argument("--batch_size", type=int, metavar="N",
                         help="images per forward pass (default: %d)"
                              % FULL_DEFAULTS["batch_size"])
-    parser.add_argument("--repeats", type=int, metavar="N",
-                        help="timed runs after the warm-up (default: %d)"
-                             % FULL_DEFAULTS["repeats"])
     parser.add_argument("--workers", type=int, metavar="N",
                         help="threads imputing the next heatmaps' ROAD images while the network "
                              "works (default: the cores this process may use)")
-    parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
-                        help="GPU index (-1: the CPU) (default: %(default)s)")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                        help="folder of the report files (default: benchmarks/results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: %s" % ", ".join(
-                            "%s %s" % item for item in QUICK_DEFAULTS.items()))
-    options = parser.parse_args(argv)
-    fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS)
+    add_report_options(parser, FULL_DEFAULTS, QUICK_DEFAULTS)
+    options = parse_report_options(parser, argv, FULL_DEFAULTS, QUICK_DEFAULTS,
+                                   ("heatmaps", "repeats", "batch_size"))
     if options.workers is None:
         from l2caf.parallel import default_workers
         options.workers = default_workers()
-    for key in ("heatmaps", "repeats", "batch_size", "workers"):
-        if getattr(options, key) < 1:
-            parser.error("--%s must be at least 1" % key)
+    if options.workers < 1:
+        parser.error("--workers must be at least 1")
     if options.steps < 0:
         parser.error("--steps must be 0 or more")
     return options

@@ -34,8 +34,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (DEFAULT_OUTPUT, REPO_ROOT, Stopwatch, fill_defaults,  # noqa: E402
-                               format_number, format_spread, log, spread, timed, write_report)
+from benchmarks.common import (REPO_ROOT, Stopwatch, add_report_options,  # noqa: E402
+                               format_number, format_spread, log, parse_report_options, spread,
+                               timed, write_report)
 
 FULL_DEFAULTS = {"methods": "gradcam,l2caf,random", "images": 16, "repeats": 3,
                  "max_iters": 300}
@@ -166,22 +167,9 @@ def parse_options(argv):
     parser.add_argument("--max_iters", type=int, metavar="N",
                         help="L2-CAF's iterations at most (default: %d, the config's)"
                              % FULL_DEFAULTS["max_iters"])
-    parser.add_argument("--repeats", type=int, metavar="N",
-                        help="timed runs after the warm-up (default: %d)"
-                             % FULL_DEFAULTS["repeats"])
-    parser.add_argument("--gpu", type=int, default=0, metavar="INDEX",
-                        help="GPU index (-1: the CPU) (default: %(default)s)")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                        help="folder of the report files (default: benchmarks/results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: %s" % ", ".join(
-                            "%s %s" % item for item in QUICK_DEFAULTS.items()))
-    options = parser.parse_args(argv)
-    fill_defaults(options, QUICK_DEFAULTS if options.quick else FULL_DEFAULTS)
-    for key in ("images", "repeats", "max_iters"):
-        if getattr(options, key) < 1:
-            parser.error("--%s must be at least 1" % key)
-    return options
+    add_report_options(parser, FULL_DEFAULTS, QUICK_DEFAULTS)
+    return parse_report_options(parser, argv, FULL_DEFAULTS, QUICK_DEFAULTS,
+                                ("images", "repeats", "max_iters"))
 
 
 def main(argv=None):

@@ -129,3 +129,34 @@ def test_a_reference_compares_as_the_measures_one_by_one(shift):
                                                               upsample(other, (12, 12))))
     with pytest.raises(ValueError, match="different sizes"):
         reference.similarities(np.ones((4, 5)))
+
+
+def vectorised_ssim(first, second):
+    """SSIM of two maps in [0, 1] as the formula reads, whole arrays at a time (the
+    implementation the sanity lines were first written with)."""
+    def window_mean(values):
+        import cv2
+        return cv2.blur(values, (7, 7), borderType=cv2.BORDER_REFLECT)
+    norm = 49 / 48.0
+    mean_first, mean_second = window_mean(first), window_mean(second)
+    variance_first = norm * (window_mean(first * first) - mean_first ** 2)
+    variance_second = norm * (window_mean(second * second) - mean_second ** 2)
+    covariance = norm * (window_mean(first * second) - mean_first * mean_second)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    index = ((2 * mean_first * mean_second + c1) * (2 * covariance + c2)) / (
+        (mean_first ** 2 + mean_second ** 2 + c1) * (variance_first + variance_second + c2))
+    return float(index[3:-3, 3:-3].mean())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ssim_is_the_vectorised_formula_bit_for_bit(seed):
+    """(Its steps are made in place, the reference's once: the values must not move, or the
+    sanity lines written before would differ from those written now.)"""
+    rng = np.random.default_rng(seed)
+    first = rng.uniform(-1, 1, (40, 33)) * 10 ** rng.uniform(-6, 6)
+    for second in (first + rng.standard_normal((40, 33)), -first, np.zeros((40, 33)),
+                   rng.integers(0, 3, (40, 33)).astype(np.float32)):
+        expected = vectorised_ssim(similarity.scaled(first), similarity.scaled(second))
+        assert similarity.ssim(first, second) == expected
+        reference = similarity.Reference(first, (40, 33))
+        assert reference.similarities(second)["ssim"] == expected

@@ -55,8 +55,9 @@ def spearman(heatmap: np.ndarray, other: np.ndarray, absolute: bool = False) -> 
 def scaled(heatmap: np.ndarray) -> np.ndarray:
     """A map min-max scaled to [0, 1], float64 (zeros for a constant map)."""
     values = np.asarray(heatmap, np.float64)
-    spread = np.ptp(values)
-    return np.zeros_like(values) if spread == 0 else (values - values.min()) / spread
+    low = values.min()
+    spread = values.max() - low  # (np.ptp)
+    return np.zeros_like(values) if spread == 0 else (values - low) / spread
 
 
 def _window_mean(values: np.ndarray) -> np.ndarray:
@@ -65,8 +66,16 @@ def _window_mean(values: np.ndarray) -> np.ndarray:
     return cv2.blur(values, (SSIM_WINDOW, SSIM_WINDOW), borderType=cv2.BORDER_REFLECT)
 
 
+# The covariance's normalisation (the sample's, N - 1) and SSIM's constants, (K x range)^2
+# with a range of 1.
+_COVARIANCE_NORM = SSIM_WINDOW * SSIM_WINDOW / (SSIM_WINDOW * SSIM_WINDOW - 1.0)
+_C1, _C2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+
+
 class _Windows(object):
-    """A map scaled to [0, 1] and its windows' means and means of squares, for SSIM."""
+    """A map scaled to [0, 1] and what SSIM takes of it alone: its windows' means, their
+    squares and the windows' variances (a run's heatmap is compared 2 x blocks + 1 times:
+    these are made once)."""
 
     def __init__(self, heatmap: np.ndarray):
         self.values = scaled(heatmap)
@@ -74,24 +83,36 @@ class _Windows(object):
             raise ValueError("SSIM needs maps of at least %d x %d; got %s"
                              % (SSIM_WINDOW, SSIM_WINDOW, self.values.shape))
         self.mean = _window_mean(self.values)
-        self.mean_of_squares = _window_mean(self.values * self.values)
+        self.mean_squared = self.mean ** 2
+        self.variance = _window_mean(self.values * self.values)
+        self.variance -= self.mean_squared
+        self.variance *= _COVARIANCE_NORM
 
 
 def _ssim(first: _Windows, second: _Windows) -> float:
+    """The mean SSIM of two maps' windows. Each step is the formula's, in its order
+    ((2 mean1 mean2 + C1)(2 cov + C2) / ((mean1^2 + mean2^2 + C1)(var1 + var2 + C2)), left
+    to right), in place where a temporary array is not needed again."""
     if first.values.shape != second.values.shape:
         raise ValueError("SSIM needs two maps of one shape; got %s and %s"
                          % (first.values.shape, second.values.shape))
-    window = SSIM_WINDOW * SSIM_WINDOW
-    covariance_norm = window / (window - 1.0)
-    variance_first = covariance_norm * (first.mean_of_squares - first.mean ** 2)
-    variance_second = covariance_norm * (second.mean_of_squares - second.mean ** 2)
-    covariance = covariance_norm * (_window_mean(first.values * second.values)
-                                    - first.mean * second.mean)
-    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2  # (K * data range)^2, the range 1
-    index = ((2 * first.mean * second.mean + c1) * (2 * covariance + c2)) / (
-        (first.mean ** 2 + second.mean ** 2 + c1) * (variance_first + variance_second + c2))
+    covariance = _window_mean(first.values * second.values)
+    covariance -= first.mean * second.mean
+    covariance *= _COVARIANCE_NORM
+    numerator = 2 * first.mean
+    numerator *= second.mean
+    numerator += _C1
+    covariance *= 2
+    covariance += _C2
+    numerator *= covariance
+    denominator = first.mean_squared + second.mean_squared
+    denominator += _C1
+    variances = first.variance + second.variance
+    variances += _C2
+    denominator *= variances
+    numerator /= denominator
     border = (SSIM_WINDOW - 1) // 2
-    return float(index[border:-border, border:-border].mean())
+    return float(numerator[border:-border, border:-border].mean())
 
 
 def ssim(heatmap: np.ndarray, other: np.ndarray) -> float:

@@ -35,7 +35,7 @@ from l2caf.runs import read
 from l2caf.runs.folder import (SCORE_FILES, HeatmapFiles, LinesFile, NpzChunks, Shard,
                                UnreadableHeatmap, delete_files, kind_files, line_key,
                                load_heatmap, reference_parts, shard_file)
-from l2caf.runs.lines import read_lines_file
+from l2caf.runs.lines import check_line_settings, read_lines_file
 
 # Forward passes per chunk of images (the images read ahead, the batches shared by their
 # heatmaps): with the write interval below, this bounds the number of curves files (50,000
@@ -115,11 +115,6 @@ def noise_seed(line: Dict[str, Any]) -> int:
     return zlib.crc32(curves_key(line["heatmap"]).encode("utf-8"))
 
 
-def _differences(saved, settings):
-    return ["%s (%s there, %s now)" % (key, saved.get(key), value)
-            for key, value in settings.items() if saved.get(key) != value]
-
-
 class FolderScores(object):
     """The scoring of one results folder's shard, checked (RunError, ConfigError) but not
     started: the run's config and results, the protocol's settings against the scores
@@ -164,11 +159,7 @@ class FolderScores(object):
                     raise RunError("%s holds scores made before ROAD and Average Gain existed; "
                                    "give --overwrite to score the folder again with every "
                                    "metric (the table shows '-' for those until then)" % path)
-                differ = _differences(record, self.settings)
-                if differ:
-                    raise RunError("%s holds scores made with other settings: %s; give the "
-                                   "same settings, or --overwrite to delete the folder's "
-                                   "scores first" % (path, "; ".join(differ)))
+                check_line_settings(path, record, self.settings, "scores")
 
     def _usable(self, record, files):
         """Whether a line of the scores file is kept by a rerun: a score of the heatmap the

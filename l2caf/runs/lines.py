@@ -14,7 +14,7 @@ may add some). No TensorFlow.
 import json
 import math
 import numbers
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from l2caf.errors import RunError
 from l2caf.evaluation.table import metrics
@@ -187,6 +187,19 @@ def read_lines_file(path: str, kind: Optional[str]) -> List[Dict[str, Any]]:
             raise _bad_line(path, number, problem)
         records.append(record)
     return records
+
+
+def check_line_settings(path: str, record: Mapping[str, Any], settings: Mapping[str, Any],
+                        what: str) -> None:
+    """A RunError if `record`, a line of the lines file `path`, was made with other settings
+    than `settings` ({field: the value the job uses now}): the message names each field that
+    differs and `what` the file's lines are ("scores", "sanity checks")."""
+    differ = ["%s (%s there, %s now)" % (key, record.get(key), value)
+              for key, value in settings.items() if record.get(key) != value]
+    if differ:
+        raise RunError("%s holds %s made with other settings: %s; give the same settings, or "
+                       "--overwrite to delete the folder's %s first"
+                       % (path, what, "; ".join(differ), what))
 
 
 def _bad_line(path: str, number: int, problem: str) -> RunError:

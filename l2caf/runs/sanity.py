@@ -26,6 +26,7 @@ blocks are refused unless overwritten. Its shards are joined by l2caf.runs.merge
 table's columns (no TensorFlow).
 """
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import time
@@ -42,7 +43,7 @@ from l2caf.parallel import prefetched
 from l2caf.runs import read
 from l2caf.runs.folder import (SANITY_FILES, HeatmapFiles, LinesFile, NpzChunks, Shard,
                                delete_files, kind_files, line_key, reference_parts, shard_file)
-from l2caf.runs.lines import read_lines_file
+from l2caf.runs.lines import check_line_settings, read_lines_file
 from l2caf.settings import OPTIMIZED_METHODS
 
 # The randomisations, in the order they run and a line holds them.
@@ -119,12 +120,7 @@ class FolderSanity(object):
         value}: the seed, the blocks)."""
         for path in kind_files(self.results_dir, "sanity"):
             for record in read_lines_file(path, "sanity"):
-                differ = ["%s (%s there, %s now)" % (key, record.get(key), value)
-                          for key, value in settings.items() if record.get(key) != value]
-                if differ:
-                    raise RunError("%s holds sanity checks made with other settings: %s; give "
-                                   "the same settings, or --overwrite to delete the folder's "
-                                   "sanity checks first" % (path, "; ".join(differ)))
+                check_line_settings(path, record, settings, "sanity checks")
 
     def usable(self, record: Dict[str, Any]) -> bool:
         """Whether a line of the sanity file is kept by a rerun: one of the heatmap the results
@@ -194,18 +190,24 @@ class _Checking(object):
             [(INDEPENDENT, [name]) for name in self.randomizer.names]
         self.maps = NpzChunks(job.results_dir, job.shard, "sanity_maps")
 
-    def load(self, item: Tuple[str, List[Dict[str, Any]]]) -> Tuple[np.ndarray, List[np.ndarray]]:
+    def load(self, item: Tuple[str, List[Dict[str, Any]]]) -> Tuple[np.ndarray, List[Reference]]:
         """Runs in a worker thread: the network input of an image (RGB, resized whole, as the
-        run saw it) and the run's heatmaps of its lines, of item = (image, lines)."""
+        run saw it) and the run's heatmaps of its lines, of item = (image, lines), as
+        References: each is compared 2 x blocks + 1 times, ranked and resized once, here."""
         image, lines = item
+        size = self.model.input_shape[:2]
         with HeatmapFiles(self.job.results_dir) as files:
             return (self.model.prepare([images.read_image(image)])[0],
-                    [files.read(line["heatmap"]) for line in lines])
+                    [Reference(files.read(line["heatmap"]), size) for line in lines])
 
     def check(self, count: int) -> List[Tuple[str, str]]:
         """Checks the heatmaps of `todo` (count: how many); returns the (image, reason) of the
         images that could not be read."""
         failed = []
+        # The similarities of a step are measured in this thread while the main thread makes
+        # the next step's maps (TensorFlow and most of NumPy's and OpenCV's work let go of
+        # the GIL): for the one-pass methods they cost about as much as the maps.
+        self.measuring = concurrent.futures.ThreadPoolExecutor(1)
         try:
             with tqdm(total=count * (len(self.steps) + 1),
                       desc="sanity check of %s" % self.job.results_dir, unit="map",
@@ -223,6 +225,7 @@ class _Checking(object):
                     if loaded:
                         self.check_chunk(loaded, progress.update)
         finally:
+            self.measuring.shutdown()
             self.model.close()
         return failed
 
@@ -234,26 +237,27 @@ class _Checking(object):
                 self.explainer(network_inputs, classes, keys)]
 
     def check_chunk(self, loaded: List[Tuple[str, List[Dict[str, Any]], np.ndarray,
-                                             List[np.ndarray]]], progress: Any) -> None:
+                                             List[Reference]]], progress: Any) -> None:
         """One chunk, [(image, lines, network input, the run's heatmaps)]: every step, then the
-        random logit, then the maps file and the lines."""
+        random logit, then the maps file and the lines. The similarities are measured in
+        self.measuring's thread and read back in the steps' order (a line's fields keep
+        theirs)."""
         network_inputs = np.stack([network_input for _, _, network_input, _ in loaded])
         keys = [os.path.basename(image) for image, _, _, _ in loaded]
         classes = [[line.get("class_id") for line in lines] for _, lines, _, _ in loaded]
         lines = [line for _, image_lines, _, _ in loaded for line in image_lines]
-        # The run's heatmaps, each compared 2 x blocks + 1 times: ranked and resized once.
-        size = self.model.input_shape[:2]
-        references = [Reference(heatmap, size) for _, _, _, image_heatmaps in loaded
-                      for heatmap in image_heatmaps]
+        references = [reference for _, _, _, image_references in loaded
+                      for reference in image_references]
         values: List[Dict[str, Any]] = [collections.defaultdict(list) for _ in lines]
         cascading_maps: List[List[np.ndarray]] = [[] for _ in lines]
+        steps = []
         try:
             for kind, names in self.steps:
                 self.randomizer.randomize(names)
-                for number, other in enumerate(self.explain(network_inputs, keys, classes)):
-                    for measure, value in _compared(references[number], other).items():
-                        values[number][field(kind, measure)].append(value)
-                    if kind == CASCADING:
+                others = self.explain(network_inputs, keys, classes)
+                steps.append((kind, self.measuring.submit(_compared, references, others)))
+                if kind == CASCADING:
+                    for number, other in enumerate(others):
                         cascading_maps[number].append(other.astype(np.float32))
                 progress(len(lines))
         finally:
@@ -264,10 +268,19 @@ class _Checking(object):
         # (the class-free heatmaps of cls_oblivious have no other class)
         wanted = [[other for other in image_others if other is not None] for image_others in others]
         logit_maps = iter(self.explain(network_inputs, keys, wanted) if any(wanted) else [])
+        explained = [number for number, other_class in enumerate(flat_others)
+                     if other_class is not None]
+        logit_measured = self.measuring.submit(
+            _compared, [references[number] for number in explained],
+            [next(logit_maps) for _ in explained])
+        for kind, measured in steps:
+            for number, step_values in enumerate(measured.result()):
+                for measure, value in step_values.items():
+                    values[number][field(kind, measure)].append(value)
+        logit_values = dict(zip(explained, logit_measured.result()))
         for number, other_class in enumerate(flat_others):
             values[number]["random_logit_class_id"] = other_class
-            measured = _compared(references[number], next(logit_maps)) \
-                if other_class is not None else dict.fromkeys(MEASURES)
+            measured = logit_values.get(number, dict.fromkeys(MEASURES))
             for measure, value in measured.items():
                 values[number][field(RANDOM_LOGIT, measure)] = value
         progress(len(lines))
@@ -300,12 +313,12 @@ class _Checking(object):
         self.checked.write(records)
 
 
-def _compared(reference: Reference, other: np.ndarray) -> Dict[str, Optional[float]]:
-    """The similarities of a run's heatmap and one made again; None for each where the new
-    map is not finite (a random network can overflow)."""
-    if not np.all(np.isfinite(other)):
-        return dict.fromkeys(MEASURES)
-    return reference.similarities(other)
+def _compared(references: List[Reference], others: List[np.ndarray]
+              ) -> List[Dict[str, Optional[float]]]:
+    """The similarities of each of the run's heatmaps and the map made again in its place;
+    None for each where the new map is not finite (a random network can overflow)."""
+    return [reference.similarities(other) if np.all(np.isfinite(other))
+            else dict.fromkeys(MEASURES) for reference, other in zip(references, others)]
 
 
 def _maps_key(heatmap_reference: str) -> str:
