@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (Stopwatch, add_report_options, format_spread,  # noqa: E402
                                log, parse_report_options, spread, timed, write_report)
+from l2caf.parallel import default_workers  # noqa: E402 (no TensorFlow)
 
 FULL_DEFAULTS = {"networks": "inception_v1,resnet_v2_50,densenet161", "heatmaps": 4,
                  "steps": 0, "repeats": 3, "batch_size": 64}
@@ -36,7 +37,8 @@ GOAL = 1.25
 
 
 class _CountingModel(object):
-    """A model's four members that l2caf.evaluation.faithfulness uses, recording each batch's size."""
+    """A model's four members that l2caf.evaluation.faithfulness uses, recording each
+    batch's size."""
 
     def __init__(self, model):
         self.model, self.batches = model, []
@@ -177,17 +179,12 @@ def parse_options(argv=None):
     parser.add_argument("--batch_size", type=int, metavar="N",
                         help="images per forward pass (default: %d)"
                              % FULL_DEFAULTS["batch_size"])
-    parser.add_argument("--workers", type=int, metavar="N",
+    parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                         help="threads imputing the next heatmaps' ROAD images while the network "
-                             "works (default: the cores this process may use)")
+                             "works (default: the cores this process may use, %(default)s)")
     add_report_options(parser, FULL_DEFAULTS, QUICK_DEFAULTS)
     options = parse_report_options(parser, argv, FULL_DEFAULTS, QUICK_DEFAULTS,
-                                   ("heatmaps", "repeats", "batch_size"))
-    if options.workers is None:
-        from l2caf.parallel import default_workers
-        options.workers = default_workers()
-    if options.workers < 1:
-        parser.error("--workers must be at least 1")
+                                   ("heatmaps", "repeats", "batch_size", "workers"))
     if options.steps < 0:
         parser.error("--steps must be 0 or more")
     return options

@@ -10,7 +10,8 @@ the three channels; the seconds per heatmap (the 18 systems, assembly included) 
 of `--repeats` runs after a warm-up, and each solver's largest difference from l2caf's (on
 images in [0, 1]) shows that it solves the same systems. Solvers:
   superlu_colamd      SuperLU with its default column ordering: the reference's spsolve
-  superlu_symmetric   l2caf's: SuperLU in its symmetric mode (MMD on A + A^T, no pivoting)
+  superlu_symmetric   l2caf's (imputation.solve): SuperLU in its symmetric mode (MMD on
+                      A + A^T, no pivoting)
   superlu_float32     the same in single precision
   pyamg_ruge_stuben   algebraic multigrid (pyamg) as CG's preconditioner, to 1e-10
   pyamg_aggregation   smoothed-aggregation multigrid, likewise
@@ -38,16 +39,21 @@ LAYER_SIZE = (7, 7)
 FRACTIONS = tuple(step / 10 for step in range(1, 10))
 
 
-def _superlu(precision, permc_spec, symmetric):
-    """A solver: (A, B) -> X with scipy's SuperLU at `precision`."""
-    def solve(matrix, right):
-        import scipy.sparse.linalg
-        options = dict(diag_pivot_thresh=0.0, options={"SymmetricMode": True}) \
-            if symmetric else {}
-        factors = scipy.sparse.linalg.splu(matrix.astype(precision), permc_spec=permc_spec,
-                                           **options)
-        return factors.solve(right.astype(precision)).astype(float)
-    return solve
+def _l2cafs(matrix, right):
+    from l2caf.evaluation import imputation
+    return imputation.solve(matrix, right)
+
+
+def _superlu_default(matrix, right):
+    import scipy.sparse.linalg
+    return scipy.sparse.linalg.splu(matrix).solve(right)
+
+
+def _float32(matrix, right):
+    """l2caf's solver in single precision."""
+    import numpy as np
+    from l2caf.evaluation import imputation
+    return imputation.solve(matrix.astype(np.float32), right.astype(np.float32)).astype(float)
 
 
 def _pyamg(build):
@@ -86,9 +92,9 @@ def _qdldl(matrix, right):
 
 # name: (the module it needs, the solver)
 SOLVERS = {
-    "superlu_colamd": ("scipy", _superlu(float, "COLAMD", False)),
-    "superlu_symmetric": ("scipy", _superlu(float, "MMD_AT_PLUS_A", True)),
-    "superlu_float32": ("scipy", _superlu("float32", "MMD_AT_PLUS_A", True)),
+    "superlu_colamd": ("scipy", _superlu_default),
+    "superlu_symmetric": ("scipy", _l2cafs),
+    "superlu_float32": ("scipy", _float32),
     "pyamg_ruge_stuben": ("pyamg", _pyamg("ruge_stuben_solver")),
     "pyamg_aggregation": ("pyamg", _pyamg("smoothed_aggregation_solver")),
     "cholmod": ("cvxopt", _cholmod),
